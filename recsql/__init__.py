@@ -1,0 +1,31 @@
+"""recsql: recommendations from the ratings in your SQL database, read back with SQL.
+
+The public API is in :mod:`recsql.api` and re-exported here.
+"""
+
+from recsql.api import (
+    ImportResult,
+    ModelInfo,
+    MovieInfo,
+    SimilarMovie,
+    TrainResult,
+    connect,
+    downgrade,
+    import_movies,
+    import_ratings,
+    list_models,
+    movie,
+    schema_status,
+    similar,
+    train,
+    upgrade,
+)
+from recsql.errors import RecsqlError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ImportResult", "ModelInfo", "MovieInfo", "SimilarMovie", "TrainResult", "RecsqlError",
+    "connect", "downgrade", "import_movies", "import_ratings", "list_models", "movie",
+    "schema_status", "similar", "train", "upgrade",
+]

@@ -1,0 +1,294 @@
+"""The ``recsql`` command: one library call per command, flags named like the parameters.
+
+Every command's docstring ends with an example; ``tests/test_docs.py`` checks that each
+command is documented in the README.  Errors a user can cause (RecsqlError) print one
+line and exit 1; database errors likewise; only bugs show a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+from sqlalchemy.exc import SQLAlchemyError
+
+import recsql
+from recsql import db
+from recsql.demo import run_demo
+from recsql.errors import RecsqlError
+from recsql.factorize import DEFAULT_SOLVER, SOLVERS
+from recsql.ingest import FORMATS
+from recsql.matrix import DUPLICATE_POLICIES
+from recsql.neighbors import METRICS
+
+
+class _Group(click.Group):
+    """Turns the errors a user can cause into one line and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RecsqlError as exc:
+            raise click.ClickException(str(exc)) from None
+        except SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise click.ClickException(f"database error: {reason}") from None
+
+
+def _url(ctx: click.Context) -> str:
+    return ctx.find_root().params["database_url"]
+
+
+def _say(ctx: click.Context, message: str = "") -> None:
+    if not ctx.find_root().params["quiet"]:
+        click.echo(message)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--database-url",
+    envvar=db.URL_ENV,
+    default=db.DEFAULT_URL,
+    show_default=True,
+    help=f"SQLAlchemy URL of the database (or ${db.URL_ENV}).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="Print only results and errors.")
+@click.version_option(recsql.__version__, prog_name="recsql")
+def cli(database_url: str, quiet: bool) -> None:
+    """Recommendations from the ratings in your SQL database, read back with SQL.
+
+    \b
+    Example:
+        recsql import ratings ratings.csv && recsql train && recsql similar 3
+    """
+
+
+# ------------------------------------------------------------------------------ db
+
+
+@cli.group(cls=_Group, name="db")
+def db_group() -> None:
+    """Create, upgrade or remove recsql's tables (Alembic migrations).
+
+    \b
+    Example:
+        recsql --database-url postgresql://app@localhost/shop db upgrade
+    """
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Revision to migrate to.")
+@click.pass_context
+def db_upgrade(ctx: click.Context, revision: str) -> None:
+    """Create recsql's tables and views, or migrate them to the newest schema.
+
+    \b
+    Example:
+        recsql db upgrade
+    """
+    reached = recsql.upgrade(_url(ctx), revision)
+    _say(ctx, f"database schema at revision {reached}")
+
+
+@db_group.command("downgrade")
+@click.argument("revision")
+@click.pass_context
+def db_downgrade(ctx: click.Context, revision: str) -> None:
+    """Migrate down to REVISION; `base` removes everything recsql created, nothing else.
+
+    \b
+    Example:
+        recsql db downgrade base
+    """
+    reached = recsql.downgrade(_url(ctx), revision)
+    _say(ctx, f"database schema at revision {reached or 'base (recsql removed)'}")
+
+
+@db_group.command("status")
+@click.pass_context
+def db_status(ctx: click.Context) -> None:
+    """Show the database's schema revision and the newest one this recsql knows.
+
+    \b
+    Example:
+        recsql db status
+    """
+    current, head = recsql.schema_status(_url(ctx))
+    click.echo(f"current: {current or 'none (no recsql tables)'}")
+    click.echo(f"newest:  {head}")
+    if current != head:
+        click.echo("run `recsql db upgrade` to migrate" if current else "created on first use")
+
+
+# -------------------------------------------------------------------------- import
+
+
+@cli.group(cls=_Group, name="import")
+def import_group() -> None:
+    """Import ratings or movies from a file (format detected from the first line).
+
+    \b
+    Example:
+        recsql import ratings ml-100k/u.data && recsql import movies ml-100k/u.item
+    """
+
+
+_format_option = click.option(
+    "--format", type=click.Choice(FORMATS), default=None, help="File format (default: detect)."
+)
+
+
+@import_group.command("ratings")
+@click.argument("path", type=click.Path(dir_okay=False))
+@_format_option
+@click.option("--replace", is_flag=True, help="Delete all stored ratings first (same transaction).")
+@click.pass_context
+def import_ratings(ctx: click.Context, path: str, format: str | None, replace: bool) -> None:
+    """Import ratings from PATH: all of the file or, on any bad line, none of it.
+
+    \b
+    Example:
+        recsql import ratings movie_ratings_data_set.csv
+    """
+    result = recsql.import_ratings(recsql.connect(_url(ctx)), path, format=format, replace=replace)
+    _say(ctx, f"imported {result.rows} ratings from {result.path} ({result.format} format)")
+
+
+@import_group.command("movies")
+@click.argument("path", type=click.Path(dir_okay=False))
+@_format_option
+@click.pass_context
+def import_movies(ctx: click.Context, path: str, format: str | None) -> None:
+    """Import or update movies (title, genres) from PATH.
+
+    \b
+    Example:
+        recsql import movies movies.csv
+    """
+    result = recsql.import_movies(recsql.connect(_url(ctx)), path, format=format)
+    _say(ctx, f"imported {result.rows} movies from {result.path} ({result.format} format)")
+
+
+# --------------------------------------------------------------------------- train
+
+
+@cli.command()
+@click.option("--solver", type=click.Choice(sorted(SOLVERS)), default=DEFAULT_SOLVER, show_default=True)
+@click.option("--features", type=int, default=15, show_default=True, help="Latent features per user and movie.")
+@click.option("--regularization", type=float, default=0.1, show_default=True, help="Weight of the L2 penalty.")
+@click.option("--max-iterations", type=int, default=3000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the start and the test split.")
+@click.option("--duplicates", type=click.Choice(DUPLICATE_POLICIES), default="max", show_default=True,
+              help="How repeated (user, movie) ratings are resolved.")
+@click.option("--test-fraction", type=float, default=None, help="Hold out this share of ratings to test on.")
+@click.option("--test-file", type=click.Path(dir_okay=False), default=None, help="Score this ratings file.")
+@click.option("--similar-k", type=int, default=20, show_default=True, help="Similar movies stored per movie.")
+@click.option("--metric", type=click.Choice(METRICS), default="l1", show_default=True,
+              help="l1: the tutorial's difference score; cosine: cosine similarity.")
+@click.pass_context
+def train(ctx: click.Context, **options: Any) -> None:
+    """Train a new model from the stored ratings and make it the active one.
+
+    \b
+    Example:
+        recsql train --features 15 --regularization 0.1 --test-fraction 0.3
+    """
+    result = recsql.train(recsql.connect(_url(ctx)), progress=lambda m: _say(ctx, m), **options)
+    m = result.metrics
+    _say(ctx, f"model {result.model_id} ({result.algorithm}) is active: {result.n_users} users, "
+              f"{result.n_movies} movies, {result.n_ratings} ratings")
+    click.echo(f"train RMSE {m['train_rmse']:.6f}  MAE {m['train_mae']:.6f}")
+    if "test_rmse" in m:
+        skipped = f" ({m['n_test_skipped']} of unknown users/movies skipped)" if m["n_test_skipped"] else ""
+        click.echo(f"test  RMSE {m['test_rmse']:.6f}  MAE {m['test_mae']:.6f} on {m['n_test']} ratings{skipped}")
+
+
+# --------------------------------------------------------------------------- read
+
+
+@cli.command()
+@click.argument("movie_id", type=int)
+@click.option("--limit", type=int, default=5, show_default=True)
+@click.pass_context
+def similar(ctx: click.Context, movie_id: int, limit: int) -> None:
+    """List the movies most similar to MOVIE_ID in the active model.
+
+    \b
+    Example:
+        recsql similar 3 --limit 5
+    """
+    engine = recsql.connect(_url(ctx))
+    rows = recsql.similar(engine, movie_id, limit=limit)
+    _print_similar(ctx, recsql.movie(engine, movie_id), rows)
+
+
+def _print_similar(ctx: click.Context, movie: recsql.MovieInfo, rows: list[recsql.SimilarMovie]) -> None:
+    _say(ctx, "We are finding movies similar to this movie:")
+    _say(ctx, f"Movie title: {movie.title or f'(movie {movie.movie_id})'}")
+    _say(ctx, f"Genre: {movie.genres or '-'}")
+    _say(ctx)
+    _say(ctx, f"The {len(rows)} most similar movies are:")
+    width = max([len(r.title or "") for r in rows] + [5])
+    click.echo(f"{'rank':>4}  {'movie':>6}  {'title':<{width}}  {'score':>9}  genre")
+    for r in rows:
+        click.echo(f"{r.rank:>4}  {r.movie_id:>6}  {r.title or '':<{width}}  {r.score:>9.4f}  {r.genres or ''}")
+
+
+@cli.command()
+@click.pass_context
+def models(ctx: click.Context) -> None:
+    """List training runs, newest first, with their parameters and metrics.
+
+    \b
+    Example:
+        recsql models
+    """
+    runs = recsql.list_models(recsql.connect(_url(ctx)))
+    if not runs:
+        _say(ctx, "no training runs yet; run `recsql train`")
+        return
+    click.echo(f"{'id':>4}  {'status':<8} {'solver':<6} {'k':>3} {'lambda':>7} {'ratings':>10} "
+               f"{'train_rmse':>10} {'test_rmse':>10}  created")
+    for r in runs:
+        m = r.metrics or {}
+        click.echo(
+            f"{r.id:>4}  {r.status:<8} {r.algorithm:<6} {r.params.get('features', ''):>3} "
+            f"{r.params.get('regularization', ''):>7} {r.n_ratings or '':>10} "
+            f"{_fmt(m.get('train_rmse')):>10} {_fmt(m.get('test_rmse')):>10}  "
+            f"{r.created_at:%Y-%m-%d %H:%M:%S}" + (f"  error: {r.error}" if r.error else "")
+        )
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+@cli.command()
+@click.pass_context
+def demo(ctx: click.Context) -> None:
+    """Train on a built-in synthetic catalogue and show similar movies; no files needed.
+
+    Uses its own SQLite file, recsql-demo.db, unless --database-url names an empty database.
+
+    \b
+    Example:
+        recsql demo
+    """
+    explicit = ctx.find_root().get_parameter_source("database_url") != click.core.ParameterSource.DEFAULT
+    result = run_demo(_url(ctx) if explicit else None, progress=lambda m: _say(ctx, m))
+    m = result.result.metrics
+    _say(ctx, f"Trained model {result.result.model_id}: train RMSE {m['train_rmse']:.4f}, "
+              f"test RMSE {m['test_rmse']:.4f} (20% held out)")
+    _say(ctx)
+    _print_similar(ctx, recsql.MovieInfo(result.movie_id, result.title, result.genres), result.similar)
+    _say(ctx)
+    _say(ctx, f"Now ask the database yourself:  recsql --database-url {result.database_url} similar 7")
+
+
+def main() -> None:
+    cli(prog_name="recsql")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""Engines and the bulk paths in and out of the database.
+
+Everything that moves many rows lives here, one function per direction, with the fast
+path of each dialect: PostgreSQL uses COPY through psycopg 3 (binary out, CSV in);
+SQLite uses one ``executemany`` per chunk inside the caller's transaction.  Callers pass
+numpy arrays and get numpy arrays back: no ORM object and no SQL statement per row.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import NoSuchModuleError
+
+from recsql.errors import DatabaseUnavailable
+
+DEFAULT_URL = "sqlite:///recsql.db"
+URL_ENV = "RECSQL_DATABASE_URL"
+CHUNK_ROWS = 1_000_000
+
+
+def resolve_url(url: str | None = None) -> str:
+    """The database URL: explicit, else ``$RECSQL_DATABASE_URL``, else ``sqlite:///recsql.db``."""
+    return url or os.environ.get(URL_ENV) or DEFAULT_URL
+
+
+def normalize_url(url: str) -> str:
+    """Accept the plain ``postgresql://`` URLs people paste; recsql speaks psycopg 3."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def make_engine(url: str | None = None) -> Engine:
+    """Create an engine and prove it connects, or raise :class:`DatabaseUnavailable`."""
+    url = normalize_url(resolve_url(url))
+    try:
+        engine = create_engine(url)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise DatabaseUnavailable(f"cannot use database URL {redact(url)!r}: {exc}") from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    elif engine.dialect.name != "postgresql":
+        raise DatabaseUnavailable(
+            f"recsql supports SQLite and PostgreSQL, not {engine.dialect.name} ({redact(url)})"
+        )
+    try:
+        with engine.connect():
+            pass
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise DatabaseUnavailable(f"cannot connect to {redact(url)}: {reason}") from None
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets applications read the views while a retrain writes.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _quote(conn: Connection, name: str) -> str:
+    return conn.dialect.identifier_preparer.quote(name)
+
+
+def insert_columns(
+    conn: Connection, table: str, columns: Mapping[str, np.ndarray | Sequence]
+) -> int:
+    """Append rows given column-wise to ``table`` inside the caller's transaction.
+
+    ``None``/NaN in an object column becomes NULL.  Returns the number of rows.
+    """
+    frame = pd.DataFrame(dict(columns))
+    if frame.empty:
+        return 0
+    names = ", ".join(_quote(conn, c) for c in frame.columns)
+    target = f"{_quote(conn, table)} ({names})"
+    if conn.dialect.name == "postgresql":
+        _copy_in(conn, target, frame)
+    else:
+        sql = f"INSERT INTO {target} VALUES ({', '.join('?' * frame.shape[1])})"
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            for start in range(0, len(frame), CHUNK_ROWS):
+                part = frame.iloc[start : start + CHUNK_ROWS]
+                cursor.executemany(sql, _rows(part))
+        finally:
+            cursor.close()
+    return len(frame)
+
+
+def upsert_columns(
+    conn: Connection, table: str, key: str, columns: Mapping[str, np.ndarray | Sequence]
+) -> int:
+    """Insert rows given column-wise, updating the existing row where ``key`` matches."""
+    frame = pd.DataFrame(dict(columns))
+    if frame.empty:
+        return 0
+    names = [_quote(conn, c) for c in frame.columns]
+    updates = ", ".join(f"{n} = excluded.{n}" for c, n in zip(frame.columns, names) if c != key)
+    conflict = f"ON CONFLICT ({_quote(conn, key)}) DO UPDATE SET {updates}"
+    if conn.dialect.name == "postgresql":
+        stage = "recsql_stage"
+        conn.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE {stage} (LIKE {_quote(conn, table)}) ON COMMIT DROP"
+        )
+        insert_columns(conn, stage, frame)
+        conn.exec_driver_sql(
+            f"INSERT INTO {_quote(conn, table)} ({', '.join(names)}) "
+            f"SELECT {', '.join(names)} FROM {stage} {conflict}"
+        )
+        conn.exec_driver_sql(f"DROP TABLE {stage}")
+    else:
+        sql = (
+            f"INSERT INTO {_quote(conn, table)} ({', '.join(names)}) "
+            f"VALUES ({', '.join('?' * len(names))}) {conflict}"
+        )
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            cursor.executemany(sql, _rows(frame))
+        finally:
+            cursor.close()
+    return len(frame)
+
+
+def _rows(frame: pd.DataFrame) -> Iterator[tuple]:
+    columns = []
+    for name in frame.columns:
+        col = frame[name]
+        if col.dtype == object:
+            columns.append([None if v is None or v != v else v for v in col.tolist()])
+        else:
+            columns.append(col.tolist())
+    return zip(*columns)
+
+
+def _copy_in(conn: Connection, target: str, frame: pd.DataFrame) -> None:
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cursor:
+        with cursor.copy(f"COPY {target} FROM STDIN WITH (FORMAT csv)") as copy:
+            for start in range(0, len(frame), CHUNK_ROWS):
+                part = frame.iloc[start : start + CHUNK_ROWS]
+                buffer = io.StringIO()
+                # NULL is the unquoted empty field; empty strings are written quoted.
+                part.to_csv(buffer, header=False, index=False, na_rep="", float_format="%.17g")
+                copy.write(buffer.getvalue())
+
+
+# Big-endian layout of one row of `COPY (SELECT int8, int8, float8) TO STDOUT (FORMAT binary)`:
+# field count, then (length, value) per field.
+_BINARY_TRIPLE = np.dtype(
+    [("n", ">i2"), ("l1", ">i4"), ("a", ">i8"), ("l2", ">i4"), ("b", ">i8"), ("l3", ">i4"), ("v", ">f8")]
+)
+_BINARY_HEADER = 19
+_TRIPLE = np.dtype([("a", np.int64), ("b", np.int64), ("v", np.float64)])  # signature (11) + flags (4) + extension length (4)
+
+
+def read_triples(conn: Connection, select_sql: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run ``select_sql`` (three NOT NULL columns: int, int, float) into three arrays.
+
+    PostgreSQL streams it with binary COPY straight into a numpy buffer; SQLite fetches
+    in chunks.  This is how ratings reach the trainer.
+    """
+    if conn.dialect.name == "postgresql":
+        cast = f"SELECT a::int8, b::int8, v::float8 FROM ({select_sql}) AS t(a, b, v)"
+        raw = conn.connection.driver_connection
+        chunks = []
+        with raw.cursor() as cursor:
+            with cursor.copy(f"COPY ({cast}) TO STDOUT (FORMAT binary)") as copy:
+                for block in copy:
+                    chunks.append(bytes(block))
+        data = b"".join(chunks)
+        body = data[_BINARY_HEADER:-2] if len(data) > _BINARY_HEADER + 2 else b""
+        rows = np.frombuffer(body, dtype=_BINARY_TRIPLE)
+        if rows.size and (rows["l1"] != 8).any() | (rows["l3"] != 8).any():
+            raise ValueError("NULL in a column read by read_triples")
+        return (
+            rows["a"].astype(np.int64),
+            rows["b"].astype(np.int64),
+            rows["v"].astype(np.float64),
+        )
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.execute(select_sql)
+        parts = []
+        while True:
+            chunk = cursor.fetchmany(CHUNK_ROWS)
+            if not chunk:
+                break
+            parts.append(np.array(chunk, dtype=_TRIPLE))
+    finally:
+        cursor.close()
+    table = np.concatenate(parts) if parts else np.empty(0, dtype=_TRIPLE)
+    return table["a"].copy(), table["b"].copy(), table["v"].copy()

@@ -1,0 +1,84 @@
+"""The contract every solver meets, and the factors they all produce.
+
+A solver is a pure function of a :class:`~recsql.matrix.RatingMatrix` and its
+parameters: it never touches the database.  It fills a :class:`Factors`; prediction,
+similarity and ranking are computed from Factors in one shared place
+(:mod:`recsql.neighbors`, :mod:`recsql.evaluate`), never per solver.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from recsql.errors import ModelFitError
+from recsql.matrix import RatingMatrix
+
+
+@dataclass(frozen=True)
+class Factors:
+    """A fitted model: rating(u, m) = global_mean + user_bias[u] + movie_bias[m] + U[u]·M[m].
+
+    Rows follow the training matrix: ``user_factors[i]`` belongs to ``user_ids[i]``.
+    Solvers without biases leave them at zero (the tutorial's model is U·M alone).
+    """
+
+    user_ids: np.ndarray
+    movie_ids: np.ndarray
+    user_factors: np.ndarray
+    movie_factors: np.ndarray
+    global_mean: float = 0.0
+    user_bias: np.ndarray | None = None
+    movie_bias: np.ndarray | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_features(self) -> int:
+        return self.user_factors.shape[1]
+
+    def predict(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Predicted ratings for (row, col) index pairs of the training matrix."""
+        pred = np.einsum("ij,ij->i", self.user_factors[rows], self.movie_factors[cols])
+        pred += self.global_mean
+        if self.user_bias is not None:
+            pred += self.user_bias[rows]
+        if self.movie_bias is not None:
+            pred += self.movie_bias[cols]
+        return pred
+
+    def check_finite(self) -> Factors:
+        """Raise :class:`ModelFitError` if the solver diverged; a NaN must never be written."""
+        arrays = {"user factors": self.user_factors, "movie factors": self.movie_factors}
+        if self.user_bias is not None:
+            arrays["user biases"] = self.user_bias
+        if self.movie_bias is not None:
+            arrays["movie biases"] = self.movie_bias
+        for name, array in arrays.items():
+            if not np.all(np.isfinite(array)):
+                raise ModelFitError(
+                    f"the solver produced non-finite {name}; try a larger --regularization"
+                )
+        if not np.isfinite(self.global_mean):
+            raise ModelFitError("the solver produced a non-finite global mean")
+        return self
+
+
+class Solver(ABC):
+    """Fit factors to a rating matrix.  Subclasses implement :meth:`_fit` only."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def params(self) -> dict[str, Any]:
+        """The parameters that define this solver's result (stored with each run)."""
+
+    @abstractmethod
+    def _fit(self, matrix: RatingMatrix) -> Factors: ...
+
+    def fit(self, matrix: RatingMatrix) -> Factors:
+        if matrix.nnz == 0:
+            raise ValueError("cannot fit an empty rating matrix")
+        return self._fit(matrix).check_finite()

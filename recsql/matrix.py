@@ -1,0 +1,136 @@
+"""Ratings as a sparse user x movie matrix, and the one place ids are mapped.
+
+The tutorial pivots its ratings into a dense users x movies frame; this is the same
+pivot, sparse: rows are users in ascending id order, columns are movies in ascending
+id order (so solvers that seed their start from row order reproduce the tutorial), and
+only the known cells are stored.  Explicit zero ratings are kept as known cells.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from recsql.errors import InvalidParameter
+
+DuplicatePolicy = Literal["max", "mean", "last"]
+DUPLICATE_POLICIES: tuple[str, ...] = ("max", "mean", "last")
+
+
+@dataclass(frozen=True)
+class RatingMatrix:
+    """Known ratings of ``n_users`` users for ``n_movies`` movies.
+
+    ``user_ids[row]`` and ``movie_ids[col]`` are the external ids; ``rows``, ``cols`` and
+    ``values`` list the known cells sorted by (row, col), and ``csr`` holds the same cells.
+    """
+
+    user_ids: np.ndarray
+    movie_ids: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
+    values: np.ndarray
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_movies(self) -> int:
+        return len(self.movie_ids)
+
+    @property
+    def nnz(self) -> int:
+        return len(self.values)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n_users, self.n_movies)
+
+    @property
+    def csr(self) -> sp.csr_matrix:
+        return self.with_values(self.values)
+
+    def with_values(self, data: np.ndarray) -> sp.csr_matrix:
+        """A CSR matrix with this matrix's pattern and ``data`` in place of the ratings."""
+        indptr = np.zeros(self.n_users + 1, dtype=np.int64)
+        np.cumsum(np.bincount(self.rows, minlength=self.n_users), out=indptr[1:])
+        return sp.csr_matrix((data, self.cols, indptr), shape=self.shape)
+
+    @classmethod
+    def from_triples(
+        cls,
+        user_ids: np.ndarray,
+        movie_ids: np.ndarray,
+        values: np.ndarray,
+        duplicates: DuplicatePolicy = "max",
+    ) -> RatingMatrix:
+        """Build the matrix from parallel arrays, resolving repeated (user, movie) pairs.
+
+        ``max`` keeps the highest rating (the tutorial's ``aggfunc=np.max``), ``mean``
+        averages them, ``last`` keeps the one that comes last in the input order.
+        """
+        if duplicates not in DUPLICATE_POLICIES:
+            raise InvalidParameter(f"duplicates must be one of {DUPLICATE_POLICIES}, not {duplicates!r}")
+        user_ids = np.asarray(user_ids, dtype=np.int64)
+        movie_ids = np.asarray(movie_ids, dtype=np.int64)
+        values = np.asarray(values, dtype=np.float64)
+        users, rows = np.unique(user_ids, return_inverse=True)
+        movies, cols = np.unique(movie_ids, return_inverse=True)
+        key = rows.astype(np.int64) * max(len(movies), 1) + cols
+        if duplicates == "mean":
+            unique_keys, inverse = np.unique(key, return_inverse=True)
+            sums = np.bincount(inverse, weights=values)
+            kept_values = sums / np.bincount(inverse)
+        else:
+            # Sort by key; within a key the kept rating must come last.
+            if duplicates == "max":
+                order = np.lexsort((values, key))
+            else:
+                order = np.argsort(key, kind="stable")
+            sorted_keys = key[order]
+            last = np.ones(len(order), dtype=bool)
+            last[:-1] = sorted_keys[1:] != sorted_keys[:-1]
+            unique_keys = sorted_keys[last]
+            kept_values = values[order][last]
+        n_movies = max(len(movies), 1)
+        return cls(
+            user_ids=users,
+            movie_ids=movies,
+            rows=(unique_keys // n_movies).astype(np.int64),
+            cols=(unique_keys % n_movies).astype(np.int64),
+            values=kept_values.astype(np.float64),
+        )
+
+    def user_index(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Row of each external user id, and a mask of which ids are known."""
+        return lookup_ids(self.user_ids, ids)
+
+    def movie_index(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Column of each external movie id, and a mask of which ids are known."""
+        return lookup_ids(self.movie_ids, ids)
+
+    def subset(self, keep: np.ndarray) -> RatingMatrix:
+        """The matrix of the cells where ``keep`` is true, ids re-mapped to those present."""
+        return RatingMatrix.from_triples(
+            self.user_ids[self.rows[keep]], self.movie_ids[self.cols[keep]], self.values[keep]
+        )
+
+    def triples(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The known cells as (external user id, external movie id, rating) arrays."""
+        return self.user_ids[self.rows], self.movie_ids[self.cols], self.values
+
+
+def lookup_ids(sorted_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of external ``ids`` in the ascending ``sorted_ids``, and which are present.
+
+    Unknown ids get an arbitrary in-range position; callers must apply the mask.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    pos = np.searchsorted(sorted_ids, ids)
+    pos = np.minimum(pos, max(len(sorted_ids) - 1, 0))
+    known = (sorted_ids[pos] == ids) if len(sorted_ids) else np.zeros(len(ids), dtype=bool)
+    return pos, known

@@ -1,0 +1,159 @@
+"""Retrain: read -> fit -> evaluate -> neighbours -> write -> activate.
+
+The only module that strings the database edges (:mod:`recsql.db`, :mod:`recsql.runs`)
+and the pure middle (:mod:`recsql.matrix`, :mod:`recsql.factorize`,
+:mod:`recsql.neighbors`, :mod:`recsql.evaluate`) together.  Any failure after the run
+row exists marks the run failed and re-raises; the previously active model stays active.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from recsql import db, ingest, runs
+from recsql.errors import NoRatings
+from recsql.evaluate import score, split_random
+from recsql.factorize import DEFAULT_SOLVER, make_solver
+from recsql.matrix import DuplicatePolicy, RatingMatrix
+from recsql.neighbors import Metric, check_similarity_params, top_k_similar
+
+
+@dataclass
+class TrainResult:
+    """What a retrain produced (the same figures are stored in its ``models`` row)."""
+
+    model_id: int
+    algorithm: str
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+    n_users: int = 0
+    n_movies: int = 0
+    n_ratings: int = 0
+
+
+RATINGS_SQL = "SELECT user_id, movie_id, value FROM ratings"
+# For duplicates='last': the latest rating wins; undated ones count as older, then import order.
+RATINGS_IN_ORDER_SQL = (
+    RATINGS_SQL + " ORDER BY CASE WHEN rated_at IS NULL THEN 0 ELSE 1 END, rated_at, id"
+)
+
+
+def read_ratings(engine: Engine, duplicates: DuplicatePolicy = "max") -> RatingMatrix:
+    """All stored ratings as a sparse matrix, duplicates resolved by ``duplicates``."""
+    sql = RATINGS_IN_ORDER_SQL if duplicates == "last" else RATINGS_SQL
+    with engine.connect() as conn:
+        users, movies, values = db.read_triples(conn, sql)
+    if len(values) == 0:
+        raise NoRatings("there are no ratings to train on; import some with `recsql import ratings FILE`")
+    return RatingMatrix.from_triples(users, movies, values, duplicates)
+
+
+def train(
+    engine: Engine,
+    *,
+    solver: str = DEFAULT_SOLVER,
+    features: int = 15,
+    regularization: float = 0.1,
+    max_iterations: int = 3000,
+    seed: int = 0,
+    duplicates: DuplicatePolicy = "max",
+    test_fraction: float | None = None,
+    test_file: str | Path | None = None,
+    similar_k: int = 20,
+    metric: Metric = "l1",
+    progress: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train a new model from the stored ratings and make it the active one.
+
+    ``test_fraction`` holds out that share of the ratings at random (reproducible by
+    ``seed``); ``test_file`` scores a fixed file of ratings instead.  The stored model is
+    the one fitted to the training part, so its stored metrics describe it.
+    """
+    say = progress or (lambda _msg: None)
+    timings: dict[str, float] = {}
+
+    @contextmanager
+    def phase(name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        timings[name] = round(time.perf_counter() - started, 4)
+        say(f"{name}: {timings[name]:.2f} s")
+
+    model = make_solver(
+        solver, features=features, regularization=regularization,
+        max_iterations=max_iterations, seed=seed,
+    )
+    # Check every input before the run row exists: a typo must not leave a failed run.
+    test = None
+    if test_file is not None:
+        frame = ingest.read_ratings(test_file)
+        test = RatingMatrix.from_triples(frame.user_id, frame.movie_id, frame.value, duplicates)
+    check_similarity_params(similar_k, metric)
+    with phase("read"):
+        matrix = read_ratings(engine, duplicates)
+    if test_fraction is not None and test is None:
+        matrix, test = split_random(matrix, test_fraction, seed)
+    params = {
+        **model.params(),
+        "duplicates": duplicates,
+        "test_fraction": test_fraction,
+        "test_file": str(test_file) if test_file is not None else None,
+        "similar_k": similar_k,
+        "metric": metric,
+    }
+    run_id = runs.start(engine, solver, params)
+    try:
+        with phase("fit"):
+            factors = model.fit(matrix)
+        with phase("evaluate"):
+            metrics = _metrics(factors, matrix, test)
+        with phase("similarities"):
+            indices, scores = top_k_similar(factors.movie_factors, similar_k, metric)
+        with phase("write"):
+            runs.write_outputs(
+                engine,
+                run_id,
+                runs.RunOutputs(factors, indices, scores),
+                metrics=metrics,
+                timings=timings,
+                n_ratings=matrix.nnz,
+            )
+        with phase("activate"):
+            runs.activate(engine, run_id)
+        runs.record_timings(engine, run_id, timings)
+    except BaseException as exc:
+        runs.fail(engine, run_id, exc)
+        raise
+    return TrainResult(
+        model_id=run_id,
+        algorithm=solver,
+        params=params,
+        metrics=metrics,
+        timings=timings,
+        n_users=matrix.n_users,
+        n_movies=matrix.n_movies,
+        n_ratings=matrix.nnz,
+    )
+
+
+def _metrics(factors, train: RatingMatrix, test: RatingMatrix | None) -> dict[str, Any]:
+    fitted = score(factors, train)
+    metrics: dict[str, Any] = {"train_rmse": fitted.rmse, "train_mae": fitted.mae, "n_train": fitted.n}
+    if test is not None:
+        held_out = score(factors, test)
+        metrics.update(
+            test_rmse=held_out.rmse,
+            test_mae=held_out.mae,
+            n_test=held_out.n,
+            n_test_skipped=held_out.skipped,
+        )
+    metrics.update({k: v for k, v in factors.info.items() if isinstance(v, (int, float, bool))})
+    return metrics

@@ -1,0 +1,129 @@
+"""Training runs in the ``models`` table, and the bulk write of a run's outputs.
+
+A run's life: :func:`start` commits a ``running`` row (so admins see it at once);
+:func:`write_outputs` writes every output row under the run's id and marks it ``ready``
+in one transaction; :func:`activate` makes it the active run in one short transaction
+(retiring the previous one), which is the moment every view switches.  :func:`fail`
+records the error; a failed run never had its rows committed and never becomes active.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, insert, select, update
+
+from recsql import db
+from recsql.factorize import Factors
+from recsql.models import ACTIVE, FAILED, READY, RETIRED, RUNNING, ModelRun
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def start(engine: Engine, algorithm: str, params: dict[str, Any]) -> int:
+    with engine.begin() as conn:
+        return conn.execute(
+            insert(ModelRun)
+            .values(created_at=_now(), status=RUNNING, algorithm=algorithm, params=params)
+            .returning(ModelRun.id)
+        ).scalar_one()
+
+
+@dataclass(frozen=True)
+class RunOutputs:
+    """Everything a run writes besides its ``models`` row."""
+
+    factors: Factors
+    similar_indices: np.ndarray  # n_movies x K, indices into factors.movie_ids
+    similar_scores: np.ndarray
+
+
+def write_outputs(
+    engine: Engine,
+    run_id: int,
+    outputs: RunOutputs,
+    *,
+    metrics: dict[str, Any],
+    timings: dict[str, float],
+    n_ratings: int,
+) -> None:
+    """Write features and similarities under ``run_id`` and mark the run ready, atomically."""
+    factors = outputs.factors
+    with engine.begin() as conn:
+        for table, ids, values in (
+            ("user_features", ("user_id", factors.user_ids), factors.user_factors),
+            ("movie_features", ("movie_id", factors.movie_ids), factors.movie_factors),
+        ):
+            n, k = values.shape
+            db.insert_columns(
+                conn,
+                table,
+                {
+                    "model_id": np.full(n * k, run_id, dtype=np.int64),
+                    ids[0]: np.repeat(ids[1], k),
+                    "feature": np.tile(np.arange(k, dtype=np.int64), n),
+                    "value": values.ravel(),
+                },
+            )
+        n, k = outputs.similar_indices.shape
+        db.insert_columns(
+            conn,
+            "movie_similarities",
+            {
+                "model_id": np.full(n * k, run_id, dtype=np.int64),
+                "movie_id": np.repeat(factors.movie_ids, k),
+                "rank": np.tile(np.arange(1, k + 1, dtype=np.int64), n),
+                "similar_movie_id": factors.movie_ids[outputs.similar_indices].ravel(),
+                "score": outputs.similar_scores.ravel(),
+            },
+        )
+        conn.execute(
+            update(ModelRun)
+            .where(ModelRun.id == run_id)
+            .values(
+                status=READY,
+                finished_at=_now(),
+                metrics=metrics,
+                timings=timings,
+                n_users=len(factors.user_ids),
+                n_movies=len(factors.movie_ids),
+                n_ratings=n_ratings,
+            )
+        )
+
+
+def activate(engine: Engine, run_id: int) -> None:
+    """Make ``run_id`` the one active run: a single short transaction of two UPDATEs."""
+    with engine.begin() as conn:
+        conn.execute(update(ModelRun).where(ModelRun.status == ACTIVE).values(status=RETIRED))
+        conn.execute(
+            update(ModelRun)
+            .where(ModelRun.id == run_id, ModelRun.status == READY)
+            .values(status=ACTIVE, activated_at=_now())
+        )
+
+
+def record_timings(engine: Engine, run_id: int, timings: dict[str, float]) -> None:
+    """Store the final per-phase timings (write and activate end after the run's rows)."""
+    with engine.begin() as conn:
+        conn.execute(update(ModelRun).where(ModelRun.id == run_id).values(timings=timings))
+
+
+def fail(engine: Engine, run_id: int, error: BaseException) -> None:
+    message = str(error) or type(error).__name__
+    with engine.begin() as conn:
+        conn.execute(
+            update(ModelRun)
+            .where(ModelRun.id == run_id)
+            .values(status=FAILED, finished_at=_now(), error=message[:2000])
+        )
+
+
+def active_run_id(engine: Engine) -> int | None:
+    with engine.connect() as conn:
+        return conn.execute(select(ModelRun.id).where(ModelRun.status == ACTIVE)).scalar()
