@@ -33,19 +33,30 @@ def connect(url: str | None = None, *, check_schema: bool = True) -> Engine:
 
 def upgrade(url: str | None = None, revision: str = "head") -> str | None:
     """Migrate the database to ``revision``; returns the revision reached."""
-    return schema.upgrade(connect(url, check_schema=False), revision)
+    engine = connect(url, check_schema=False)
+    try:
+        return schema.upgrade(engine, revision)
+    finally:
+        engine.dispose()
 
 
 def downgrade(url: str | None = None, revision: str = "base") -> str | None:
     """Migrate down; ``base`` removes every table and view recsql created, nothing else."""
-    return schema.downgrade(connect(url, check_schema=False), revision)
+    engine = connect(url, check_schema=False)
+    try:
+        return schema.downgrade(engine, revision)
+    finally:
+        engine.dispose()
 
 
 def schema_status(url: str | None = None) -> tuple[str | None, str]:
     """(current revision, newest revision) of the database's recsql schema."""
     engine = connect(url, check_schema=False)
-    with engine.connect() as conn:
-        return schema.current_revision(conn), schema.head_revision()
+    try:
+        with engine.connect() as conn:
+            return schema.current_revision(conn), schema.head_revision()
+    finally:
+        engine.dispose()
 
 
 __all__ = [

@@ -40,6 +40,13 @@ def _url(ctx: click.Context) -> str:
     return ctx.find_root().params["database_url"]
 
 
+def _engine(ctx: click.Context):
+    """The command's engine, disposed when the command ends (a CLI run needs no pool)."""
+    engine = recsql.connect(_url(ctx))
+    ctx.call_on_close(engine.dispose)
+    return engine
+
+
 def _say(ctx: click.Context, message: str = "") -> None:
     if not ctx.find_root().params["quiet"]:
         click.echo(message)
@@ -151,7 +158,7 @@ def import_ratings(ctx: click.Context, path: str, format: str | None, replace: b
     Example:
         recsql import ratings movie_ratings_data_set.csv
     """
-    result = recsql.import_ratings(recsql.connect(_url(ctx)), path, format=format, replace=replace)
+    result = recsql.import_ratings(_engine(ctx), path, format=format, replace=replace)
     _say(ctx, f"imported {result.rows} ratings from {result.path} ({result.format} format)")
 
 
@@ -166,7 +173,7 @@ def import_movies(ctx: click.Context, path: str, format: str | None) -> None:
     Example:
         recsql import movies movies.csv
     """
-    result = recsql.import_movies(recsql.connect(_url(ctx)), path, format=format)
+    result = recsql.import_movies(_engine(ctx), path, format=format)
     _say(ctx, f"imported {result.rows} movies from {result.path} ({result.format} format)")
 
 
@@ -194,7 +201,7 @@ def train(ctx: click.Context, **options: Any) -> None:
     Example:
         recsql train --features 15 --regularization 0.1 --test-fraction 0.3
     """
-    result = recsql.train(recsql.connect(_url(ctx)), progress=lambda m: _say(ctx, m), **options)
+    result = recsql.train(_engine(ctx), progress=lambda m: _say(ctx, m), **options)
     m = result.metrics
     _say(ctx, f"model {result.model_id} ({result.algorithm}) is active: {result.n_users} users, "
               f"{result.n_movies} movies, {result.n_ratings} ratings")
@@ -218,7 +225,7 @@ def similar(ctx: click.Context, movie_id: int, limit: int) -> None:
     Example:
         recsql similar 3 --limit 5
     """
-    engine = recsql.connect(_url(ctx))
+    engine = _engine(ctx)
     rows = recsql.similar(engine, movie_id, limit=limit)
     _print_similar(ctx, recsql.movie(engine, movie_id), rows)
 
@@ -244,7 +251,7 @@ def models(ctx: click.Context) -> None:
     Example:
         recsql models
     """
-    runs = recsql.list_models(recsql.connect(_url(ctx)))
+    runs = recsql.list_models(_engine(ctx))
     if not runs:
         _say(ctx, "no training runs yet; run `recsql train`")
         return

@@ -1,0 +1,75 @@
+"""Solvers: the sparse CG against the tutorial's dense reference, and the Factors contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recsql.errors import InvalidParameter, ModelFitError
+from recsql.factorize import SOLVERS, ConjugateGradient, Factors, make_solver
+from recsql.matrix import RatingMatrix
+
+
+def low_rank_ratings(n_users=30, n_movies=20, k=3, density=0.5, seed=1) -> RatingMatrix:
+    rng = np.random.default_rng(seed)
+    truth = rng.normal(size=(n_users, k)) @ rng.normal(size=(k, n_movies))
+    mask = rng.random(truth.shape) < density
+    rows, cols = np.nonzero(mask)
+    return RatingMatrix.from_triples(rows + 100, cols + 500, truth[rows, cols])
+
+
+def test_sparse_matches_dense_reference():
+    matrix = low_rank_ratings()
+    sparse = ConjugateGradient(features=4, regularization=0.5).fit(matrix)
+    dense = ConjugateGradient(features=4, regularization=0.5, reference=True).fit(matrix)
+    np.testing.assert_allclose(sparse.user_factors, dense.user_factors, atol=1e-4)
+    np.testing.assert_allclose(sparse.movie_factors, dense.movie_factors, atol=1e-4)
+
+
+def test_tutorial_start_is_reproduced():
+    """One iteration from the tutorial's start: seed 0, users' randn first, then movies'."""
+    matrix = low_rank_ratings()
+    a = ConjugateGradient(features=2, max_iterations=1).fit(matrix)
+    b = ConjugateGradient(features=2, max_iterations=1, reference=True).fit(matrix)
+    np.testing.assert_allclose(a.user_factors, b.user_factors, atol=1e-9)
+    np.random.seed(0)
+    start_users = np.random.randn(matrix.n_users, 2)
+    assert not np.allclose(a.user_factors, start_users)  # it moved
+    assert np.abs(a.user_factors - start_users).max() < 5  # but from that start
+
+
+@pytest.mark.parametrize("name", sorted(SOLVERS))
+def test_every_solver_fits_a_low_rank_matrix(name):
+    matrix = low_rank_ratings(density=0.8)
+    factors = make_solver(name, features=3, regularization=0.01).fit(matrix)
+    assert factors.user_factors.shape == (matrix.n_users, 3)
+    assert factors.movie_factors.shape == (matrix.n_movies, 3)
+    assert np.array_equal(factors.user_ids, matrix.user_ids)
+    errors = factors.predict(matrix.rows, matrix.cols) - matrix.values
+    assert np.sqrt(np.mean(errors**2)) < 0.05
+
+
+def test_non_finite_factors_raise():
+    factors = Factors(np.arange(2), np.arange(2), np.array([[np.nan], [1.0]]), np.ones((2, 1)))
+    with pytest.raises(ModelFitError, match="non-finite user factors"):
+        factors.check_finite()
+
+
+def test_diverging_fit_raises(monkeypatch):
+    from scipy.optimize import OptimizeResult
+
+    from recsql.factorize import cg
+
+    def diverged(fun, x0, **_):
+        return OptimizeResult(x=np.full_like(x0, np.nan), nit=1, success=False, message="", fun=np.nan)
+
+    monkeypatch.setattr(cg, "minimize", diverged)
+    with pytest.raises(ModelFitError):
+        ConjugateGradient(features=2).fit(low_rank_ratings())
+
+
+def test_bad_parameters():
+    with pytest.raises(InvalidParameter):
+        ConjugateGradient(features=0)
+    with pytest.raises(InvalidParameter):
+        make_solver("svd")

@@ -1,0 +1,148 @@
+"""Import: every supported format, and bad input that names file, line and reason and
+imports nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select, text
+
+from recsql.ingest import read_movies, read_ratings
+from recsql.models import Movie, Rating
+
+
+def _write(tmp_path: Path, name: str, content: str | bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return path
+
+
+def _ratings(engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return conn.execute(
+            select(Rating.user_id, Rating.movie_id, Rating.value, Rating.rated_at).order_by(Rating.id)
+        ).all()
+
+
+@pytest.mark.parametrize("newline", ["\r\n", "\n"])
+@pytest.mark.parametrize("final_newline", [True, False])
+def test_tutorial_ratings_any_line_ending(tmp_path, newline, final_newline):
+    text_ = newline.join(["user_id,movie_id,value", "1,2,5", "1,3,4", "2,2,1"])
+    path = _write(tmp_path, "r.csv", text_ + (newline if final_newline else ""))
+    frame = read_ratings(path)
+    assert frame.attrs["format"] == "tutorial"
+    assert frame[["user_id", "movie_id", "value"]].values.tolist() == [[1, 2, 5], [1, 3, 4], [2, 2, 1]]
+    assert "rated_at" not in frame
+
+
+def test_movielens_formats(tmp_path):
+    latest = _write(tmp_path, "ratings.csv", "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,3,3.5,964981247\n")
+    frame = read_ratings(latest)
+    assert frame.attrs["format"] == "movielens"
+    assert frame.value.tolist() == [4.0, 3.5] and frame.rated_at.tolist() == [964982703, 964981247]
+    udata = _write(tmp_path, "u.data", "196\t242\t3\t881250949\n186\t302\t3\t891717742\n")
+    frame = read_ratings(udata)
+    assert frame.attrs["format"] == "movielens-100k"
+    assert frame.user_id.tolist() == [196, 186]
+    movies = _write(
+        tmp_path, "movies.csv",
+        'movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n11,"American President, The (1995)",Comedy|Drama|Romance\n',
+    )
+    frame = read_movies(movies)
+    assert frame.title.tolist() == ["Toy Story (1995)", "American President, The (1995)"]
+    assert frame.genres.tolist() == ["Adventure|Animation", "Comedy|Drama|Romance"]
+    flags = "|".join(["0"] * 19)
+    item = ("1|Misérables, Les (1995)|01-Jan-1995||http://x|" + flags[:-1] + "1\n").encode("latin-1")
+    frame = read_movies(_write(tmp_path, "u.item", item))
+    assert frame.attrs["format"] == "movielens-100k"
+    assert frame.title.tolist() == ["Misérables, Les (1995)"] and frame.genres.tolist() == ["Western"]
+
+
+def test_shared_files_parse(seed_data, ml100k):
+    full = read_ratings(seed_data / "movie_ratings_data_set.csv")
+    assert len(full) == 680 and full.value.value_counts().to_dict() == {5: 341, 4: 183, 3: 79, 2: 45, 1: 32}
+    movies = read_movies(seed_data / "movies.csv")
+    assert len(movies) == 34 and "crime drama, western" in movies.genres.tolist()
+    items = read_movies(ml100k / "u.item")
+    assert len(items) == 1682
+    assert items.title[items.movie_id == 267].item() == "unknown"
+    assert sum("é" in t for t in items.title) >= 1
+    assert items.genres[items.movie_id == 1].item() == "Animation|Children's|Comedy"
+    data = read_ratings(ml100k / "u.data")
+    assert len(data) == 100_000 and data.user_id.nunique() == 943 and data.movie_id.nunique() == 1682
+
+
+def test_import_and_duplicates_are_kept(engine, run, tmp_path):
+    path = _write(tmp_path, "r.csv", "user_id,movie_id,value\n1,2,5\n1,2,3\n")
+    assert "imported 2 ratings" in run("import", "ratings", path).output
+    assert [r[:3] for r in _ratings(engine)] == [(1, 2, 5.0), (1, 2, 3.0)]
+    run("import", "ratings", path, "--replace")
+    assert len(_ratings(engine)) == 2
+
+
+def test_movies_upsert(engine, run, tmp_path):
+    run("import", "movies", _write(tmp_path, "m.csv", 'movie_id,title,genre\n1,A,x\n2,B,"y, z"\n'))
+    run("import", "movies", _write(tmp_path, "m2.csv", "movie_id,title,genre\n2,B2,\n3,C,w\n"))
+    with engine.connect() as conn:
+        rows = conn.execute(select(Movie.movie_id, Movie.title, Movie.genres).order_by(Movie.movie_id)).all()
+    assert rows == [(1, "A", "x"), (2, "B2", None), (3, "C", "w")]
+
+
+BAD_RATINGS = [
+    ("user_id,movie_id,value\n1,2,5\n1,3,abc\n", 3, "rating 'abc' is not a number"),
+    ("user_id,movie_id,value\n1,2,5\n1,3,\n", 3, "missing rating"),
+    ("user_id,movie_id,value\n1,2,5\n1,3\n", 3, "expected 3 fields, found 2"),
+    ("user_id,movie_id,value\n1,2,5\n1,3,4,9\n", 3, "expected 3 fields, found 4"),
+    ("user_id,movie_id,value\r\n1,2,5\r\n\r\n2,3,4", 3, "empty line"),
+    ("user_id,movie_id,value\n1.5,2,5\n", 2, "user id '1.5' is not a whole number"),
+    ("user_id,movie_id,value\n1,2,nan\n", 2, "rating 'nan' is not a number"),
+    (b"user_id,movie_id,value\n1,2,5\n\xff\xfe,3,4\n", 3, "not valid UTF-8"),
+    ("", None, "the file is empty"),
+    ("user_id,movie_id,value\n", None, "no data rows"),
+    ("who,what\n1,2\n", 1, "cannot tell the ratings format"),
+]
+
+
+@pytest.mark.parametrize("content,line,reason", BAD_RATINGS)
+def test_bad_ratings_import_nothing(engine, run, tmp_path, content, line, reason):
+    good = _write(tmp_path, "good.csv", "user_id,movie_id,value\n7,8,4\n")
+    run("import", "ratings", good)
+    before = _ratings(engine)
+    bad = _write(tmp_path, "bad.csv", content)
+    result = run("import", "ratings", bad, ok=False)
+    where = f"{bad}, line {line}:" if line else f"{bad}:"
+    assert where in result.output and reason in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert _ratings(engine) == before
+
+
+def test_bad_file_with_replace_keeps_old_ratings(engine, run, tmp_path):
+    run("import", "ratings", _write(tmp_path, "good.csv", "user_id,movie_id,value\n7,8,4\n"))
+    run("import", "ratings", _write(tmp_path, "bad.csv", "user_id,movie_id,value\n1,x,4\n"), "--replace", ok=False)
+    assert [r[:3] for r in _ratings(engine)] == [(7, 8, 4.0)]
+
+
+def test_missing_file_and_bad_movies(engine, run, tmp_path):
+    assert "no such file" in run("import", "ratings", tmp_path / "nope.csv", ok=False).output
+    bad = _write(tmp_path, "m.csv", "movie_id,title,genre\n1,A,x\n1,B,y\n")
+    assert f"{bad}, line 3: movie id 1 appears twice" in run("import", "movies", bad, ok=False).output
+    bad = _write(tmp_path, "m2.csv", "movie_id,title,genre\n1,,x\n")
+    assert "line 2: missing title" in run("import", "movies", bad, ok=False).output
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(Movie)).scalar() == 0
+
+
+def test_forced_format(tmp_path):
+    path = _write(tmp_path, "r.tsv", "1\t2\t3\t4\n")
+    assert read_ratings(path, format="movielens-100k").rated_at.tolist() == [4]
+
+
+def test_hundred_thousand_ratings_import(engine, run, ml100k):
+    run("import", "ratings", ml100k / "u.data")
+    with engine.connect() as conn:
+        count, total = conn.execute(text("SELECT COUNT(*), SUM(value) FROM ratings")).one()
+    expected = 1 * 6110 + 2 * 11370 + 3 * 27145 + 4 * 34174 + 5 * 21201
+    assert count == 100_000 and total == expected
+    assert np.isclose(total / count, expected / 100_000)

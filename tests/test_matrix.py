@@ -1,0 +1,38 @@
+"""The sparse pivot and its id maps."""
+
+import numpy as np
+import pytest
+
+from recsql.errors import InvalidParameter
+from recsql.matrix import RatingMatrix
+
+USERS = np.array([30, 10, 10, 10, 20])
+MOVIES = np.array([7, 5, 5, 9, 5])
+VALUES = np.array([1.0, 4.0, 2.0, 0.0, 3.0])
+
+
+@pytest.mark.parametrize("policy,expected", [("max", 4.0), ("mean", 3.0), ("last", 2.0)])
+def test_duplicate_policies(policy, expected):
+    m = RatingMatrix.from_triples(USERS, MOVIES, VALUES, duplicates=policy)
+    assert m.user_ids.tolist() == [10, 20, 30] and m.movie_ids.tolist() == [5, 7, 9]
+    dense = m.csr.toarray()
+    assert dense[0, 0] == expected
+    assert m.nnz == 4  # the duplicate pair is one cell; the explicit 0 rating is kept
+
+
+def test_explicit_zero_is_a_known_cell():
+    m = RatingMatrix.from_triples(USERS, MOVIES, VALUES)
+    assert (0, 2) in set(zip(m.rows.tolist(), m.cols.tolist()))
+    assert m.csr.nnz == 4
+
+
+def test_lookup_marks_unknown_ids():
+    m = RatingMatrix.from_triples(USERS, MOVIES, VALUES)
+    pos, known = m.user_index(np.array([20, 99, 10, 1]))
+    assert known.tolist() == [True, False, True, False]
+    assert pos[known].tolist() == [1, 0]
+
+
+def test_unknown_policy():
+    with pytest.raises(InvalidParameter):
+        RatingMatrix.from_triples(USERS, MOVIES, VALUES, duplicates="first")

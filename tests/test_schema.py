@@ -1,0 +1,95 @@
+"""The schema comes from Alembic only, matches the models, and is versioned safely."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, inspect, text
+
+import recsql
+from recsql import schema
+from recsql.errors import SchemaError, SchemaOutOfDate
+from recsql.models import RECSQL_TABLES, RECSQL_VIEWS, Base
+from tests.conftest import ROOT
+
+
+def test_migrations_match_models(engine):
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"version_table": schema.VERSION_TABLE})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_first_use_creates_schema_at_head(engine):
+    with engine.connect() as conn:
+        assert schema.current_revision(conn) == schema.head_revision()
+        inspector = inspect(conn)
+        assert set(RECSQL_TABLES) <= set(inspector.get_table_names())
+        assert set(RECSQL_VIEWS) <= set(inspector.get_view_names())
+
+
+def test_downgrade_base_removes_only_recsql(db_url, run):
+    raw = create_engine(recsql.db.normalize_url(db_url))
+    with raw.begin() as conn:
+        conn.execute(text("CREATE TABLE app_orders (id INTEGER PRIMARY KEY, total FLOAT)"))
+        conn.execute(text("INSERT INTO app_orders VALUES (1, 9.5)"))
+    run("db", "upgrade")
+    run("db", "downgrade", "base")
+    with raw.connect() as conn:
+        inspector = inspect(conn)
+        assert inspector.get_table_names() == ["app_orders"]
+        assert inspector.get_view_names() == []
+        assert conn.execute(text("SELECT total FROM app_orders")).scalar() == 9.5
+    raw.dispose()
+
+
+def test_outdated_schema_is_refused_with_the_fix(db_url, run):
+    older = schema.all_revisions()[-2]
+    run("db", "upgrade", "--revision", older)
+    result = run("models", ok=False)
+    assert "recsql db upgrade" in result.output
+    assert older in result.output
+    assert "Traceback" not in result.output
+    with pytest.raises(SchemaOutOfDate):
+        recsql.connect(db_url)
+    assert "current: " + older in run("db", "status").output
+    run("db", "upgrade")
+    assert "no training runs yet" in run("models").output
+
+
+def test_foreign_tables_with_our_names_are_left_alone(db_url):
+    raw = create_engine(recsql.db.normalize_url(db_url))
+    with raw.begin() as conn:
+        conn.execute(text("CREATE TABLE ratings (customer INTEGER, stars INTEGER)"))
+    with pytest.raises(SchemaError, match="ratings"):
+        recsql.connect(db_url)
+    with raw.connect() as conn:
+        assert inspect(conn).get_table_names() == ["ratings"]
+    raw.dispose()
+
+
+def test_alembic_command_line_with_shipped_ini(db_url):
+    env = {**os.environ, "RECSQL_DATABASE_URL": db_url}
+    done = subprocess.run(
+        [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "head"],
+        cwd=ROOT, env=env, capture_output=True, text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    engine = recsql.connect(db_url)  # accepted as current: no error
+    with engine.connect() as conn:
+        assert schema.current_revision(conn) == schema.head_revision()
+    engine.dispose()
+
+
+def test_unreachable_database_is_one_clear_line():
+    from tests.conftest import Cli
+
+    result = Cli("postgresql://nobody@127.0.0.1:1/nothing")("models", ok=False)
+    assert result.output.startswith("Error: cannot connect to postgresql+psycopg://nobody@127.0.0.1:1/nothing")
+    assert len(result.output.strip().splitlines()) == 1
+    result = Cli("sqlite:////no/such/folder/x.db")("models", ok=False)
+    assert "cannot connect" in result.output
