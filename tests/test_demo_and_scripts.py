@@ -1,0 +1,68 @@
+"""`recsql demo` and the cron scripts, run as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+import recsql
+from recsql.cli import cli
+from recsql.demo import synthetic_catalogue
+from tests.conftest import ROOT
+
+
+def test_synthetic_catalogue_is_reproducible():
+    a, b = synthetic_catalogue(), synthetic_catalogue()
+    assert a.ratings.equals(b.ratings) and a.movies.equals(b.movies)
+    assert not a.ratings.duplicated(["user_id", "movie_id"]).any()
+    assert set(a.ratings.value.unique()) <= {1, 2, 3, 4, 5}
+
+
+def test_demo_runs_in_its_own_file_and_finds_same_genre(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RECSQL_DATABASE_URL", raising=False)
+    for _ in range(2):  # a second run starts afresh
+        result = CliRunner().invoke(cli, ["demo"])
+        assert result.exit_code == 0, result.output
+    assert "Movie title: The Sheriff of Dry Creek" in result.output
+    engine = recsql.connect(f"sqlite:///{tmp_path / 'recsql-demo.db'}")
+    similar = recsql.similar(engine, 1, limit=5)
+    assert len(recsql.list_models(engine)) == 1
+    assert sum(m.genres == "western" for m in similar) >= 4
+    engine.dispose()
+
+
+def test_demo_refuses_a_database_with_ratings(db_url, run, tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("user_id,movie_id,value\n1,1,5\n")
+    run("import", "ratings", path)
+    assert "only runs on an empty database" in run("demo", ok=False).output
+
+
+def _script(name: str, url: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RECSQL_DATABASE_URL": url}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / name), *args], env=env, capture_output=True, text=True
+    )
+
+
+def test_cron_scripts(db_url, tmp_path):
+    assert _script("migrate.py", db_url).returncode == 0
+    failed = _script("retrain.py", db_url)
+    assert failed.returncode == 1
+    assert failed.stderr.strip() == (
+        "retrain failed: there are no ratings to train on; import some with `recsql import ratings FILE`"
+    )
+    path = tmp_path / "r.csv"
+    path.write_text("user_id,movie_id,value\n" + "\n".join(f"{u},{m},{(u + m) % 5 + 1}" for u in range(6) for m in range(5)))
+    engine = recsql.connect(db_url)
+    recsql.import_ratings(engine, path)
+    done = _script("retrain.py", db_url, "--features", "2")
+    assert done.returncode == 0, done.stderr
+    assert recsql.list_models(engine)[0].status == "active"
+    unreachable = _script("migrate.py", "postgresql://x@127.0.0.1:1/none")
+    assert unreachable.returncode == 1 and len(unreachable.stderr.strip().splitlines()) == 1
+    engine.dispose()
