@@ -4,6 +4,11 @@ The public API is in :mod:`recsql.api` and re-exported here.
 """
 
 from recsql.api import (
+    Evaluation,
+    TuneRow,
+    evaluate,
+    plot_tuning,
+    tune,
     ImportResult,
     ModelInfo,
     MovieInfo,
@@ -25,7 +30,7 @@ from recsql.errors import RecsqlError
 __version__ = "0.1.0"
 
 __all__ = [
-    "ImportResult", "ModelInfo", "MovieInfo", "SimilarMovie", "TrainResult", "RecsqlError",
+    "Evaluation", "TuneRow", "evaluate", "plot_tuning", "tune", "ImportResult", "ModelInfo", "MovieInfo", "SimilarMovie", "TrainResult", "RecsqlError",
     "connect", "downgrade", "import_movies", "import_ratings", "list_models", "movie",
     "schema_status", "similar", "train", "upgrade",
 ]

@@ -17,6 +17,7 @@ import recsql
 from recsql import db
 from recsql.demo import run_demo
 from recsql.errors import RecsqlError
+from recsql.experiment import require_matplotlib
 from recsql.factorize import DEFAULT_SOLVER, SOLVERS
 from recsql.ingest import FORMATS
 from recsql.matrix import DUPLICATE_POLICIES
@@ -180,14 +181,29 @@ def import_movies(ctx: click.Context, path: str, format: str | None) -> None:
 # --------------------------------------------------------------------------- train
 
 
+def _solver_options(command):
+    """The options every command that fits a model takes (train, evaluate, tune)."""
+    options = [
+        click.option("--solver", type=click.Choice(sorted(SOLVERS)), default=DEFAULT_SOLVER, show_default=True,
+                     help="als: biased MF, Bayesian by default (accurate); cg: the tutorial's."),
+        click.option("--features", type=int, default=None, help="Latent features [als: 6, cg: 15]."),
+        click.option("--regularization", type=float, default=None, help="L2 penalty [als: 0.1, cg: 0.1]."),
+        click.option("--max-iterations", type=int, default=None, help="ALS sweeps [10] or CG iterations [3000]."),
+        click.option("--samples", type=int, default=None,
+                     help="als: Gibbs samples averaged [120]; 0 for plain ALS."),
+        click.option("--implicit/--no-implicit", default=None,
+                     help="als: use which movies each user rated (SVD++-style) [on]."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seeds the start and the split."),
+        click.option("--duplicates", type=click.Choice(DUPLICATE_POLICIES), default="max", show_default=True,
+                     help="How repeated (user, movie) ratings are resolved."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @cli.command()
-@click.option("--solver", type=click.Choice(sorted(SOLVERS)), default=DEFAULT_SOLVER, show_default=True)
-@click.option("--features", type=int, default=15, show_default=True, help="Latent features per user and movie.")
-@click.option("--regularization", type=float, default=0.1, show_default=True, help="Weight of the L2 penalty.")
-@click.option("--max-iterations", type=int, default=3000, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the start and the test split.")
-@click.option("--duplicates", type=click.Choice(DUPLICATE_POLICIES), default="max", show_default=True,
-              help="How repeated (user, movie) ratings are resolved.")
+@_solver_options
 @click.option("--test-fraction", type=float, default=None, help="Hold out this share of ratings to test on.")
 @click.option("--test-file", type=click.Path(dir_okay=False), default=None, help="Score this ratings file.")
 @click.option("--similar-k", type=int, default=20, show_default=True, help="Similar movies stored per movie.")
@@ -199,7 +215,8 @@ def train(ctx: click.Context, **options: Any) -> None:
 
     \b
     Example:
-        recsql train --features 15 --regularization 0.1 --test-fraction 0.3
+        recsql train --test-fraction 0.2
+        recsql train --solver cg --features 15 --regularization 0.1
     """
     result = recsql.train(_engine(ctx), progress=lambda m: _say(ctx, m), **options)
     m = result.metrics
@@ -209,6 +226,100 @@ def train(ctx: click.Context, **options: Any) -> None:
     if "test_rmse" in m:
         skipped = f" ({m['n_test_skipped']} of unknown users/movies skipped)" if m["n_test_skipped"] else ""
         click.echo(f"test  RMSE {m['test_rmse']:.6f}  MAE {m['test_mae']:.6f} on {m['n_test']} ratings{skipped}")
+        click.echo(_ranking_line(m))
+
+
+def _ranking_line(m: dict[str, Any]) -> str:
+    return (f"test  precision@10 {m['precision_at_10']:.4f}  recall@10 {m['recall_at_10']:.4f}  "
+            f"NDCG@10 {m['ndcg_at_10']:.4f}")
+
+
+def _holdout_options(command):
+    options = [
+        click.option("--train", "train_file", type=click.Path(dir_okay=False), default=None,
+                     help="Train on this file instead of the database's ratings."),
+        click.option("--test", "test_file", type=click.Path(dir_okay=False), default=None,
+                     help="Score this fixed file (e.g. MovieLens u1.test)."),
+        click.option("--test-fraction", type=float, default=None, help="Hold out this random share."),
+        click.option("--folds", type=int, default=None, help="K-fold cross-validation."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _evaluation_engine(ctx: click.Context, train_file: str | None):
+    return None if train_file else _engine(ctx)
+
+
+@cli.command()
+@_solver_options
+@_holdout_options
+@click.pass_context
+def evaluate(ctx: click.Context, train_file: str | None, **options: Any) -> None:
+    """Fit on training ratings, score held-out ones; nothing is written.
+
+    \b
+    Example:
+        recsql evaluate --train ml-100k/u1.base --test ml-100k/u1.test
+        recsql evaluate --folds 5 --solver cg --regularization 10
+    """
+    result = recsql.evaluate(_evaluation_engine(ctx, train_file), train_file=train_file, **options)
+    names = ["train_rmse", "train_mae", "test_rmse", "test_mae", "precision_at_10", "recall_at_10",
+             "ndcg_at_10", "fit_seconds"]
+    click.echo("fold  " + "  ".join(f"{n:>15}" for n in names))
+    rows = [(str(i + 1), {**f.metrics, "fit_seconds": f.fit_seconds}) for i, f in enumerate(result.folds)]
+    if len(rows) > 1:
+        rows.append(("mean", result.mean))
+    for label, m in rows:
+        click.echo(f"{label:<4}  " + "  ".join(f"{m[n]:>15.4f}" for n in names))
+
+
+def _number_list(kind):
+    def parse(ctx, param, value):
+        try:
+            return [kind(v) for v in value.split(",") if v.strip()]
+        except ValueError:
+            raise click.BadParameter(f"expected a comma-separated list of numbers, got {value!r}") from None
+    return parse
+
+
+@cli.command()
+@click.option("--features", default="4,6,10", show_default=True, callback=_number_list(int),
+              help="Comma-separated feature counts.")
+@click.option("--regularization", default="0.03,0.1,0.3", show_default=True, callback=_number_list(float),
+              help="Comma-separated regularization values.")
+@click.option("--solver", type=click.Choice(sorted(SOLVERS)), default=DEFAULT_SOLVER, show_default=True)
+@click.option("--max-iterations", type=int, default=None)
+@click.option("--samples", type=int, default=None, help="als: Gibbs samples (0: plain ALS).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@_holdout_options
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Write a PNG of test RMSE against regularization (needs recsql[plots]).")
+@click.pass_context
+def tune(ctx: click.Context, train_file: str | None, plot: str | None, **options: Any) -> None:
+    """Grid-search features x regularization; print a table sorted by test RMSE.
+
+    \b
+    Example:
+        recsql tune --solver cg --features 5,10,15 --regularization 0.1,1,10 --folds 3 --plot tune.png
+    """
+    if plot:
+        require_matplotlib()
+    rows = recsql.tune(
+        _evaluation_engine(ctx, train_file), train_file=train_file,
+        progress=lambda r: _say(ctx, f"features {r.features:>3}  regularization {r.regularization:<8g} "
+                                     f"test RMSE {r.evaluation.mean['test_rmse']:.4f}"),
+        **options,
+    )
+    click.echo(f"{'features':>8}  {'regularization':>14}  {'test_rmse':>9}  {'test_mae':>8}  "
+               f"{'train_rmse':>10}  {'ndcg@10':>7}  {'fit_s':>6}")
+    for r in rows:
+        m = r.evaluation.mean
+        click.echo(f"{r.features:>8}  {r.regularization:>14g}  {m['test_rmse']:>9.4f}  {m['test_mae']:>8.4f}  "
+                   f"{m['train_rmse']:>10.4f}  {m['ndcg_at_10']:>7.4f}  {m['fit_seconds']:>6.2f}")
+    if plot:
+        _say(ctx, f"plot written to {recsql.plot_tuning(rows, plot)}")
 
 
 # --------------------------------------------------------------------------- read

@@ -97,6 +97,10 @@ class ModelRun(Base):
     n_movies: Mapped[int | None] = mapped_column(Integer)
     n_ratings: Mapped[int | None] = mapped_column(BigInteger)
     error: Mapped[str | None] = mapped_column(Text)
+    # prediction = global_mean + user bias + movie bias + features, clipped to the range
+    global_mean: Mapped[float | None] = mapped_column(Float)
+    rating_min: Mapped[float | None] = mapped_column(Float)
+    rating_max: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (
         # At most one active run, enforced by the database itself.
@@ -134,6 +138,26 @@ class MovieFeature(Base):
     movie_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     feature: Mapped[int] = mapped_column(Integer, primary_key=True)
     value: Mapped[float] = mapped_column(Float)
+
+
+class UserBias(Base):
+    """A user's rating offset; 0 for solvers without biases (the tutorial's)."""
+
+    __tablename__ = "user_biases"
+
+    model_id: Mapped[int] = mapped_column(_model_fk(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    bias: Mapped[float] = mapped_column(Float)
+
+
+class MovieBias(Base):
+    """A movie's rating offset; 0 for solvers without biases (the tutorial's)."""
+
+    __tablename__ = "movie_biases"
+
+    model_id: Mapped[int] = mapped_column(_model_fk(), primary_key=True)
+    movie_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    bias: Mapped[float] = mapped_column(Float)
 
 
 class MovieSimilarity(Base):

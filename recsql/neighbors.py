@@ -68,3 +68,45 @@ def top_k_similar(
         indices[start:stop] = best
         scores[start:stop] = best_cost if metric == "l1" else -best_cost
     return indices, scores
+
+
+def top_n_unrated(
+    factors, rated, n: int = 10, users: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each user row, the ``n`` movies with the highest predicted rating it has not rated.
+
+    ``factors`` is a :class:`~recsql.factorize.Factors`; ``rated`` a CSR users x movies
+    matrix in the same index space whose stored cells are excluded.  Scores are computed
+    a block of users at a time (BLAS), so memory stays ``block x n_movies``.  Returns
+    ``(indices, scores)`` of shape ``len(users) x min(n, n_movies)``; a user with fewer
+    unrated movies gets ``-1`` indices and ``nan`` scores in the empty slots.
+    """
+    users = np.arange(rated.shape[0]) if users is None else np.asarray(users)
+    n_movies = factors.movie_factors.shape[0]
+    n = max(0, min(n, n_movies))
+    indices = np.full((len(users), n), -1, dtype=np.int64)
+    scores = np.full((len(users), n), np.nan)
+    if n == 0 or len(users) == 0:
+        return indices, scores
+    movie_bias = factors.movie_bias if factors.movie_bias is not None else 0.0
+    block = max(1, BLOCK_CELLS // n_movies)
+    for start in range(0, len(users), block):
+        rows = users[start : start + block]
+        pred = factors.user_factors[rows] @ factors.movie_factors.T
+        pred += factors.global_mean + movie_bias
+        if factors.user_bias is not None:
+            pred += factors.user_bias[rows, None]
+        sub = rated[rows]
+        pred[np.repeat(np.arange(len(rows)), np.diff(sub.indptr)), sub.indices] = -np.inf
+        part = np.argpartition(-pred, n - 1, axis=1)[:, :n]
+        part_scores = np.take_along_axis(pred, part, axis=1)
+        order = np.lexsort((part, -part_scores), axis=1)
+        best = np.take_along_axis(part, order, axis=1)
+        best_scores = np.take_along_axis(part_scores, order, axis=1)
+        if factors.clip is not None:
+            best_scores = np.clip(best_scores, *factors.clip)
+        empty = ~np.isfinite(np.take_along_axis(pred, best, axis=1))
+        best[empty], best_scores[empty] = -1, np.nan
+        indices[start : start + len(rows)] = best
+        scores[start : start + len(rows)] = best_scores
+    return indices, scores

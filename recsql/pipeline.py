@@ -17,9 +17,11 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from recsql import db, ingest, runs
+from recsql import db, runs
 from recsql.errors import NoRatings
-from recsql.evaluate import score, split_random
+from recsql.evaluate import split_random
+from recsql.experiment import metrics as experiment_metrics
+from recsql.experiment import read_matrix
 from recsql.factorize import DEFAULT_SOLVER, make_solver
 from recsql.matrix import DuplicatePolicy, RatingMatrix
 from recsql.neighbors import Metric, check_similarity_params, top_k_similar
@@ -60,9 +62,11 @@ def train(
     engine: Engine,
     *,
     solver: str = DEFAULT_SOLVER,
-    features: int = 15,
-    regularization: float = 0.1,
-    max_iterations: int = 3000,
+    features: int | None = None,
+    regularization: float | None = None,
+    max_iterations: int | None = None,
+    samples: int | None = None,
+    implicit: bool | None = None,
     seed: int = 0,
     duplicates: DuplicatePolicy = "max",
     test_fraction: float | None = None,
@@ -72,6 +76,10 @@ def train(
     progress: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train a new model from the stored ratings and make it the active one.
+
+    Solver parameters left as None take the solver's defaults (``als``: 6 features,
+    Bayesian averaging over 120 Gibbs samples with implicit feedback; ``cg``: the
+    tutorial's 15 features and regularization 0.1).
 
     ``test_fraction`` holds out that share of the ratings at random (reproducible by
     ``seed``); ``test_file`` scores a fixed file of ratings instead.  The stored model is
@@ -89,13 +97,12 @@ def train(
 
     model = make_solver(
         solver, features=features, regularization=regularization,
-        max_iterations=max_iterations, seed=seed,
+        max_iterations=max_iterations, samples=samples, implicit=implicit, seed=seed,
     )
     # Check every input before the run row exists: a typo must not leave a failed run.
     test = None
     if test_file is not None:
-        frame = ingest.read_ratings(test_file)
-        test = RatingMatrix.from_triples(frame.user_id, frame.movie_id, frame.value, duplicates)
+        test = read_matrix(test_file, duplicates)
     check_similarity_params(similar_k, metric)
     with phase("read"):
         matrix = read_ratings(engine, duplicates)
@@ -114,7 +121,8 @@ def train(
         with phase("fit"):
             factors = model.fit(matrix)
         with phase("evaluate"):
-            metrics = _metrics(factors, matrix, test)
+            metrics = experiment_metrics(factors, matrix, test)
+            metrics.update({k: v for k, v in factors.info.items() if isinstance(v, (int, float, bool))})
         with phase("similarities"):
             indices, scores = top_k_similar(factors.movie_factors, similar_k, metric)
         with phase("write"):
@@ -142,18 +150,3 @@ def train(
         n_movies=matrix.n_movies,
         n_ratings=matrix.nnz,
     )
-
-
-def _metrics(factors, train: RatingMatrix, test: RatingMatrix | None) -> dict[str, Any]:
-    fitted = score(factors, train)
-    metrics: dict[str, Any] = {"train_rmse": fitted.rmse, "train_mae": fitted.mae, "n_train": fitted.n}
-    if test is not None:
-        held_out = score(factors, test)
-        metrics.update(
-            test_rmse=held_out.rmse,
-            test_mae=held_out.mae,
-            n_test=held_out.n,
-            n_test_skipped=held_out.skipped,
-        )
-    metrics.update({k: v for k, v in factors.info.items() if isinstance(v, (int, float, bool))})
-    return metrics

@@ -70,6 +70,19 @@ def write_outputs(
                     "value": values.ravel(),
                 },
             )
+        for table, key, ids, bias in (
+            ("user_biases", "user_id", factors.user_ids, factors.user_bias),
+            ("movie_biases", "movie_id", factors.movie_ids, factors.movie_bias),
+        ):
+            db.insert_columns(
+                conn,
+                table,
+                {
+                    "model_id": np.full(len(ids), run_id, dtype=np.int64),
+                    key: ids,
+                    "bias": np.zeros(len(ids)) if bias is None else bias,
+                },
+            )
         n, k = outputs.similar_indices.shape
         db.insert_columns(
             conn,
@@ -93,6 +106,9 @@ def write_outputs(
                 n_users=len(factors.user_ids),
                 n_movies=len(factors.movie_ids),
                 n_ratings=n_ratings,
+                global_mean=factors.global_mean,
+                rating_min=factors.clip[0] if factors.clip else None,
+                rating_max=factors.clip[1] if factors.clip else None,
             )
         )
 

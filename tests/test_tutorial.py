@@ -23,7 +23,7 @@ TUTORIAL_TEST_RMSE = 1.2096517096071573
 def test_published_numbers(engine, run, seed_data, features):
     run("import", "ratings", seed_data / "movie_ratings_data_set_training.csv")
     out = run(
-        "train", "--features", features, "--regularization", "1.1",
+        "train", "--solver", "cg", "--features", features, "--regularization", "1.1",
         "--test-file", seed_data / "movie_ratings_data_set_testing.csv",
     ).output
     assert re.search(r"train RMSE 0\.249\d+", out) and re.search(r"test  RMSE 1\.209\d+", out)
@@ -38,7 +38,7 @@ def tutorial_model(engine, run, seed_data):
     """The full tutorial data set trained with 15 features and regularization 0.1."""
     run("import", "ratings", seed_data / "movie_ratings_data_set.csv")
     run("import", "movies", seed_data / "movies.csv")
-    run("train", "--features", 15, "--regularization", 0.1)
+    run("train", "--solver", "cg", "--features", 15, "--regularization", 0.1)
     return engine
 
 

@@ -24,6 +24,8 @@ class Factors:
 
     Rows follow the training matrix: ``user_factors[i]`` belongs to ``user_ids[i]``.
     Solvers without biases leave them at zero (the tutorial's model is U·M alone).
+    ``clip`` bounds predictions to the rating scale seen in training (None: unbounded,
+    as the tutorial's model is).
     """
 
     user_ids: np.ndarray
@@ -33,6 +35,7 @@ class Factors:
     global_mean: float = 0.0
     user_bias: np.ndarray | None = None
     movie_bias: np.ndarray | None = None
+    clip: tuple[float, float] | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -47,6 +50,8 @@ class Factors:
             pred += self.user_bias[rows]
         if self.movie_bias is not None:
             pred += self.movie_bias[cols]
+        if self.clip is not None:
+            np.clip(pred, *self.clip, out=pred)
         return pred
 
     def check_finite(self) -> Factors:

@@ -1,0 +1,66 @@
+"""Biases and the rating range: what a prediction needs besides the features.
+
+Revision ID: 0003_biases
+Revises: 0002_views
+Create Date: 2026-11-26
+
+prediction = models.global_mean + user_biases.bias + movie_biases.bias
+             + SUM(user_features.value * movie_features.value), clipped to
+             [models.rating_min, models.rating_max] when those are set.
+Runs made before this revision keep NULLs there (their models had no biases).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003_biases"
+down_revision = "0002_views"
+branch_labels = None
+depends_on = None
+
+ACTIVE_MODEL_V2 = """
+CREATE VIEW active_model AS
+SELECT id AS model_id, created_at, finished_at, activated_at, algorithm, params, metrics,
+       timings, n_users, n_movies, n_ratings, global_mean, rating_min, rating_max
+FROM models
+WHERE status = 'active'
+"""
+
+ACTIVE_MODEL_V1 = """
+CREATE VIEW active_model AS
+SELECT id AS model_id, created_at, finished_at, activated_at, algorithm, params, metrics,
+       timings, n_users, n_movies, n_ratings
+FROM models
+WHERE status = 'active'
+"""
+
+
+def upgrade() -> None:
+    op.execute("DROP VIEW active_model")
+    for column in ("global_mean", "rating_min", "rating_max"):
+        op.add_column("models", sa.Column(column, sa.Float(), nullable=True))
+    for table, key in (("user_biases", "user_id"), ("movie_biases", "movie_id")):
+        op.create_table(
+            table,
+            sa.Column("model_id", sa.Integer(), nullable=False),
+            sa.Column(key, sa.BigInteger(), nullable=False),
+            sa.Column("bias", sa.Float(), nullable=False),
+            sa.ForeignKeyConstraint(
+                ["model_id"], ["models.id"], name=f"fk_{table}_model_id_models", ondelete="CASCADE"
+            ),
+            sa.PrimaryKeyConstraint("model_id", key, name=f"pk_{table}"),
+        )
+    op.execute(ACTIVE_MODEL_V2)
+
+
+def downgrade() -> None:
+    op.execute("DROP VIEW active_model")
+    op.drop_table("movie_biases")
+    op.drop_table("user_biases")
+    # Plain DROP COLUMN (SQLite >= 3.35): a batch copy of `models` would break the
+    # similar_movies view, which refers to it.
+    for column in ("rating_max", "rating_min", "global_mean"):
+        op.drop_column("models", column)
+    op.execute(ACTIVE_MODEL_V1)
