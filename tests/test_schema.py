@@ -93,3 +93,33 @@ def test_unreachable_database_is_one_clear_line():
     assert len(result.output.strip().splitlines()) == 1
     result = Cli("sqlite:////no/such/folder/x.db")("models", ok=False)
     assert "cannot connect" in result.output
+
+
+def test_upgrade_keeps_runs_made_at_an_older_revision(db_url, run):
+    """A database trained at 0002 (before biases) upgrades and keeps serving its model."""
+    from tests.test_tutorial import _readme_sql
+
+    run("db", "upgrade", "--revision", "0002_views")
+    raw = create_engine(recsql.db.normalize_url(db_url))
+    with raw.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO models (id, created_at, status, algorithm, params) "
+            "VALUES (1, CURRENT_TIMESTAMP, 'active', 'cg', '{\"features\": 2}')"
+        ))
+        conn.execute(text("INSERT INTO movies VALUES (3, 'Three', NULL), (4, 'Four', 'drama')"))
+        for table, key, rows in (
+            ("user_features", "user_id", [(1, 0, 2.0), (1, 1, 0.5)]),
+            ("movie_features", "movie_id", [(3, 0, 1.5), (3, 1, -1.0), (4, 0, 1.0), (4, 1, 1.0)]),
+        ):
+            for ident, feature, value in rows:
+                conn.execute(text(f"INSERT INTO {table} VALUES (1, {ident}, {feature}, {value})"))
+        conn.execute(text("INSERT INTO movie_similarities VALUES (1, 3, 1, 4, 2.5), (1, 4, 1, 3, 2.5)"))
+    run("db", "upgrade")
+    assert "Four" in run("similar", 3).output
+    with raw.connect() as conn:
+        predicted = conn.execute(text(_readme_sql()["the predicted rating of user 1 for movie 3"])).scalar()
+    assert predicted == pytest.approx(2.0 * 1.5 + 0.5 * -1.0)
+    engine = recsql.connect(db_url)
+    assert [m.status for m in recsql.list_models(engine)] == ["active"]
+    engine.dispose()
+    raw.dispose()

@@ -7,7 +7,10 @@ Create Date: 2026-11-26
 prediction = models.global_mean + user_biases.bias + movie_biases.bias
              + SUM(user_features.value * movie_features.value), clipped to
              [models.rating_min, models.rating_max] when those are set.
-Runs made before this revision keep NULLs there (their models had no biases).
+Runs made before this revision came from the tutorial's solver, which has no biases:
+the data migration gives them a global mean of 0 and zero biases, so the prediction
+query works for them unchanged (rating_min/max stay NULL: their predictions were never
+clipped).
 """
 
 from __future__ import annotations
@@ -52,6 +55,9 @@ def upgrade() -> None:
             ),
             sa.PrimaryKeyConstraint("model_id", key, name=f"pk_{table}"),
         )
+    op.execute("UPDATE models SET global_mean = 0 WHERE status <> 'failed'")
+    op.execute("INSERT INTO user_biases (model_id, user_id, bias) SELECT DISTINCT model_id, user_id, 0 FROM user_features")
+    op.execute("INSERT INTO movie_biases (model_id, movie_id, bias) SELECT DISTINCT model_id, movie_id, 0 FROM movie_features")
     op.execute(ACTIVE_MODEL_V2)
 
 
