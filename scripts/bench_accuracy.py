@@ -76,10 +76,17 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument("--no-peers", action="store_true", help="skip Surprise even if installed")
     parser.add_argument("--cg", action="store_true", help="also run the tutorial's CG (slow: ~25 s a split)")
+    parser.add_argument("--variant", action="append", default=[], metavar="K=V,...",
+                        help="also run als with these parameters, e.g. features=8,samples=60")
     args = parser.parse_args()
     splits = [int(s) for s in args.splits.split(",")]
 
     contenders: dict[str, Callable] = {"recsql als (default)": ours("als")}
+    for variant in args.variant:
+        params = dict(item.split("=") for item in variant.split(","))
+        typed = {k: (v == "true" if v in ("true", "false") else float(v) if "." in v else int(v))
+                 for k, v in params.items()}
+        contenders[f"recsql als {variant}"] = ours("als", **typed)
     if args.cg:
         contenders["recsql cg (tutorial)"] = ours("cg")
     if not args.no_peers:
