@@ -24,7 +24,8 @@ def test_batched_als_matches_reference():
     fast = AlternatingLeastSquares(features=3, samples=0, regularization=0.05).fit(matrix)
     slow = AlternatingLeastSquares(features=3, samples=0, regularization=0.05, reference=True).fit(matrix)
     for name in ("user_factors", "movie_factors", "user_bias", "movie_bias"):
-        np.testing.assert_allclose(getattr(fast, name), getattr(slow, name), atol=1e-8)
+        # The batched products run in float32; the reference is float64 throughout.
+        np.testing.assert_allclose(getattr(fast, name), getattr(slow, name), atol=1e-4)
 
 
 def test_sampler_is_deterministic_per_seed():

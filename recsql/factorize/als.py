@@ -28,12 +28,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import scipy.sparse as sp
 
 from recsql.errors import InvalidParameter
 from recsql.factorize.base import Factors, Solver
 from recsql.matrix import RatingMatrix
+
+
+# Below this many ratings, threads cost more than they save.
+PARALLEL_NNZ = 500_000
 
 
 class AlternatingLeastSquares(Solver):
@@ -94,11 +100,21 @@ class AlternatingLeastSquares(Solver):
 
     def _fit(self, matrix: RatingMatrix) -> Factors:
         rng = np.random.default_rng(self.seed)
-        k = self.features
+
         mu = float(matrix.values.mean())
         clip = (float(matrix.values.min()), float(matrix.values.max()))
-        by_user = matrix.with_values(matrix.values - mu)
-        by_movie = by_user.T.tocsr()
+        user_matrix = matrix.with_values(matrix.values - mu)
+        movie_matrix = user_matrix.T.tocsr()
+        threads = 2 if matrix.nnz >= PARALLEL_NNZ else 1
+        by_user, by_movie = _Side(user_matrix, threads), _Side(movie_matrix, threads)
+        try:
+            return self._fit_sides(matrix, by_user, by_movie, mu, clip, rng)
+        finally:
+            by_user.close()
+            by_movie.close()
+
+    def _fit_sides(self, matrix, by_user, by_movie, mu, clip, rng) -> Factors:
+        k = self.features
         # [factors..., bias]: the bias is one more coordinate whose partner is a constant 1.
         users = np.hstack([rng.normal(0, 0.1, (matrix.n_users, k)), np.zeros((matrix.n_users, 1))])
         movies = np.hstack([rng.normal(0, 0.1, (matrix.n_movies, k)), np.zeros((matrix.n_movies, 1))])
@@ -122,8 +138,8 @@ class AlternatingLeastSquares(Solver):
         k = self.features
         hyper_u, hyper_m = _Prior(k + 1), _Prior(k + 1)
         if self.implicit:
-            hyper_u.link = _ImplicitLink(by_user, k + 1)
-            hyper_m.link = _ImplicitLink(by_movie, k + 1)
+            hyper_u.link = _ImplicitLink(by_user.blocks, k + 1)
+            hyper_m.link = _ImplicitLink(by_movie.blocks, k + 1)
         # Noise precision starts at 1 / (mean squared error of the ALS fit).
         alpha = matrix.nnz / max(_squared_error(*_normal_equations(by_user, movies), users), 1e-9)
         stacked_u, stacked_m = [], []
@@ -150,45 +166,78 @@ class AlternatingLeastSquares(Solver):
 
 
 def _augmented(other: np.ndarray) -> np.ndarray:
-    """The partner side as [factors, 1]: the constant 1 multiplies this side's bias."""
-    aug = other.copy()
+    """The partner side as [factors, 1] in float32: the 1 multiplies this side's bias."""
+    aug = other.astype(np.float32)
     aug[:, -1] = 1.0
     return aug
 
 
-def _targets(ratings: sp.csr_matrix, other: np.ndarray) -> sp.csr_matrix:
-    """Ratings minus mu (already) minus the partner's bias, on the same sparsity pattern."""
-    return sp.csr_matrix(
-        (ratings.data - other[ratings.indices, -1], ratings.indices, ratings.indptr), shape=ratings.shape
-    )
+class _Side:
+    """One orientation of the ratings (users x movies, or movies x users), built once per
+    fit: the rating values (minus the mean) and the sparsity pattern, cut into row blocks
+    of about equal size that threads multiply at once (scipy's sparse x dense product
+    releases the GIL).  The big products run in float32: they are memory-bound, and
+    the small per-row systems are solved in float64.
+    """
+
+    def __init__(self, ratings: sp.csr_matrix, threads: int = 2):
+        self.shape = ratings.shape
+        self.data = ratings.data
+        self.indices = ratings.indices
+        self.indptr = ratings.indptr
+        nnz = len(ratings.data)
+        cuts = np.searchsorted(ratings.indptr, np.linspace(0, nnz, threads + 1)[1:-1])
+        self.bounds = [0, *sorted(set(int(c) for c in cuts)), ratings.shape[0]]
+        self.blocks = []
+        for start, stop in zip(self.bounds[:-1], self.bounds[1:]):
+            lo, hi = ratings.indptr[start], ratings.indptr[stop]
+            self.blocks.append(sp.csr_matrix(
+                (np.ones(hi - lo, dtype=np.float32), ratings.indices[lo:hi], ratings.indptr[start : stop + 1] - lo),
+                shape=(stop - start, ratings.shape[1]),
+            ))
+        self.pool = ThreadPoolExecutor(max_workers=max(1, len(self.blocks)))
+
+    def times(self, dense: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
+        """(pattern, or the matrix with ``values`` in its cells) @ dense, block by block."""
+
+        def one(block_number: int) -> np.ndarray:
+            block = self.blocks[block_number]
+            if values is not None:
+                lo = self.indptr[self.bounds[block_number]]
+                block = sp.csr_matrix((values[lo : lo + block.nnz], block.indices, block.indptr), shape=block.shape)
+            return np.asarray(block @ dense)
+
+        return np.vstack(list(self.pool.map(one, range(len(self.blocks)))))
+
+    def close(self) -> None:
+        self.pool.shutdown()
 
 
-def _normal_equations(
-    ratings: sp.csr_matrix, other: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """Per-row Gram matrices sum q~ q~^T, right-hand sides sum t q~, and sum t^2 (all rows)."""
+def _normal_equations(side: _Side, other: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Per-row Gram matrices sum q~ q~^T, right-hand sides sum t q~ (t: rating minus the
+    mean and the partner's bias), and sum t^2, for all rows at once."""
     aug = _augmented(other)
     d = aug.shape[1]
-    pattern = sp.csr_matrix((np.ones_like(ratings.data), ratings.indices, ratings.indptr), shape=ratings.shape)
     upper_i, upper_j = np.triu_indices(d)  # the Gram matrices are symmetric: half the work
-    gram_upper = np.asarray(pattern @ (aug[:, upper_i] * aug[:, upper_j]))
-    gram = np.empty((ratings.shape[0], d, d))
+    gram_upper = side.times(aug[:, upper_i] * aug[:, upper_j])
+    gram = np.empty((side.shape[0], d, d))
     gram[:, upper_i, upper_j] = gram_upper
     gram[:, upper_j, upper_i] = gram_upper
-    targets = _targets(ratings, other)
-    rhs = np.asarray(targets @ aug)
-    return gram, rhs, float(targets.data @ targets.data)
+    targets = side.data - other[side.indices, -1]
+    rhs = side.times(aug, targets.astype(np.float32)).astype(np.float64)
+    return gram, rhs, float(targets @ targets)
 
 
-def _solve_side(ratings: sp.csr_matrix, other: np.ndarray, penalty: np.ndarray) -> np.ndarray:
-    gram, rhs, _ = _normal_equations(ratings, other)
+def _solve_side(side: _Side, other: np.ndarray, penalty: np.ndarray) -> np.ndarray:
+    gram, rhs, _ = _normal_equations(side, other)
     d = gram.shape[1]
     gram += (np.maximum(penalty, 1e-9)[:, None, None]) * np.eye(d)
     return np.linalg.solve(gram, rhs[:, :, None])[:, :, 0]
 
 
-def _solve_side_reference(ratings: sp.csr_matrix, other: np.ndarray, penalty: np.ndarray) -> np.ndarray:
+def _solve_side_reference(side: _Side, other: np.ndarray, penalty: np.ndarray) -> np.ndarray:
     """The same half-step one row at a time, written for reading, not speed (tests compare)."""
+    ratings = sp.csr_matrix((side.data, side.indices, side.indptr), shape=side.shape)
     d = other.shape[1]
     result = np.zeros((ratings.shape[0], d))
     for row in range(ratings.shape[0]):
@@ -212,7 +261,8 @@ class _ImplicitLink:
     norm alone (a chi-square draw).  Per sweep that is two products with F V.
     """
 
-    def __init__(self, ratings: sp.csr_matrix, d: int):
+    def __init__(self, pattern_blocks: list[sp.csr_matrix], d: int):
+        ratings = sp.vstack(pattern_blocks, format="csr")
         counts = np.diff(ratings.indptr).astype(np.float64)
         weights = np.repeat(1.0 / np.sqrt(np.maximum(counts, 1)), np.diff(ratings.indptr))
         f = sp.csr_matrix((weights, ratings.indices, ratings.indptr), shape=ratings.shape)
