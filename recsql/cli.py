@@ -207,8 +207,10 @@ def _solver_options(command):
 @click.option("--test-fraction", type=float, default=None, help="Hold out this share of ratings to test on.")
 @click.option("--test-file", type=click.Path(dir_okay=False), default=None, help="Score this ratings file.")
 @click.option("--similar-k", type=int, default=20, show_default=True, help="Similar movies stored per movie.")
-@click.option("--metric", type=click.Choice(METRICS), default="l1", show_default=True,
-              help="l1: the tutorial's difference score; cosine: cosine similarity.")
+@click.option("--metric", type=click.Choice(METRICS), default="cosine", show_default=True,
+              help="cosine: cosine similarity; l1: the tutorial's difference score (slow on big catalogues).")
+@click.option("--recommend-n", type=int, default=10, show_default=True,
+              help="Recommendations stored per user (unrated movies, best predicted first).")
 @click.pass_context
 def train(ctx: click.Context, **options: Any) -> None:
     """Train a new model from the stored ratings and make it the active one.

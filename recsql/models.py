@@ -172,5 +172,17 @@ class MovieSimilarity(Base):
     score: Mapped[float] = mapped_column(Float)
 
 
+class UserRecommendation(Base):
+    """Top-N movies a user has not rated, by predicted rating; rank 1 is the best."""
+
+    __tablename__ = "user_recommendations"
+
+    model_id: Mapped[int] = mapped_column(_model_fk(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)
+    movie_id: Mapped[int] = mapped_column(BigInteger)
+    predicted_rating: Mapped[float] = mapped_column(Float)
+
+
 RECSQL_TABLES = tuple(Base.metadata.tables)
-RECSQL_VIEWS = ("active_model", "similar_movies")
+RECSQL_VIEWS = ("active_model", "similar_movies", "recommended_movies")

@@ -1,14 +1,16 @@
-"""Top-K most similar movies for every movie, from movie factors, in bounded memory.
+"""Top-K similar movies for every movie and top-N unrated movies for every user, from
+Factors, in bounded memory.
 
-Two metrics:
+Similarity metrics:
 
 * ``l1``: the tutorial's "difference score", the sum of absolute feature differences;
   smaller is more similar.
 * ``cosine``: cosine similarity of the feature vectors; larger is more similar.
 
-Movies are processed in blocks of rows, so memory is ``block x n_movies`` however large
-the catalogue; the per-block top-K is an argpartition, then a sort of K entries.  Ties
-are broken by the smaller movie index, so results are deterministic.
+Both jobs score a block of rows against every movie at a time (BLAS for cosine and
+predictions), so memory stays ``block x n_movies`` however large the catalogue, and
+then select each row's best K with :func:`top_k_largest`, which avoids a full
+argpartition of every row.  Ties are broken by the smaller movie index.
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.spatial.distance import cdist
 
 from recsql.errors import InvalidParameter
 
 Metric = Literal["l1", "cosine"]
 METRICS: tuple[str, ...] = ("l1", "cosine")
-BLOCK_CELLS = 8_000_000  # ~64 MB of float64 per block of scores
+BLOCK_CELLS = 8_000_000  # scores per block: 32 MB of float32
+GROUP = 32  # candidate groups of top_k_largest
 
 
 def check_similarity_params(k: int, metric: str) -> None:
@@ -31,6 +35,37 @@ def check_similarity_params(k: int, metric: str) -> None:
         raise InvalidParameter(f"metric must be one of {', '.join(METRICS)}, not {metric!r}")
     if k < 1:
         raise InvalidParameter(f"the number of similar movies must be at least 1, not {k}")
+
+
+def top_k_largest(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices and values of each row's ``k`` largest scores, best first.
+
+    Rather than partially sorting every row, the columns are split into ``n / GROUP``
+    strided groups (column j in group j mod n_groups); a row's k largest values lie in
+    the k groups with the largest maxima (each of those groups holds a value at least as
+    large as any value of a group outside them), so only those k x GROUP candidates are
+    partitioned.  The group maxima are one vectorized reduction.  -inf marks excluded cells.
+    """
+    rows, n = scores.shape
+    k = min(k, n)
+    n_groups = n // GROUP
+    if n_groups <= 2 * k:
+        candidates = np.broadcast_to(np.arange(n), (rows, n))
+    else:
+        full = n_groups * GROUP
+        maxima = scores[:, :full].reshape(rows, GROUP, n_groups).max(axis=1)
+        groups = np.argpartition(maxima, n_groups - k, axis=1)[:, n_groups - k :]
+        candidates = (groups[:, :, None] + np.arange(GROUP) * n_groups).reshape(rows, -1)
+        if full < n:  # the last n - full columns are in no group: always candidates
+            tail = np.broadcast_to(np.arange(full, n), (rows, n - full))
+            candidates = np.concatenate([candidates, tail], axis=1)
+    values = np.take_along_axis(scores, candidates, axis=1)
+    width = values.shape[1]
+    best = np.argpartition(values, width - k, axis=1)[:, width - k :]
+    index = np.take_along_axis(candidates, best, axis=1)
+    value = np.take_along_axis(values, best, axis=1)
+    order = np.lexsort((index, -value), axis=1)
+    return np.take_along_axis(index, order, axis=1), np.take_along_axis(value, order, axis=1)
 
 
 def top_k_similar(
@@ -42,44 +77,41 @@ def top_k_similar(
     rank order along axis 1.  A movie is never its own neighbour.
     """
     check_similarity_params(k, metric)
-    factors = np.asarray(movie_factors, dtype=np.float64)
-    n = factors.shape[0]
+    n = movie_factors.shape[0]
     k = max(0, min(k, n - 1))
     indices = np.empty((n, k), dtype=np.int64)
     scores = np.empty((n, k), dtype=np.float64)
     if k == 0:
         return indices, scores
     if metric == "cosine":
-        norms = np.linalg.norm(factors, axis=1, keepdims=True)
-        unit = factors / np.where(norms == 0, 1.0, norms)
+        norms = np.linalg.norm(movie_factors, axis=1, keepdims=True)
+        unit = (movie_factors / np.where(norms == 0, 1.0, norms)).astype(np.float32)
+    else:
+        factors = np.asarray(movie_factors, dtype=np.float64)
     block = max(1, BLOCK_CELLS // max(n, 1))
     for start in range(0, n, block):
         stop = min(n, start + block)
         if metric == "l1":
-            cost = cdist(factors[start:stop], factors, metric="cityblock")
+            closeness = -cdist(factors[start:stop], factors, metric="cityblock")
         else:
-            cost = -(unit[start:stop] @ unit.T)  # smaller cost = more similar
-        cost[np.arange(stop - start), np.arange(start, stop)] = np.inf
-        part = np.argpartition(cost, k - 1, axis=1)[:, :k]
-        part_cost = np.take_along_axis(cost, part, axis=1)
-        order = np.lexsort((part, part_cost), axis=1)
-        best = np.take_along_axis(part, order, axis=1)
-        best_cost = np.take_along_axis(part_cost, order, axis=1)
+            closeness = unit[start:stop] @ unit.T
+        closeness[np.arange(stop - start), np.arange(start, stop)] = -np.inf
+        best, value = top_k_largest(closeness, k)
         indices[start:stop] = best
-        scores[start:stop] = best_cost if metric == "l1" else -best_cost
+        scores[start:stop] = -value if metric == "l1" else value
     return indices, scores
 
 
 def top_n_unrated(
-    factors, rated, n: int = 10, users: np.ndarray | None = None
+    factors, rated: sp.csr_matrix, n: int = 10, users: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each user row, the ``n`` movies with the highest predicted rating it has not rated.
 
     ``factors`` is a :class:`~recsql.factorize.Factors`; ``rated`` a CSR users x movies
-    matrix in the same index space whose stored cells are excluded.  Scores are computed
-    a block of users at a time (BLAS), so memory stays ``block x n_movies``.  Returns
+    matrix in the same index space whose stored cells are excluded.  Returns
     ``(indices, scores)`` of shape ``len(users) x min(n, n_movies)``; a user with fewer
-    unrated movies gets ``-1`` indices and ``nan`` scores in the empty slots.
+    unrated movies gets ``-1`` indices and ``nan`` scores in the empty slots.  Scores are
+    predictions (clipped to the model's scale), computed in float32.
     """
     users = np.arange(rated.shape[0]) if users is None else np.asarray(users)
     n_movies = factors.movie_factors.shape[0]
@@ -88,25 +120,26 @@ def top_n_unrated(
     scores = np.full((len(users), n), np.nan)
     if n == 0 or len(users) == 0:
         return indices, scores
-    movie_bias = factors.movie_bias if factors.movie_bias is not None else 0.0
+    movie_part = np.float32(factors.global_mean) + (
+        0 if factors.movie_bias is None else factors.movie_bias.astype(np.float32)
+    )
+    movie_t = np.ascontiguousarray(factors.movie_factors.T, dtype=np.float32)
+    user_f = factors.user_factors.astype(np.float32)
     block = max(1, BLOCK_CELLS // n_movies)
     for start in range(0, len(users), block):
         rows = users[start : start + block]
-        pred = factors.user_factors[rows] @ factors.movie_factors.T
-        pred += factors.global_mean + movie_bias
+        pred = user_f[rows] @ movie_t
+        pred += movie_part
         if factors.user_bias is not None:
-            pred += factors.user_bias[rows, None]
+            pred += factors.user_bias[rows, None].astype(np.float32)
         sub = rated[rows]
         pred[np.repeat(np.arange(len(rows)), np.diff(sub.indptr)), sub.indices] = -np.inf
-        part = np.argpartition(-pred, n - 1, axis=1)[:, :n]
-        part_scores = np.take_along_axis(pred, part, axis=1)
-        order = np.lexsort((part, -part_scores), axis=1)
-        best = np.take_along_axis(part, order, axis=1)
-        best_scores = np.take_along_axis(part_scores, order, axis=1)
+        best, value = top_k_largest(pred, n)
+        value = value.astype(np.float64)
+        empty = ~np.isfinite(value)
         if factors.clip is not None:
-            best_scores = np.clip(best_scores, *factors.clip)
-        empty = ~np.isfinite(np.take_along_axis(pred, best, axis=1))
-        best[empty], best_scores[empty] = -1, np.nan
+            value = np.clip(value, *factors.clip)
+        best[empty], value[empty] = -1, np.nan
         indices[start : start + len(rows)] = best
-        scores[start : start + len(rows)] = best_scores
+        scores[start : start + len(rows)] = value
     return indices, scores

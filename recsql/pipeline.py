@@ -18,13 +18,13 @@ from typing import Any
 from sqlalchemy import Engine
 
 from recsql import db, runs
-from recsql.errors import NoRatings
+from recsql.errors import InvalidParameter, NoRatings
 from recsql.evaluate import split_random
 from recsql.experiment import metrics as experiment_metrics
 from recsql.experiment import read_matrix
 from recsql.factorize import DEFAULT_SOLVER, make_solver
 from recsql.matrix import DuplicatePolicy, RatingMatrix
-from recsql.neighbors import Metric, check_similarity_params, top_k_similar
+from recsql.neighbors import Metric, check_similarity_params, top_k_similar, top_n_unrated
 
 
 @dataclass
@@ -72,7 +72,8 @@ def train(
     test_fraction: float | None = None,
     test_file: str | Path | None = None,
     similar_k: int = 20,
-    metric: Metric = "l1",
+    metric: Metric = "cosine",
+    recommend_n: int = 10,
     progress: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train a new model from the stored ratings and make it the active one.
@@ -104,6 +105,8 @@ def train(
     if test_file is not None:
         test = read_matrix(test_file, duplicates)
     check_similarity_params(similar_k, metric)
+    if recommend_n < 0:
+        raise InvalidParameter(f"recommend_n must not be negative, not {recommend_n}")
     with phase("read"):
         matrix = read_ratings(engine, duplicates)
     if test_fraction is not None and test is None:
@@ -115,6 +118,7 @@ def train(
         "test_file": str(test_file) if test_file is not None else None,
         "similar_k": similar_k,
         "metric": metric,
+        "recommend_n": recommend_n,
     }
     run_id = runs.start(engine, solver, params)
     try:
@@ -125,11 +129,13 @@ def train(
             metrics.update({k: v for k, v in factors.info.items() if isinstance(v, (int, float, bool))})
         with phase("similarities"):
             indices, scores = top_k_similar(factors.movie_factors, similar_k, metric)
+        with phase("recommendations"):
+            rec_indices, rec_scores = top_n_unrated(factors, matrix.csr, recommend_n)
         with phase("write"):
             runs.write_outputs(
                 engine,
                 run_id,
-                runs.RunOutputs(factors, indices, scores),
+                runs.RunOutputs(factors, indices, scores, rec_indices, rec_scores),
                 metrics=metrics,
                 timings=timings,
                 n_ratings=matrix.nnz,

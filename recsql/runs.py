@@ -41,6 +41,8 @@ class RunOutputs:
     factors: Factors
     similar_indices: np.ndarray  # n_movies x K, indices into factors.movie_ids
     similar_scores: np.ndarray
+    recommended_indices: np.ndarray  # n_users x N, indices into factors.movie_ids; -1: none
+    recommended_scores: np.ndarray
 
 
 def write_outputs(
@@ -93,6 +95,19 @@ def write_outputs(
                 "rank": np.tile(np.arange(1, k + 1, dtype=np.int64), n),
                 "similar_movie_id": factors.movie_ids[outputs.similar_indices].ravel(),
                 "score": outputs.similar_scores.ravel(),
+            },
+        )
+        n, k = outputs.recommended_indices.shape
+        filled = outputs.recommended_indices.ravel() >= 0
+        db.insert_columns(
+            conn,
+            "user_recommendations",
+            {
+                "model_id": np.full(int(filled.sum()), run_id, dtype=np.int64),
+                "user_id": np.repeat(factors.user_ids, k)[filled],
+                "rank": np.tile(np.arange(1, k + 1, dtype=np.int64), n)[filled],
+                "movie_id": factors.movie_ids[outputs.recommended_indices.ravel()[filled]],
+                "predicted_rating": outputs.recommended_scores.ravel()[filled],
             },
         )
         conn.execute(

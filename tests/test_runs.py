@@ -95,3 +95,28 @@ def test_nothing_to_serve_or_train(engine, run, ratings_file):
     with pytest.raises(UnknownMovie) as caught:
         recsql.similar(engine, 99)
     assert caught.value.movie_id == 99
+
+
+def test_recommended_movies_view(engine, run, ratings_file):
+    run("import", "ratings", ratings_file)
+    run("train", "--features", 2, "--recommend-n", 3)
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT user_id, rank, movie_id, predicted_rating FROM recommended_movies ORDER BY user_id, rank"
+        )).all()
+        rated_again = conn.execute(text(
+            "SELECT COUNT(*) FROM recommended_movies r JOIN ratings x "
+            "ON x.user_id = r.user_id AND x.movie_id = r.movie_id"
+        )).scalar()
+    assert rated_again == 0
+    by_user: dict[int, list] = {}
+    for r in rows:
+        by_user.setdefault(r.user_id, []).append(r)
+    # 12 users rate 8 movies each but skip those with (u + m) % 3 == 0: 2 or 3 unrated each.
+    for user, recs in by_user.items():
+        unrated = sum((user + m) % 3 == 0 for m in range(1, 9))
+        assert len(recs) == min(3, unrated)
+        assert [r.rank for r in recs] == list(range(1, len(recs) + 1))
+        scores = [r.predicted_rating for r in recs]
+        assert scores == sorted(scores, reverse=True) and all(1 <= s <= 5 for s in scores)
+    assert len(by_user) == 12

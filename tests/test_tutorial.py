@@ -38,7 +38,7 @@ def tutorial_model(engine, run, seed_data):
     """The full tutorial data set trained with 15 features and regularization 0.1."""
     run("import", "ratings", seed_data / "movie_ratings_data_set.csv")
     run("import", "movies", seed_data / "movies.csv")
-    run("train", "--solver", "cg", "--features", 15, "--regularization", 0.1)
+    run("train", "--solver", "cg", "--features", 15, "--regularization", 0.1, "--metric", "l1")
     return engine
 
 
