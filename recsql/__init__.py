@@ -5,6 +5,8 @@ The public API is in :mod:`recsql.api` and re-exported here.
 
 from recsql.api import (
     Evaluation,
+    GenerateResult,
+    generate,
     TuneRow,
     evaluate,
     plot_tuning,
@@ -30,7 +32,7 @@ from recsql.errors import RecsqlError
 __version__ = "0.1.0"
 
 __all__ = [
-    "Evaluation", "TuneRow", "evaluate", "plot_tuning", "tune", "ImportResult", "ModelInfo", "MovieInfo", "SimilarMovie", "TrainResult", "RecsqlError",
+    "Evaluation", "GenerateResult", "generate", "TuneRow", "evaluate", "plot_tuning", "tune", "ImportResult", "ModelInfo", "MovieInfo", "SimilarMovie", "TrainResult", "RecsqlError",
     "connect", "downgrade", "import_movies", "import_ratings", "list_models", "movie",
     "schema_status", "similar", "train", "upgrade",
 ]

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from recsql import schema
 from recsql.db import make_engine
 from recsql.experiment import Evaluation, TuneRow, evaluate, plot_tuning, tune
+from recsql.generate import GenerateResult, generate
 from recsql.ingest import ImportResult, import_movies, import_ratings
 from recsql.pipeline import TrainResult, train
 from recsql.query import ModelInfo, MovieInfo, SimilarMovie, list_models, movie, similar
@@ -62,7 +63,7 @@ def schema_status(url: str | None = None) -> tuple[str | None, str]:
 
 __all__ = [
     "connect", "upgrade", "downgrade", "schema_status",
-    "import_ratings", "import_movies", "ImportResult",
+    "import_ratings", "import_movies", "ImportResult", "generate", "GenerateResult",
     "train", "TrainResult", "evaluate", "Evaluation", "tune", "TuneRow", "plot_tuning",
     "similar", "movie", "list_models", "SimilarMovie", "MovieInfo", "ModelInfo",
 ]

@@ -385,6 +385,25 @@ def _fmt(value: float | None) -> str:
 
 
 @cli.command()
+@click.option("--ratings", type=int, required=True, help="Number of distinct (user, movie) ratings.")
+@click.option("--users", type=int, required=True)
+@click.option("--movies", type=int, required=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--replace", is_flag=True, help="Delete the stored ratings first (same transaction).")
+@click.pass_context
+def generate(ctx: click.Context, **options: Any) -> None:
+    """Fill the database with a realistic synthetic catalogue (benchmarks, load tests).
+
+    \b
+    Example:
+        recsql generate --ratings 1000000 --users 6500 --movies 2400 --seed 0
+    """
+    result = recsql.generate(_engine(ctx), **options)
+    _say(ctx, f"generated {result.ratings} ratings of {result.movies} movies by {result.users} users "
+              f"(generate {result.seconds['generate']:.1f} s, load {result.seconds['load']:.1f} s)")
+
+
+@cli.command()
 @click.pass_context
 def demo(ctx: click.Context) -> None:
     """Train on a built-in synthetic catalogue and show similar movies; no files needed.

@@ -78,9 +78,10 @@ class RatingMatrix:
         user_ids = np.asarray(user_ids, dtype=np.int64)
         movie_ids = np.asarray(movie_ids, dtype=np.int64)
         values = np.asarray(values, dtype=np.float64)
-        users, rows = np.unique(user_ids, return_inverse=True)
-        movies, cols = np.unique(movie_ids, return_inverse=True)
+        users, rows = _dense_index(user_ids)
+        movies, cols = _dense_index(movie_ids)
         key = rows.astype(np.int64) * max(len(movies), 1) + cols
+        del rows, cols
         if duplicates == "mean":
             unique_keys, inverse = np.unique(key, return_inverse=True)
             sums = np.bincount(inverse, weights=values)
@@ -97,11 +98,12 @@ class RatingMatrix:
             unique_keys = sorted_keys[last]
             kept_values = values[order][last]
         n_movies = max(len(movies), 1)
+        index = np.int32 if max(len(users), len(movies)) < 2**31 else np.int64
         return cls(
             user_ids=users,
             movie_ids=movies,
-            rows=(unique_keys // n_movies).astype(np.int64),
-            cols=(unique_keys % n_movies).astype(np.int64),
+            rows=(unique_keys // n_movies).astype(index),
+            cols=(unique_keys % n_movies).astype(index),
             values=kept_values.astype(np.float64),
         )
 
@@ -122,6 +124,20 @@ class RatingMatrix:
     def triples(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The known cells as (external user id, external movie id, rating) arrays."""
         return self.user_ids[self.rows], self.movie_ids[self.cols], self.values
+
+
+def _dense_index(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct ids and each id's position among them (like np.unique with
+    return_inverse), in linear time when the ids are small non-negative integers, as
+    application ids usually are; otherwise by sorting."""
+    if len(ids) and ids.min() >= 0 and ids.max() < 4 * len(ids) + 1_000_000:
+        present = np.zeros(int(ids.max()) + 1, dtype=bool)
+        present[ids] = True
+        distinct = np.flatnonzero(present)
+        position = np.cumsum(present, dtype=np.int64) - 1
+        return distinct.astype(np.int64), position[ids]
+    distinct, inverse = np.unique(ids, return_inverse=True)
+    return distinct, inverse.astype(np.int64)
 
 
 def lookup_ids(sorted_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

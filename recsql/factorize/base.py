@@ -18,6 +18,9 @@ from recsql.errors import ModelFitError
 from recsql.matrix import RatingMatrix
 
 
+PREDICT_CHUNK = 1_000_000
+
+
 @dataclass(frozen=True)
 class Factors:
     """A fitted model: rating(u, m) = global_mean + user_bias[u] + movie_bias[m] + U[u]·M[m].
@@ -43,13 +46,21 @@ class Factors:
         return self.user_factors.shape[1]
 
     def predict(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """Predicted ratings for (row, col) index pairs of the training matrix."""
-        pred = np.einsum("ij,ij->i", self.user_factors[rows], self.movie_factors[cols])
-        pred += self.global_mean
-        if self.user_bias is not None:
-            pred += self.user_bias[rows]
-        if self.movie_bias is not None:
-            pred += self.movie_bias[cols]
+        """Predicted ratings for (row, col) index pairs of the training matrix.
+
+        Works in chunks, so scoring 25 million ratings never gathers 25 million
+        feature vectors at once.
+        """
+        pred = np.empty(len(rows))
+        for start in range(0, len(rows), PREDICT_CHUNK):
+            r, c = rows[start : start + PREDICT_CHUNK], cols[start : start + PREDICT_CHUNK]
+            part = np.einsum("ij,ij->i", self.user_factors[r], self.movie_factors[c])
+            part += self.global_mean
+            if self.user_bias is not None:
+                part += self.user_bias[r]
+            if self.movie_bias is not None:
+                part += self.movie_bias[c]
+            pred[start : start + len(r)] = part
         if self.clip is not None:
             np.clip(pred, *self.clip, out=pred)
         return pred

@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Benchmark: end-to-end retrain at scale, through the database and back.
+
+    python scripts/bench_scale.py --ratings 25000000 --users 162541 --movies 59047
+    python scripts/bench_scale.py --sizes 1000000,5000000,25000000 --databases sqlite,postgresql
+
+For each size and database: a fresh database (a temporary SQLite file; a new
+PostgreSQL database on the server at --postgres), filled by `recsql generate` (timed
+apart), then `recsql train` with the settings the README recommends for large
+catalogues (--train-args), run as its own process so its peak resident memory is
+measured.  Prints every phase's seconds (as stored in the run's `models.timings`), the
+wall time of the whole command and the peak memory.  With --spark and pyspark
+installed, Spark MLlib ALS (local[2], same rank, 10 iterations) fits the same ratings
+from memory for comparison (scripts/spark_peer.py).
+
+Users and movies default to MovieLens 25M's proportions (162,541 users and 59,047 movies
+for 25,000,095 ratings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+
+import recsql
+
+RECOMMENDED = "--samples 0 --features 10 --max-iterations 5"
+PHASES = ("read", "fit", "evaluate", "similarities", "recommendations", "write", "activate")
+
+
+def run_train(url: str, train_args: str) -> dict:
+    """`recsql train` in a child process: wall seconds, peak RSS, the run's stored timings."""
+    command = [sys.executable, "-m", "recsql.cli", "--quiet", "--database-url", url, "train", *shlex.split(train_args)]
+    started = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - started
+    out, err = child.stdout.read(), child.stderr.read()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"train failed on {url}: {err.strip()}")
+    engine = recsql.connect(url)
+    model = recsql.list_models(engine)[0]
+    engine.dispose()
+    return {
+        "wall_seconds": round(wall, 2),
+        "peak_rss_gb": round(usage.ru_maxrss / 1024 / 1024, 2),
+        "phases": model.timings,
+        "train_rmse": model.metrics["train_rmse"],
+        "output": out.strip(),
+    }
+
+
+def measure(size: dict, database: str, admin_url: str, train_args: str) -> dict:
+    with tempfile.TemporaryDirectory() as folder:
+        if database == "sqlite":
+            url, cleanup = f"sqlite:///{folder}/bench.db", None
+        else:
+            name = f"recsql_bench_{uuid.uuid4().hex[:8]}"
+            with psycopg.connect(admin_url, autocommit=True) as admin:
+                admin.execute(f'CREATE DATABASE "{name}"')
+            url = admin_url.rsplit("/", 1)[0] + "/" + name
+            cleanup = name
+        try:
+            engine = recsql.connect(url)
+            started = time.perf_counter()
+            generated = recsql.generate(engine, **size, seed=0)
+            generate_wall = time.perf_counter() - started
+            engine.dispose()
+            result = run_train(url, train_args)
+            result.update(database=database, **size, generate_seconds=generated.seconds,
+                          generate_wall_seconds=round(generate_wall, 2))
+            return result
+        finally:
+            if cleanup:
+                with psycopg.connect(admin_url, autocommit=True) as admin:
+                    admin.execute(f'DROP DATABASE IF EXISTS "{cleanup}" WITH (FORCE)')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ratings", type=int, default=25_000_000)
+    parser.add_argument("--users", type=int)
+    parser.add_argument("--movies", type=int)
+    parser.add_argument("--sizes", help="comma-separated rating counts; users and movies scale with them")
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test", help="admin URL")
+    parser.add_argument("--train-args", default=RECOMMENDED)
+    parser.add_argument("--spark", action="store_true", help="also time Spark MLlib ALS (needs pyspark)")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    counts = [int(s) for s in args.sizes.split(",")] if args.sizes else [args.ratings]
+    sizes = []
+    for n in counts:
+        sizes.append({
+            "ratings": n,
+            "users": args.users if args.users and not args.sizes else max(10, round(n * 162541 / 25_000_095)),
+            "movies": args.movies if args.movies and not args.sizes else max(10, round(n * 59047 / 25_000_095)),
+        })
+    results = []
+    for size in sizes:
+        for database in args.databases.split(","):
+            result = measure(size, database, args.postgres, args.train_args)
+            results.append(result)
+            print(f"{database:<10} {size['ratings']:>10} ratings: {result['wall_seconds']:.1f} s end to end, "
+                  f"peak {result['peak_rss_gb']:.2f} GB; phases {json.dumps(result['phases'])}", flush=True)
+    spark = None
+    if args.spark:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from spark_peer import spark_als_fit_seconds
+
+        from recsql.generate import synthetic_ratings
+
+        size = sizes[-1]
+        data = synthetic_ratings(size["ratings"], size["users"], size["movies"], seed=0)
+        rank = int(shlex.split(args.train_args)[shlex.split(args.train_args).index("--features") + 1])
+        spark = spark_als_fit_seconds(data.user_id, data.movie_id, data.value, rank=rank, iterations=10)
+        print(f"spark      {size['ratings']:>10} ratings: ALS fit {spark['fit_seconds']:.1f} s (rank {rank}, 10 iterations, from memory)")
+
+    print()
+    print(f"`recsql train {args.train_args}`, seconds per phase; wall = the whole command; peak = its max RSS")
+    print()
+    print("| database | ratings | users | movies | " + " | ".join(PHASES) + " | wall s | peak GB |")
+    print("|" + "---|" * (len(PHASES) + 6))
+    for r in results:
+        phases = " | ".join(f"{r['phases'].get(p, 0):.1f}" for p in PHASES)
+        print(f"| {r['database']} | {r['ratings']:,} | {r['users']:,} | {r['movies']:,} | {phases} | "
+              f"{r['wall_seconds']:.1f} | {r['peak_rss_gb']:.2f} |")
+    if spark:
+        last = [r for r in results if r["ratings"] == sizes[-1]["ratings"]]
+        for r in last:
+            print(f"\n{r['database']}: whole retrain {r['wall_seconds']:.1f} s = "
+                  f"{r['wall_seconds'] / spark['fit_seconds']:.2f} x Spark's fit alone ({spark['fit_seconds']:.1f} s)")
+    if args.json:
+        args.json.write_text(json.dumps({"results": results, "spark": spark}, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
