@@ -22,6 +22,7 @@ from recsql.factorize import DEFAULT_SOLVER, SOLVERS
 from recsql.ingest import FORMATS
 from recsql.matrix import DUPLICATE_POLICIES
 from recsql.neighbors import METRICS
+from recsql.progress import Phases, terminal
 
 
 class _Group(click.Group):
@@ -220,8 +221,10 @@ def train(ctx: click.Context, **options: Any) -> None:
         recsql train --test-fraction 0.2
         recsql train --solver cg --features 15 --regularization 0.1
     """
-    result = recsql.train(_engine(ctx), progress=lambda m: _say(ctx, m), **options)
+    quiet = ctx.find_root().params["quiet"]
+    result = recsql.train(_engine(ctx), show_progress=not quiet and terminal(), **options)
     m = result.metrics
+    _say(ctx, Phases.summary_of(result.timings))
     _say(ctx, f"model {result.model_id} ({result.algorithm}) is active: {result.n_users} users, "
               f"{result.n_movies} movies, {result.n_ratings} ratings")
     click.echo(f"train RMSE {m['train_rmse']:.6f}  MAE {m['train_mae']:.6f}")

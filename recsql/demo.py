@@ -118,7 +118,7 @@ def run_demo(database_url: str | None = None, progress: Callable[[str], None] | 
         f"Loaded {len(catalogue.ratings)} ratings of {len(catalogue.movies)} movies "
         f"by {catalogue.ratings.user_id.nunique()} synthetic users into {db.redact(url)}"
     )
-    result = pipeline.train(engine, test_fraction=0.2, seed=0, progress=None)
+    result = pipeline.train(engine, test_fraction=0.2, seed=0)
     first = catalogue.movies.iloc[0]
     return DemoResult(
         database_url=db.redact(url),

@@ -22,6 +22,7 @@ import scipy.sparse as sp
 from scipy.spatial.distance import cdist
 
 from recsql.errors import InvalidParameter
+from recsql.progress import Step, no_step
 
 Metric = Literal["l1", "cosine"]
 METRICS: tuple[str, ...] = ("l1", "cosine")
@@ -68,8 +69,14 @@ def top_k_largest(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(index, order, axis=1), np.take_along_axis(value, order, axis=1)
 
 
+def block_count(n_rows: int, n_movies: int) -> int:
+    """How many blocks (and ``step`` calls) scoring ``n_rows`` rows against the catalogue takes."""
+    block = max(1, BLOCK_CELLS // max(n_movies, 1))
+    return -(-n_rows // block)
+
+
 def top_k_similar(
-    movie_factors: np.ndarray, k: int = 20, metric: Metric = "l1"
+    movie_factors: np.ndarray, k: int = 20, metric: Metric = "cosine", step: Step = no_step
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each movie (row), the indices of its K most similar other movies and their scores.
 
@@ -99,11 +106,12 @@ def top_k_similar(
         best, value = top_k_largest(closeness, k)
         indices[start:stop] = best
         scores[start:stop] = -value if metric == "l1" else value
+        step(1)
     return indices, scores
 
 
 def top_n_unrated(
-    factors, rated: sp.csr_matrix, n: int = 10, users: np.ndarray | None = None
+    factors, rated: sp.csr_matrix, n: int = 10, users: np.ndarray | None = None, step: Step = no_step
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each user row, the ``n`` movies with the highest predicted rating it has not rated.
 
@@ -142,4 +150,5 @@ def top_n_unrated(
         best[empty], value[empty] = -1, np.nan
         indices[start : start + len(rows)] = best
         scores[start : start + len(rows)] = value
+        step(1)
     return indices, scores

@@ -8,9 +8,6 @@ row exists marks the run failed and re-raises; the previously active model stays
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +21,8 @@ from recsql.experiment import metrics as experiment_metrics
 from recsql.experiment import read_matrix
 from recsql.factorize import DEFAULT_SOLVER, make_solver
 from recsql.matrix import DuplicatePolicy, RatingMatrix
-from recsql.neighbors import Metric, check_similarity_params, top_k_similar, top_n_unrated
+from recsql.neighbors import Metric, block_count, check_similarity_params, top_k_similar, top_n_unrated
+from recsql.progress import Phases
 
 
 @dataclass
@@ -74,7 +72,7 @@ def train(
     similar_k: int = 20,
     metric: Metric = "cosine",
     recommend_n: int = 10,
-    progress: Callable[[str], None] | None = None,
+    show_progress: bool = False,
 ) -> TrainResult:
     """Train a new model from the stored ratings and make it the active one.
 
@@ -85,17 +83,11 @@ def train(
     ``test_fraction`` holds out that share of the ratings at random (reproducible by
     ``seed``); ``test_file`` scores a fixed file of ratings instead.  The stored model is
     the one fitted to the training part, so its stored metrics describe it.
+    ``show_progress`` draws a progress bar per phase on stderr; the seconds each phase
+    took are returned and stored in ``models.timings`` either way.
     """
-    say = progress or (lambda _msg: None)
-    timings: dict[str, float] = {}
-
-    @contextmanager
-    def phase(name: str) -> Iterator[None]:
-        started = time.perf_counter()
-        yield
-        timings[name] = round(time.perf_counter() - started, 4)
-        say(f"{name}: {timings[name]:.2f} s")
-
+    phase = Phases(show=show_progress)
+    timings = phase.timings
     model = make_solver(
         solver, features=features, regularization=regularization,
         max_iterations=max_iterations, samples=samples, implicit=implicit, seed=seed,
@@ -122,15 +114,16 @@ def train(
     }
     run_id = runs.start(engine, solver, params)
     try:
-        with phase("fit"):
-            factors = model.fit(matrix)
+        with phase("fit", total=model.steps()) as step:
+            factors = model.fit(matrix, step)
         with phase("evaluate"):
             metrics = experiment_metrics(factors, matrix, test)
             metrics.update({k: v for k, v in factors.info.items() if isinstance(v, (int, float, bool))})
-        with phase("similarities"):
-            indices, scores = top_k_similar(factors.movie_factors, similar_k, metric)
-        with phase("recommendations"):
-            rec_indices, rec_scores = top_n_unrated(factors, matrix.csr, recommend_n)
+        n_movies = matrix.n_movies
+        with phase("similarities", total=block_count(n_movies, n_movies)) as step:
+            indices, scores = top_k_similar(factors.movie_factors, similar_k, metric, step)
+        with phase("recommendations", total=block_count(matrix.n_users, n_movies)) as step:
+            rec_indices, rec_scores = top_n_unrated(factors, matrix.csr, recommend_n, step=step)
         with phase("write"):
             runs.write_outputs(
                 engine,

@@ -120,3 +120,8 @@ def test_recommended_movies_view(engine, run, ratings_file):
         scores = [r.predicted_rating for r in recs]
         assert scores == sorted(scores, reverse=True) and all(1 <= s <= 5 for s in scores)
     assert len(by_user) == 12
+    from tests.test_tutorial import _readme_sql
+
+    with engine.connect() as conn:
+        readme = conn.execute(text(_readme_sql()["the recommendations of user 1"])).all()
+    assert [(r.rank, r.movie_id) for r in readme] == [(r.rank, r.movie_id) for r in by_user[1]]

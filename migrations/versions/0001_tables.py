@@ -74,9 +74,6 @@ def upgrade() -> None:
             sa.Column(key, sa.BigInteger(), nullable=False),
             sa.Column("feature", sa.Integer(), nullable=False),
             sa.Column("value", sa.Float(), nullable=False),
-            sa.ForeignKeyConstraint(
-                ["model_id"], ["models.id"], name=f"fk_{table}_model_id_models", ondelete="CASCADE"
-            ),
             sa.PrimaryKeyConstraint("model_id", key, "feature", name=f"pk_{table}"),
         )
     op.create_table(
@@ -86,9 +83,6 @@ def upgrade() -> None:
         sa.Column("rank", sa.Integer(), nullable=False),
         sa.Column("similar_movie_id", sa.BigInteger(), nullable=False),
         sa.Column("score", sa.Float(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["model_id"], ["models.id"], name="fk_movie_similarities_model_id_models", ondelete="CASCADE"
-        ),
         sa.PrimaryKeyConstraint("model_id", "movie_id", "rank", name="pk_movie_similarities"),
     )
 

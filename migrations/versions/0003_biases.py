@@ -50,9 +50,6 @@ def upgrade() -> None:
             sa.Column("model_id", sa.Integer(), nullable=False),
             sa.Column(key, sa.BigInteger(), nullable=False),
             sa.Column("bias", sa.Float(), nullable=False),
-            sa.ForeignKeyConstraint(
-                ["model_id"], ["models.id"], name=f"fk_{table}_model_id_models", ondelete="CASCADE"
-            ),
             sa.PrimaryKeyConstraint("model_id", key, name=f"pk_{table}"),
         )
     op.execute("UPDATE models SET global_mean = 0 WHERE status <> 'failed'")

@@ -37,9 +37,6 @@ def upgrade() -> None:
         sa.Column("rank", sa.Integer(), nullable=False),
         sa.Column("movie_id", sa.BigInteger(), nullable=False),
         sa.Column("predicted_rating", sa.Float(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["model_id"], ["models.id"], name="fk_user_recommendations_model_id_models", ondelete="CASCADE"
-        ),
         sa.PrimaryKeyConstraint("model_id", "user_id", "rank", name="pk_user_recommendations"),
     )
     op.execute(RECOMMENDED_MOVIES)

@@ -36,6 +36,7 @@ import scipy.sparse as sp
 from recsql.errors import InvalidParameter
 from recsql.factorize.base import Factors, Solver
 from recsql.matrix import RatingMatrix
+from recsql.progress import Step
 
 
 # Below this many ratings, threads cost more than they save.
@@ -98,7 +99,10 @@ class AlternatingLeastSquares(Solver):
 
     # ------------------------------------------------------------------ fitting
 
-    def _fit(self, matrix: RatingMatrix) -> Factors:
+    def steps(self) -> int:
+        return self.max_iterations + (self.burn_in + self.samples if self.samples else 0)
+
+    def _fit(self, matrix: RatingMatrix, step: Step) -> Factors:
         rng = np.random.default_rng(self.seed)
 
         mu = float(matrix.values.mean())
@@ -108,12 +112,12 @@ class AlternatingLeastSquares(Solver):
         threads = 2 if matrix.nnz >= PARALLEL_NNZ else 1
         by_user, by_movie = _Side(user_matrix, threads), _Side(movie_matrix, threads)
         try:
-            return self._fit_sides(matrix, by_user, by_movie, mu, clip, rng)
+            return self._fit_sides(matrix, by_user, by_movie, mu, clip, rng, step)
         finally:
             by_user.close()
             by_movie.close()
 
-    def _fit_sides(self, matrix, by_user, by_movie, mu, clip, rng) -> Factors:
+    def _fit_sides(self, matrix, by_user, by_movie, mu, clip, rng, step: Step) -> Factors:
         k = self.features
         # [factors..., bias]: the bias is one more coordinate whose partner is a constant 1.
         users = np.hstack([rng.normal(0, 0.1, (matrix.n_users, k)), np.zeros((matrix.n_users, 1))])
@@ -125,6 +129,7 @@ class AlternatingLeastSquares(Solver):
         for _ in range(self.max_iterations):
             users = solve(by_user, movies, self.regularization * counts_u)
             movies = solve(by_movie, users, self.regularization * counts_m)
+            step(1)
         if not self.samples:
             return Factors(
                 user_ids=matrix.user_ids, movie_ids=matrix.movie_ids,
@@ -132,9 +137,9 @@ class AlternatingLeastSquares(Solver):
                 user_bias=users[:, k], movie_bias=movies[:, k], clip=clip,
                 info={"iterations": self.max_iterations},
             )
-        return self._sample(matrix, by_user, by_movie, users, movies, mu, clip, rng)
+        return self._sample(matrix, by_user, by_movie, users, movies, mu, clip, rng, step)
 
-    def _sample(self, matrix, by_user, by_movie, users, movies, mu, clip, rng) -> Factors:
+    def _sample(self, matrix, by_user, by_movie, users, movies, mu, clip, rng, step: Step) -> Factors:
         k = self.features
         hyper_u, hyper_m = _Prior(k + 1), _Prior(k + 1)
         if self.implicit:
@@ -145,13 +150,14 @@ class AlternatingLeastSquares(Solver):
         stacked_u, stacked_m = [], []
         bias_u = np.zeros(matrix.n_users)
         bias_m = np.zeros(matrix.n_movies)
-        for step in range(self.burn_in + self.samples):
+        for draw in range(self.burn_in + self.samples):
             hyper_u.resample(users, rng)
             users, _ = _sample_side(by_user, movies, alpha, hyper_u, rng)
             hyper_m.resample(movies, rng)
             movies, sse = _sample_side(by_movie, users, alpha, hyper_m, rng)
             alpha = rng.gamma(1.0 + matrix.nnz / 2, 1.0 / (1.0 + sse / 2))
-            if step >= self.burn_in:
+            step(1)
+            if draw >= self.burn_in:
                 stacked_u.append(users[:, :k])
                 stacked_m.append(movies[:, :k])
                 bias_u += users[:, k]

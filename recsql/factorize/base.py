@@ -16,6 +16,7 @@ import numpy as np
 
 from recsql.errors import ModelFitError
 from recsql.matrix import RatingMatrix
+from recsql.progress import Step, no_step
 
 
 PREDICT_CHUNK = 1_000_000
@@ -92,9 +93,14 @@ class Solver(ABC):
         """The parameters that define this solver's result (stored with each run)."""
 
     @abstractmethod
-    def _fit(self, matrix: RatingMatrix) -> Factors: ...
+    def _fit(self, matrix: RatingMatrix, step: Step) -> Factors: ...
 
-    def fit(self, matrix: RatingMatrix) -> Factors:
+    def steps(self) -> int | None:
+        """How many times :meth:`fit` calls ``step`` (None: not known in advance)."""
+        return None
+
+    def fit(self, matrix: RatingMatrix, step: Step | None = None) -> Factors:
+        """Fit factors; ``step(1)`` is called once per iteration (for progress bars)."""
         if matrix.nnz == 0:
             raise ValueError("cannot fit an empty rating matrix")
-        return self._fit(matrix).check_finite()
+        return self._fit(matrix, step or no_step).check_finite()

@@ -25,6 +25,7 @@ from scipy.optimize import minimize
 from recsql.errors import InvalidParameter
 from recsql.factorize.base import Factors, Solver
 from recsql.matrix import RatingMatrix
+from recsql.progress import Step
 
 # The dense reference builds several users x movies arrays; beyond this it is pointless.
 DENSE_LIMIT = 20_000_000
@@ -63,7 +64,10 @@ class ConjugateGradient(Solver):
             "seed": self.seed,
         }
 
-    def _fit(self, matrix: RatingMatrix) -> Factors:
+    def steps(self) -> int:
+        return self.max_iterations
+
+    def _fit(self, matrix: RatingMatrix, step: Step) -> Factors:
         n_users, n_movies, k = matrix.n_users, matrix.n_movies, self.features
         # The tutorial's start: seed 0, users first, then movies (legacy RandomState
         # reproduces np.random.seed + np.random.randn without touching global state).
@@ -80,6 +84,7 @@ class ConjugateGradient(Solver):
             jac=True,
             method="CG",
             options={"maxiter": self.max_iterations, "gtol": 1e-5},
+            callback=lambda _x: step(1),
         )
         x = result.x
         return Factors(
