@@ -16,6 +16,8 @@ from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
+from psycopg.adapt import Loader
+from psycopg.pq import Format
 from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -244,16 +246,23 @@ _BINARY_HEADER = 19
 _TRIPLE = np.dtype([("a", np.int64), ("b", np.int64), ("v", np.float64)])
 
 
-def read_triples(conn: Connection, select_sql: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def read_triples(
+    conn: Connection, select_sql: str, *, table: str | None = None, key: str | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run ``select_sql`` (three NOT NULL columns: int, int, float) into three arrays.
 
-    PostgreSQL streams it with binary COPY, parsed block by block with numpy; SQLite
-    fills structured arrays from the cursor in bounded chunks.  Either way the rows
+    PostgreSQL: when the rows come from one ``table`` with an integer ``key`` (the
+    ratings table and its id), ranges of the key are fetched as three binary arrays per
+    range (``array_agg``), parsed by numpy; otherwise binary COPY is parsed block by
+    block (psycopg hands COPY data over one row at a time, which costs about a second
+    per million rows).  SQLite fills structured arrays from the cursor in bounded chunks.  Either way the rows
     arrive as column arrays, never as a list of Python rows.  This is how ratings reach
     the trainer.
     """
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    if conn.dialect.name == "postgresql":
+    if conn.dialect.name == "postgresql" and table and key:
+        parts = _read_pg_arrays(conn, select_sql, table, key)
+    elif conn.dialect.name == "postgresql":
         cast = f"SELECT a::int8, b::int8, v::float8 FROM ({select_sql}) AS t(a, b, v)"
         raw = conn.connection.driver_connection
         pending = bytearray()
@@ -288,6 +297,56 @@ def read_triples(conn: Connection, select_sql: str) -> tuple[np.ndarray, np.ndar
     if not parts:
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64)
     return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))  # type: ignore[return-value]
+
+
+def _read_pg_arrays(
+    conn: Connection, select_sql: str, table: str, key: str
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    raw = conn.connection.driver_connection
+    parts = []
+    with raw.cursor(binary=True) as cursor:
+        cursor.adapters.register_loader(INT8_ARRAY_OID, _Int8ArrayLoader)
+        cursor.adapters.register_loader(FLOAT8_ARRAY_OID, _Float8ArrayLoader)
+        low, high = cursor.execute(f"SELECT min({key}), max({key}) FROM {table}").fetchone()
+        if low is None:
+            return parts
+        query = (
+            f"SELECT array_agg(a::int8), array_agg(b::int8), array_agg(v::float8) "
+            f"FROM ({select_sql} WHERE {key} >= %s AND {key} < %s) AS t(a, b, v)"
+        )
+        for start in range(low, high + 1, CHUNK_ROWS):
+            a, b, v = cursor.execute(query, (start, start + CHUNK_ROWS)).fetchone()
+            if a is not None:
+                parts.append((a, b, v))
+    return parts
+
+
+INT8_ARRAY_OID, FLOAT8_ARRAY_OID = 1016, 1022  # pg_type oids of int8[] and float8[]
+
+
+class _NumpyArrayLoader(Loader):
+    """A one-dimensional PostgreSQL array without NULLs, in binary form, as a numpy array."""
+
+    format = Format.BINARY
+    element: str = ">i8"
+
+    def load(self, data) -> np.ndarray:
+        data = bytes(data)
+        ndim = int.from_bytes(data[0:4], "big")
+        if ndim == 0:
+            return np.empty(0, dtype=self.element[1:].replace("i", "int").replace("f", "float"))
+        items = np.frombuffer(data, dtype=np.dtype([("length", ">i4"), ("value", self.element)]), offset=12 + 8 * ndim)
+        if (items["length"] < 0).any():
+            raise ValueError("NULL in an array read by read_triples")
+        return items["value"].astype(self.element.replace(">", "="))
+
+
+class _Int8ArrayLoader(_NumpyArrayLoader):
+    element = ">i8"
+
+
+class _Float8ArrayLoader(_NumpyArrayLoader):
+    element = ">f8"
 
 
 def _parse_binary(body: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

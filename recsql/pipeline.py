@@ -48,9 +48,11 @@ RATINGS_IN_ORDER_SQL = (
 
 def read_ratings(engine: Engine, duplicates: DuplicatePolicy = "max") -> RatingMatrix:
     """All stored ratings as a sparse matrix, duplicates resolved by ``duplicates``."""
-    sql = RATINGS_IN_ORDER_SQL if duplicates == "last" else RATINGS_SQL
     with engine.connect() as conn:
-        users, movies, values = db.read_triples(conn, sql)
+        if duplicates == "last":
+            users, movies, values = db.read_triples(conn, RATINGS_IN_ORDER_SQL)
+        else:
+            users, movies, values = db.read_triples(conn, RATINGS_SQL, table="ratings", key="id")
     if len(values) == 0:
         raise NoRatings("there are no ratings to train on; import some with `recsql import ratings FILE`")
     return RatingMatrix.from_triples(users, movies, values, duplicates)
@@ -124,7 +126,7 @@ def train(
             indices, scores = top_k_similar(factors.movie_factors, similar_k, metric, step)
         with phase("recommendations", total=block_count(matrix.n_users, n_movies)) as step:
             rec_indices, rec_scores = top_n_unrated(factors, matrix.csr, recommend_n, step=step)
-        with phase("write"):
+        with phase("write", total=len(runs.OUTPUT_TABLES)) as step:
             runs.write_outputs(
                 engine,
                 run_id,
@@ -132,6 +134,7 @@ def train(
                 metrics=metrics,
                 timings=timings,
                 n_ratings=matrix.nnz,
+                step=step,
             )
         with phase("activate"):
             runs.activate(engine, run_id)
