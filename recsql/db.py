@@ -153,7 +153,7 @@ def upsert_columns(
 
 @contextmanager
 def indexes_dropped(conn: Connection, table: Table) -> Iterator[None]:
-    """Drop ``table``'s secondary indexes for a bulk load and rebuild them after it.
+    """Drop ``table``'s indexes for a bulk load and rebuild them after it.
 
     Building an index once over loaded rows is much faster than updating it per row;
     DDL is transactional on both databases, so a failed load restores the indexes too.
@@ -161,7 +161,15 @@ def indexes_dropped(conn: Connection, table: Table) -> Iterator[None]:
     indexes = [index for index in table.indexes if index.name]
     for index in indexes:
         index.drop(conn)
+    # PostgreSQL can drop the primary key too (SQLite's is the rowid itself).
+    key = table.primary_key if conn.dialect.name == "postgresql" and table.primary_key.name else None
+    quoted = _quote(conn, table.name)
+    if key is not None:
+        conn.exec_driver_sql(f"ALTER TABLE {quoted} DROP CONSTRAINT {_quote(conn, key.name)}")
     yield
+    if key is not None:
+        columns = ", ".join(_quote(conn, c.name) for c in key.columns)
+        conn.exec_driver_sql(f"ALTER TABLE {quoted} ADD CONSTRAINT {_quote(conn, key.name)} PRIMARY KEY ({columns})")
     for index in indexes:
         index.create(conn)
 

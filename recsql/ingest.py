@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, delete
+from sqlalchemy import Engine, delete, select
 
 from recsql import db
 from recsql.errors import InputError
@@ -289,7 +289,12 @@ def import_ratings(
     with engine.begin() as conn:
         if replace:
             conn.execute(delete(Rating))
-        db.insert_columns(conn, Rating.__tablename__, columns)
+        if conn.execute(select(Rating.id).limit(1)).first() is None:
+            # Loading an empty table: build its indexes once, after the rows are in.
+            with db.indexes_dropped(conn, Rating.__table__):
+                db.insert_columns(conn, Rating.__tablename__, columns)
+        else:
+            db.insert_columns(conn, Rating.__tablename__, columns)
     return ImportResult(str(path), frame.attrs["format"], len(frame))
 
 
