@@ -358,6 +358,122 @@ def _print_similar(ctx: click.Context, movie: recsql.MovieInfo, rows: list[recsq
         click.echo(f"{r.rank:>4}  {r.movie_id:>6}  {r.title or '':<{width}}  {r.score:>9.4f}  {r.genres or ''}")
 
 
+def _rating_pair(ctx, param, values):
+    pairs = {}
+    for value in values:
+        movie, sep, rating = value.partition("=")
+        try:
+            pairs[int(movie)] = float(rating)
+        except ValueError:
+            raise click.BadParameter(f"expected MOVIE_ID=RATING, got {value!r}") from None
+        if not sep:
+            raise click.BadParameter(f"expected MOVIE_ID=RATING, got {value!r}")
+    return pairs
+
+
+def _print_recommendations(rows: list[recsql.Recommendation]) -> None:
+    width = max([len(r.title or "") for r in rows] + [5])
+    click.echo(f"{'rank':>4}  {'movie':>6}  {'title':<{width}}  {'predicted':>9}  genre")
+    for r in rows:
+        predicted = "" if r.predicted_rating is None else f"{r.predicted_rating:.3f}"
+        click.echo(f"{r.rank:>4}  {r.movie_id:>6}  {r.title or '':<{width}}  {predicted:>9}  {r.genres or ''}")
+
+
+@cli.command()
+@click.argument("user_id", type=int, required=False)
+@click.option("--limit", type=int, default=10, show_default=True)
+@click.option("--exclude", type=int, multiple=True, help="A movie id to leave out (repeatable).")
+@click.option("--rate", "ratings", multiple=True, callback=_rating_pair, metavar="MOVIE_ID=RATING",
+              help="A rating of someone the model has not seen (repeatable); no USER_ID needed.")
+@click.option("--save", "save_as", type=int, default=None,
+              help="With --rate: store the folded-in user under this id until the next retrain.")
+@click.pass_context
+def recommend(ctx: click.Context, user_id: int | None, limit: int, exclude: tuple[int, ...],
+              ratings: dict[int, float], save_as: int | None) -> None:
+    """Recommend movies for a user, or for a few ratings of someone new (--rate).
+
+    \b
+    Example:
+        recsql recommend 42 --limit 10
+        recsql recommend --rate 3=5 --rate 9=4 --save 1001
+    """
+    rec = recsql.Recommender(_engine(ctx))
+    if ratings:
+        if user_id is not None:
+            raise click.UsageError("give USER_ID or --rate, not both")
+        if save_as is not None:
+            rows = rec.save_user(save_as, ratings, n=limit)
+            _say(ctx, f"user {save_as} saved under the active model until the next retrain")
+        else:
+            rows = rec.recommend_for_ratings(ratings, n=limit, exclude=exclude)
+    elif user_id is None:
+        raise click.UsageError("give USER_ID, or ratings with --rate MOVIE_ID=RATING")
+    else:
+        if save_as is not None:
+            raise click.UsageError("--save goes with --rate")
+        rows = rec.recommend(user_id, n=limit, exclude=exclude)
+        if rows and rows[0].source == "popular":
+            _say(ctx, f"user {user_id} has no ratings in the model: the most popular movies instead")
+    if not rows:
+        _say(ctx, "nothing to recommend: every movie is rated or excluded")
+        return
+    _print_recommendations(rows)
+
+
+@cli.command()
+@click.argument("user_id", type=int)
+@click.argument("movie_id", type=int)
+@click.option("--limit", type=int, default=5, show_default=True)
+@click.pass_context
+def explain(ctx: click.Context, user_id: int, movie_id: int, limit: int) -> None:
+    """Show which of the user's ratings contributed most to a movie's predicted rating.
+
+    \b
+    Example:
+        recsql explain 42 7
+    """
+    rec = recsql.Recommender(_engine(ctx))
+    predicted = rec.predict(user_id, movie_id)
+    rows = rec.explain(user_id, movie_id, n=limit)
+    _say(ctx, f"user {user_id}, movie {movie_id}: predicted rating {predicted:.3f}")
+    width = max([len(r.title or "") for r in rows] + [5])
+    click.echo(f"{'movie':>6}  {'title':<{width}}  {'rating':>6}  {'contribution':>12}")
+    for r in rows:
+        click.echo(f"{r.movie_id:>6}  {r.title or '':<{width}}  {r.rating:>6g}  {r.contribution:>+12.3f}")
+
+
+@cli.command()
+@click.argument("user_id", type=int)
+@click.argument("movie_id", type=int)
+@click.pass_context
+def predict(ctx: click.Context, user_id: int, movie_id: int) -> None:
+    """Print the active model's predicted rating of a movie by a user.
+
+    \b
+    Example:
+        recsql predict 42 7
+    """
+    click.echo(f"{recsql.Recommender(_engine(ctx)).predict(user_id, movie_id):.4f}")
+
+
+@cli.command()
+@click.option("--limit", type=int, default=10, show_default=True)
+@click.pass_context
+def popular(ctx: click.Context, limit: int) -> None:
+    """List the most popular well-rated movies (what brand-new users are shown).
+
+    \b
+    Example:
+        recsql popular --limit 10
+    """
+    rows = recsql.Recommender(_engine(ctx)).popular(limit)
+    width = max([len(r.title or "") for r in rows] + [5])
+    click.echo(f"{'rank':>4}  {'movie':>6}  {'title':<{width}}  {'score':>6}  {'ratings':>7}  {'mean':>5}")
+    for r in rows:
+        click.echo(f"{r.rank:>4}  {r.movie_id:>6}  {r.title or '':<{width}}  {r.score:>6.3f}  "
+                   f"{r.n_ratings:>7}  {r.mean_rating:>5.2f}")
+
+
 @cli.command()
 @click.pass_context
 def models(ctx: click.Context) -> None:

@@ -187,5 +187,18 @@ class UserRecommendation(Base):
     predicted_rating: Mapped[float] = mapped_column(Float)
 
 
+class MoviePopularity(Base):
+    """The most popular well-rated movies of a run, by damped mean; for brand-new users."""
+
+    __tablename__ = "movie_popularity"
+
+    model_id: Mapped[int] = mapped_column(_model_fk(), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)
+    movie_id: Mapped[int] = mapped_column(BigInteger)
+    score: Mapped[float] = mapped_column(Float)
+    n_ratings: Mapped[int] = mapped_column(Integer)
+    mean_rating: Mapped[float] = mapped_column(Float)
+
+
 RECSQL_TABLES = tuple(Base.metadata.tables)
-RECSQL_VIEWS = ("active_model", "similar_movies", "recommended_movies")
+RECSQL_VIEWS = ("active_model", "similar_movies", "recommended_movies", "popular_movies")

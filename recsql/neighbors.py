@@ -152,3 +152,27 @@ def top_n_unrated(
         scores[start : start + len(rows)] = value
         step(1)
     return indices, scores
+
+
+PRIOR_COUNT = 20  # ratings' worth of "average" every movie starts with
+POPULAR_KEPT = 200
+
+
+def popular(matrix, n: int = POPULAR_KEPT, prior_count: float = PRIOR_COUNT) -> dict[str, np.ndarray]:
+    """The ``n`` movies with the highest damped mean rating, best first.
+
+    damped mean = (prior_count * overall mean + sum of ratings) / (prior_count + count):
+    a movie needs many good ratings to beat the overall mean by much.
+    """
+    counts = np.bincount(matrix.cols, minlength=matrix.n_movies)
+    sums = np.bincount(matrix.cols, weights=matrix.values, minlength=matrix.n_movies)
+    overall = float(matrix.values.mean())
+    score = (prior_count * overall + sums) / (prior_count + counts)
+    best, value = top_k_largest(score[None, :], min(n, matrix.n_movies))
+    best = best[0]
+    return {
+        "movie_index": best,
+        "score": value[0].astype(np.float64),
+        "n_ratings": counts[best],
+        "mean_rating": sums[best] / np.maximum(counts[best], 1),
+    }

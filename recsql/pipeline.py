@@ -21,7 +21,9 @@ from recsql.experiment import metrics as experiment_metrics
 from recsql.experiment import read_matrix
 from recsql.factorize import DEFAULT_SOLVER, make_solver
 from recsql.matrix import DuplicatePolicy, RatingMatrix
-from recsql.neighbors import Metric, block_count, check_similarity_params, top_k_similar, top_n_unrated
+from recsql.neighbors import (
+    Metric, block_count, check_similarity_params, popular, top_k_similar, top_n_unrated,
+)
 from recsql.progress import Phases
 
 
@@ -130,7 +132,7 @@ def train(
             runs.write_outputs(
                 engine,
                 run_id,
-                runs.RunOutputs(factors, indices, scores, rec_indices, rec_scores),
+                runs.RunOutputs(factors, indices, scores, rec_indices, rec_scores, popular(matrix)),
                 metrics=metrics,
                 timings=timings,
                 n_ratings=matrix.nnz,

@@ -65,26 +65,11 @@ def movie(engine: Engine, movie_id: int) -> MovieInfo:
     return MovieInfo(row.movie_id, row.title, row.genres)
 
 
-SIMILAR_SQL = text(
-    "SELECT rank, similar_movie_id, similar_title, similar_genres, score "
-    "FROM similar_movies WHERE movie_id = :movie_id ORDER BY rank LIMIT :limit"
-)
-
-
 def similar(engine: Engine, movie_id: int, limit: int = 5) -> list[SimilarMovie]:
     """The ``limit`` movies most similar to ``movie_id`` in the active model, best first."""
-    with engine.connect() as conn:
-        model_id = active_model_id(conn)
-        rows = conn.execute(SIMILAR_SQL, {"movie_id": movie_id, "limit": limit}).all()
-        if not rows:
-            known = conn.execute(
-                select(MovieFeature.movie_id)
-                .where(MovieFeature.model_id == model_id, MovieFeature.movie_id == movie_id)
-                .limit(1)
-            ).first()
-            if known is None:
-                raise UnknownMovie(movie_id, f"has no ratings in the active model ({model_id})")
-    return [SimilarMovie(r.rank, r.similar_movie_id, r.similar_title, r.similar_genres, r.score) for r in rows]
+    from recsql.recommender import Recommender
+
+    return Recommender(engine).similar(movie_id, limit)
 
 
 def list_models(engine: Engine) -> list[ModelInfo]:

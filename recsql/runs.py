@@ -44,11 +44,12 @@ class RunOutputs:
     similar_scores: np.ndarray
     recommended_indices: np.ndarray  # n_users x N, indices into factors.movie_ids; -1: none
     recommended_scores: np.ndarray
+    popular: dict[str, np.ndarray]  # from recsql.neighbors.popular
 
 
 OUTPUT_TABLES = (
     "user_features", "movie_features", "user_biases", "movie_biases",
-    "movie_similarities", "user_recommendations",
+    "movie_similarities", "user_recommendations", "movie_popularity",
 )
 
 
@@ -92,6 +93,15 @@ def _output_rows(run_id: int, outputs: RunOutputs) -> dict[str, dict[str, np.nda
         "rank": np.tile(np.arange(1, k + 1, dtype=np.int64), n)[filled],
         "movie_id": factors.movie_ids[outputs.recommended_indices.ravel()[filled]],
         "predicted_rating": outputs.recommended_scores.ravel()[filled],
+    }
+    top = outputs.popular
+    tables["movie_popularity"] = {
+        "model_id": np.full(len(top["movie_index"]), run_id, dtype=np.int64),
+        "rank": np.arange(1, len(top["movie_index"]) + 1, dtype=np.int64),
+        "movie_id": factors.movie_ids[top["movie_index"]],
+        "score": top["score"],
+        "n_ratings": top["n_ratings"].astype(np.int64),
+        "mean_rating": top["mean_rating"],
     }
     return tables
 

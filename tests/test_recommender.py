@@ -1,0 +1,180 @@
+"""The serving API (and the CLI on it): every kind of user, every unknown id, on both
+databases; and fold-in accuracy on MovieLens 100K."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+import recsql
+from recsql.errors import NoActiveModel, UnknownMovie, UnknownUser
+from recsql.evaluate import score
+from recsql.factorize import make_solver
+from recsql.foldin import DEFAULT_REGULARIZATION, contributions, fold_in
+from recsql.ingest import read_ratings
+from recsql.matrix import RatingMatrix, lookup_ids
+
+
+@pytest.fixture
+def trained(engine, run, seed_data, tmp_path):
+    """The tutorial's full data set plus user 500, who has rated every movie."""
+    run("import", "ratings", seed_data / "movie_ratings_data_set.csv")
+    everything = tmp_path / "all.csv"
+    everything.write_text("user_id,movie_id,value\n" + "\n".join(f"500,{m},4" for m in range(1, 35)))
+    run("import", "ratings", everything)
+    run("import", "movies", seed_data / "movies.csv")
+    run("train", "--samples", 30)
+    return recsql.Recommender(engine)
+
+
+def test_known_user_gets_the_stored_recommendations(trained, engine):
+    recs = trained.recommend(1, n=5)
+    with engine.connect() as conn:
+        stored = conn.execute(text(
+            "SELECT movie_id FROM recommended_movies WHERE user_id = 1 ORDER BY rank LIMIT 5"
+        )).scalars().all()
+        rated = set(conn.execute(text("SELECT movie_id FROM ratings WHERE user_id = 1")).scalars())
+    assert [r.movie_id for r in recs] == stored and {r.source for r in recs} == {"model"}
+    assert not rated & {r.movie_id for r in recs}
+    assert all(r.title for r in recs)
+    # Excluding more than the stored list holds falls back to ranking from the factors.
+    excluded = [r.movie_id for r in trained.recommend(1, n=10)]
+    more = trained.recommend(1, n=5, exclude=excluded)
+    assert len(more) == 5 and not (set(excluded) | rated) & {r.movie_id for r in more}
+    predicted = [trained.predict(1, r.movie_id) for r in more]
+    assert predicted == pytest.approx([r.predicted_rating for r in more], abs=1e-4)
+
+
+def test_new_and_complete_users(trained):
+    brand_new = trained.recommend(123456, n=3)
+    assert [r.source for r in brand_new] == ["popular"] * 3
+    assert [r.movie_id for r in brand_new] == [p.movie_id for p in trained.popular(3)]
+    assert trained.recommend(500) == []  # rated every movie: nothing left, no error
+
+
+def test_popular_is_damped(trained, engine):
+    top = trained.popular(34)
+    assert [p.rank for p in top] == list(range(1, 35))
+    with engine.connect() as conn:
+        mean = conn.execute(text("SELECT AVG(value) FROM ratings")).scalar()
+    for p in top:
+        assert p.score == pytest.approx((20 * mean + p.mean_rating * p.n_ratings) / (20 + p.n_ratings), rel=1e-6)
+    assert [p.score for p in top] == sorted((p.score for p in top), reverse=True)
+
+
+def test_recommend_for_ratings(trained):
+    recs = trained.recommend_for_ratings({3: 5, 9: 4}, n=5)
+    assert len(recs) == 5 and not {3, 9} & {r.movie_id for r in recs}
+    scores = [r.predicted_rating for r in recs]
+    assert scores == sorted(scores, reverse=True)
+    with pytest.raises(UnknownMovie) as caught:
+        trained.recommend_for_ratings({3: 5, 777: 4, 888: 1})
+    assert "777, 888" in str(caught.value)
+
+
+def test_saved_user_is_visible_to_sql(trained, engine):
+    recs = trained.save_user(9001, {3: 5, 13: 5, 1: 4}, n=4)
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT movie_id FROM recommended_movies WHERE user_id = 9001 ORDER BY rank"
+        )).scalars().all()
+    assert rows == [r.movie_id for r in recs]
+    assert trained.predict(9001, recs[0].movie_id) == pytest.approx(recs[0].predicted_rating, abs=1e-6)
+    trained.save_user(9001, {3: 1}, n=4)  # saving again replaces the user
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM user_biases WHERE user_id = 9001")).scalar() == 1
+
+
+def test_unknown_ids(trained):
+    with pytest.raises(UnknownUser) as caught:
+        trained.predict(424242, 3)
+    assert caught.value.user_id == 424242
+    with pytest.raises(UnknownMovie):
+        trained.predict(1, 999)
+    with pytest.raises(UnknownMovie):
+        trained.similar(999)
+    with pytest.raises(UnknownMovie):
+        trained.explain(1, 999)
+    with pytest.raises(UnknownUser):
+        trained.explain(424242, 3)
+
+
+def test_explanation_adds_up(trained, engine):
+    rows = trained.explain(1, 3, n=100)
+    with engine.connect() as conn:
+        rated = dict(conn.execute(text("SELECT movie_id, value FROM ratings WHERE user_id = 1")).all())
+    assert {r.movie_id: r.rating for r in rows} == rated
+    shares = [r.contribution for r in rows]
+    assert shares == sorted(shares, reverse=True)
+    snapshot = trained._model()
+    ids = np.array(sorted(rated))
+    idx = snapshot.rows(ids)
+    folded = fold_in(snapshot.movie_factors[idx], snapshot.movie_bias[idx], snapshot.global_mean,
+                     np.array([rated[i] for i in ids]), DEFAULT_REGULARIZATION)
+    target = snapshot.rows([3])[0]
+    assert sum(shares) == pytest.approx(folded.factors @ snapshot.movie_factors[target] + folded.bias, abs=1e-9)
+    assert sum(shares) == pytest.approx(contributions(folded, snapshot.movie_factors[target]).sum())
+
+
+def test_recommender_on_the_host_applications_connection(trained, engine):
+    with engine.connect() as conn:
+        on_conn = recsql.Recommender(conn)
+        assert [r.movie_id for r in on_conn.similar(3, 3)] == [r.movie_id for r in trained.similar(3, 3)]
+        on_conn.save_user(9002, {3: 5})
+        conn.rollback()  # the host application's transaction decides
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM user_biases WHERE user_id = 9002")).scalar() == 0
+
+
+def test_empty_database(engine):
+    rec = recsql.Recommender(engine)
+    for call in (lambda: rec.similar(1), lambda: rec.recommend(1), lambda: rec.popular(),
+                 lambda: rec.recommend_for_ratings({1: 5})):
+        with pytest.raises(NoActiveModel):
+            call()
+
+
+def test_cli(trained, run):
+    out = run("recommend", 1, "--limit", 3).output
+    assert len([line for line in out.splitlines() if line[:4].strip().isdigit()]) == 3
+    assert "most popular movies instead" in run("recommend", 777777).output
+    assert "The Sheriff" in run("recommend", "--rate", "3=5", "--rate", "13=5", "--limit", 34).output
+    assert "unknown movie 999" in run("recommend", "--rate", "999=5", ok=False).output
+    assert "expected MOVIE_ID=RATING" in run("recommend", "--rate", "3:5", ok=False).output
+    assert "nothing to recommend" in run("recommend", 500).output
+    assert "predicted rating" in run("explain", 1, 3).output
+    assert float(run("predict", 1, 3).output) == pytest.approx(trained.predict(1, 3), abs=1e-4)
+    assert "unknown user 31337" in run("predict", 31337, 3, ok=False).output
+    assert len(run("popular", "--limit", 4).output.strip().splitlines()) == 5
+    run("recommend", "--rate", "3=5", "--save", 4242)
+    assert trained.recommend(4242, n=1)[0].source == "model"
+
+
+def test_fold_in_is_as_good_as_retraining(ml100k):
+    """Users held out of training, folded in from their first 10 ratings, scored on the
+    rest: as accurate (within 0.03) as a model retrained with those 10 ratings."""
+    data = read_ratings(ml100k / "u.data")
+    rng = np.random.default_rng(0)
+    users = np.unique(data.user_id)
+    new = np.isin(data.user_id, rng.choice(users, size=len(users) // 10, replace=False))
+    first = data[new].sort_values(["user_id", "rated_at"]).groupby("user_id").head(10)
+    rest = data[new].drop(first.index)
+    old = data[~new]
+    base = RatingMatrix.from_triples(old.user_id, old.movie_id, old.value)
+    factors = make_solver("als").fit(base)
+    errors = []
+    for user, given in first.groupby("user_id"):
+        given = given[np.isin(given.movie_id, factors.movie_ids)]
+        later = rest[(rest.user_id == user) & np.isin(rest.movie_id, factors.movie_ids)]
+        g, _ = lookup_ids(factors.movie_ids, given.movie_id.to_numpy())
+        r, _ = lookup_ids(factors.movie_ids, later.movie_id.to_numpy())
+        folded = fold_in(factors.movie_factors[g], factors.movie_bias[g], factors.global_mean, given.value.to_numpy())
+        pred = factors.movie_factors[r] @ folded.factors + folded.bias + factors.movie_bias[r] + factors.global_mean
+        errors.append(np.clip(pred, *factors.clip) - later.value.to_numpy())
+    folded_rmse = float(np.sqrt(np.mean(np.concatenate(errors) ** 2)))
+    both = pd.concat([old, first])
+    retrained = make_solver("als").fit(RatingMatrix.from_triples(both.user_id, both.movie_id, both.value))
+    retrained_rmse = score(retrained, RatingMatrix.from_triples(rest.user_id, rest.movie_id, rest.value)).rmse
+    assert folded_rmse <= retrained_rmse + 0.03, (folded_rmse, retrained_rmse)
