@@ -28,6 +28,7 @@ from recsql.api import (
     upgrade,
 )
 from recsql.errors import RecsqlError
+from recsql.source import Source
 from recsql.recommender import Contribution, PopularMovie, Recommendation, Recommender
 
 __version__ = "0.1.0"

@@ -212,6 +212,8 @@ def _solver_options(command):
               help="cosine: cosine similarity; l1: the tutorial's difference score (slow on big catalogues).")
 @click.option("--recommend-n", type=int, default=10, show_default=True,
               help="Recommendations stored per user (unrated movies, best predicted first).")
+@click.option("--source", type=click.Path(dir_okay=False), default=None,
+              help="TOML file mapping the application's own ratings (and items) tables; see README.")
 @click.pass_context
 def train(ctx: click.Context, **options: Any) -> None:
     """Train a new model from the stored ratings and make it the active one.
@@ -247,6 +249,8 @@ def _holdout_options(command):
                      help="Score this fixed file (e.g. MovieLens u1.test)."),
         click.option("--test-fraction", type=float, default=None, help="Hold out this random share."),
         click.option("--folds", type=int, default=None, help="K-fold cross-validation."),
+        click.option("--source", type=click.Path(dir_okay=False), default=None,
+                     help="TOML file mapping the application's own ratings table."),
     ]
     for option in reversed(options):
         command = option(command)

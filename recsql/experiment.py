@@ -62,8 +62,12 @@ def splits(
     folds: int | None = None,
     seed: int = 0,
     duplicates: DuplicatePolicy = "max",
+    source: Any = None,
 ) -> list[tuple[RatingMatrix, RatingMatrix]]:
-    """The (train, test) pairs an evaluation runs on; exactly one way of holding out."""
+    """The (train, test) pairs an evaluation runs on; exactly one way of holding out.
+
+    Ratings come from ``train_file``, else from the database (recsql's table, or the
+    application's through ``source``: a Source or the path of its TOML file)."""
     ways = sum(x is not None for x in (test_file, test_fraction, folds))
     if ways != 1:
         raise InvalidParameter("give exactly one of --test-file, --test-fraction or --folds")
@@ -71,8 +75,11 @@ def splits(
         ratings = read_matrix(train_file, duplicates)
     elif engine is not None:
         from recsql.pipeline import read_ratings
+        from recsql.source import Source
 
-        ratings = read_ratings(engine, duplicates)
+        if source is not None and not isinstance(source, Source):
+            source = Source.from_toml(source)
+        ratings = read_ratings(engine, duplicates, source)
     else:
         raise InvalidParameter("give --train FILE or a database with ratings")
     if test_file is not None:
@@ -121,6 +128,7 @@ def evaluate(
     folds: int | None = None,
     seed: int = 0,
     duplicates: DuplicatePolicy = "max",
+    source: Any = None,
     solver: str = DEFAULT_SOLVER,
     **solver_params: Any,
 ) -> Evaluation:
@@ -128,7 +136,7 @@ def evaluate(
     make_solver(solver, **solver_params)  # reject bad parameters before reading anything
     pairs = splits(
         engine, train_file=train_file, test_file=test_file, test_fraction=test_fraction,
-        folds=folds, seed=seed, duplicates=duplicates,
+        folds=folds, seed=seed, duplicates=duplicates, source=source,
     )
     return evaluate_on(pairs, solver, seed=seed, **solver_params)
 
@@ -151,6 +159,7 @@ def tune(
     folds: int | None = None,
     seed: int = 0,
     duplicates: DuplicatePolicy = "max",
+    source: Any = None,
     solver: str = DEFAULT_SOLVER,
     progress: Callable[[TuneRow], None] | None = None,
     **solver_params: Any,
@@ -162,7 +171,7 @@ def tune(
         make_solver(solver, features=k, regularization=lam, **solver_params)
     pairs = splits(
         engine, train_file=train_file, test_file=test_file, test_fraction=test_fraction,
-        folds=folds, seed=seed, duplicates=duplicates,
+        folds=folds, seed=seed, duplicates=duplicates, source=source,
     )
     rows = []
     for k, lam in product(features, regularization):

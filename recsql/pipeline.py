@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from recsql import db, runs
 from recsql.errors import InvalidParameter, NoRatings
@@ -25,6 +25,7 @@ from recsql.neighbors import (
     Metric, block_count, check_similarity_params, popular, top_k_similar, top_n_unrated,
 )
 from recsql.progress import Phases
+from recsql.source import Source, read_only
 
 
 @dataclass
@@ -48,15 +49,23 @@ RATINGS_IN_ORDER_SQL = (
 )
 
 
-def read_ratings(engine: Engine, duplicates: DuplicatePolicy = "max") -> RatingMatrix:
-    """All stored ratings as a sparse matrix, duplicates resolved by ``duplicates``."""
+def read_ratings(
+    engine: Engine, duplicates: DuplicatePolicy = "max", source: Source | None = None
+) -> RatingMatrix:
+    """All ratings (recsql's table, or the application's via ``source``) as a sparse
+    matrix, duplicates resolved by ``duplicates``."""
     with engine.connect() as conn:
-        if duplicates == "last":
+        if source is not None:
+            with read_only(conn):
+                sql = source.ratings_sql(conn, in_order=duplicates == "last")
+                users, movies, values = db.read_triples(conn, sql)
+        elif duplicates == "last":
             users, movies, values = db.read_triples(conn, RATINGS_IN_ORDER_SQL)
         else:
             users, movies, values = db.read_triples(conn, RATINGS_SQL, table="ratings", key="id")
     if len(values) == 0:
-        raise NoRatings("there are no ratings to train on; import some with `recsql import ratings FILE`")
+        where = "the source's ratings" if source else "recsql's ratings table"
+        raise NoRatings(f"there are no ratings to train on in {where}; import some with `recsql import ratings FILE`")
     return RatingMatrix.from_triples(users, movies, values, duplicates)
 
 
@@ -76,6 +85,7 @@ def train(
     similar_k: int = 20,
     metric: Metric = "cosine",
     recommend_n: int = 10,
+    source: Source | str | Path | None = None,
     show_progress: bool = False,
 ) -> TrainResult:
     """Train a new model from the stored ratings and make it the active one.
@@ -87,6 +97,9 @@ def train(
     ``test_fraction`` holds out that share of the ratings at random (reproducible by
     ``seed``); ``test_file`` scores a fixed file of ratings instead.  The stored model is
     the one fitted to the training part, so its stored metrics describe it.
+    ``source`` (a :class:`~recsql.source.Source` or the path of its TOML file) trains
+    from the application's own tables instead of recsql's ``ratings``; item titles are
+    refreshed from its movies table, if it maps one.
     ``show_progress`` draws a progress bar per phase on stderr; the seconds each phase
     took are returned and stored in ``models.timings`` either way.
     """
@@ -103,8 +116,12 @@ def train(
     check_similarity_params(similar_k, metric)
     if recommend_n < 0:
         raise InvalidParameter(f"recommend_n must not be negative, not {recommend_n}")
+    if source is not None and not isinstance(source, Source):
+        source = Source.from_toml(source)
     with phase("read"):
-        matrix = read_ratings(engine, duplicates)
+        matrix = read_ratings(engine, duplicates, source)
+        if source is not None and source.movies_table:
+            _refresh_titles(engine, source)
     if test_fraction is not None and test is None:
         matrix, test = split_random(matrix, test_fraction, seed)
     params = {
@@ -115,6 +132,7 @@ def train(
         "similar_k": similar_k,
         "metric": metric,
         "recommend_n": recommend_n,
+        "source": source.to_params() if source is not None else None,
     }
     run_id = runs.start(engine, solver, params)
     try:
@@ -154,3 +172,16 @@ def train(
         n_movies=matrix.n_movies,
         n_ratings=matrix.nnz,
     )
+
+
+def _refresh_titles(engine: Engine, source: Source) -> None:
+    """Copy the application's item titles into ``movies`` so the views can show them."""
+    import pandas as pd
+
+    with engine.connect() as conn, read_only(conn):
+        frame = pd.DataFrame(conn.execute(text(source.movies_sql(conn))).all(), columns=["movie_id", "title", "genres"])
+    if frame.empty:
+        return
+    frame["title"] = frame["title"].astype(str)
+    with engine.begin() as conn:
+        db.upsert_columns(conn, "movies", "movie_id", {c: frame[c].to_numpy(dtype=object) for c in frame})

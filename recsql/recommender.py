@@ -32,6 +32,7 @@ from recsql.matrix import lookup_ids
 from recsql.models import ACTIVE, ModelRun, UserBias, UserFeature, UserRecommendation
 from recsql.neighbors import top_k_largest
 from recsql.query import SimilarMovie
+from recsql.source import Source, read_only
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class _Snapshot:
     global_mean: float
     clip: tuple[float, float] | None
     regularization: float
+    source: Source | None = None
 
     def rows(self, movie_ids: Iterable[int]) -> np.ndarray:
         """Rows of known movies; raises UnknownMovie naming every unknown id."""
@@ -269,12 +271,22 @@ class Recommender:
         return {r.movie_id: (r.title, r.genres) for r in rows}
 
     def _ratings_of(self, user_id: int) -> dict[int, float]:
+        """The user's ratings (the highest of repeated ones), from where the model read them."""
+        source = self._model().source
         with self._connection() as conn:
-            rows = conn.execute(
-                text("SELECT movie_id, MAX(value) AS value FROM ratings WHERE user_id = :u GROUP BY movie_id"),
-                {"u": user_id},
-            ).all()
-        return {r.movie_id: r.value for r in rows}
+            if source is None:
+                rows = conn.execute(
+                    text("SELECT movie_id, MAX(value) AS value FROM ratings WHERE user_id = :u GROUP BY movie_id"),
+                    {"u": user_id},
+                ).all()
+            else:
+                with read_only(conn) if isinstance(self.bind, Engine) else nullcontext(conn):
+                    sql = text(source.ratings_sql(conn, user_filter=True))
+                    rows = [(movie, value) for _, movie, value in conn.execute(sql, {"user_id": user_id})]
+        ratings: dict[int, float] = {}
+        for movie, value in rows:
+            ratings[int(movie)] = max(float(value), ratings.get(int(movie), float("-inf")))
+        return ratings
 
     def _user_vector(self, user_id: int, snapshot: _Snapshot) -> tuple[np.ndarray, float]:
         with self._connection() as conn:
@@ -311,7 +323,7 @@ class Recommender:
         movie_bias[rows[known]] = biases[known]
         clip = (run.rating_min, run.rating_max) if run.rating_min is not None else None
         self._snapshot = _Snapshot(model_id, movie_ids, factors, movie_bias, float(run.global_mean or 0.0),
-                                   clip, DEFAULT_REGULARIZATION)
+                                   clip, DEFAULT_REGULARIZATION, Source.from_params((run.params or {}).get("source")))
         return self._snapshot
 
 

@@ -1,0 +1,122 @@
+"""Training from the application's own tables, whose schema differs from recsql's."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from sqlalchemy import create_engine, text
+
+import recsql
+from recsql.db import normalize_url
+from recsql.errors import InvalidParameter
+from recsql.source import Source
+
+TOML = """
+[ratings]
+table = "reviews"
+user = "customer_id"
+movie = "product_id"
+rating = "stars"
+time = "created_at"
+
+[movies]
+table = "products"
+id = "id"
+title = "name"
+genres = "category"
+"""
+
+
+@pytest.fixture
+def shop(db_url, seed_data, tmp_path):
+    """A shop database: reviews(customer_id, product_id, stars, created_at), products(id, name, category)."""
+    ratings = pd.read_csv(seed_data / "movie_ratings_data_set.csv")
+    movies = pd.read_csv(seed_data / "movies.csv")
+    raw = create_engine(normalize_url(db_url))
+    with raw.begin() as conn:
+        conn.execute(text("CREATE TABLE products (id INTEGER PRIMARY KEY, name TEXT NOT NULL, category TEXT)"))
+        conn.execute(text(
+            "CREATE TABLE reviews (review_id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL, "
+            "product_id INTEGER NOT NULL, stars INTEGER, created_at INTEGER)"
+        ))
+        conn.execute(text("INSERT INTO products VALUES (:id, :name, :category)"),
+                     [{"id": int(r.movie_id) + 100, "name": r.title, "category": r.genre} for r in movies.itertuples()])
+        conn.execute(text("INSERT INTO reviews VALUES (:i, :c, :p, :s, :t)"), [
+            {"i": i, "c": int(r.user_id) + 5000, "p": int(r.movie_id) + 100, "s": int(r.value), "t": i}
+            for i, r in enumerate(ratings.itertuples())
+        ] + [{"i": 99999, "c": 5001, "p": 101, "s": None, "t": 0}])  # an unrated review is skipped
+    config = tmp_path / "recsql.toml"
+    config.write_text(TOML)
+    yield raw, config
+    raw.dispose()
+
+
+def test_train_and_serve_from_the_applications_tables(shop, engine, run):
+    raw, config = shop
+    out = run("train", "--source", config, "--samples", 20).output
+    assert "680 ratings" in out
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM ratings")).scalar() == 0  # nothing copied
+        similar = conn.execute(text(
+            "SELECT similar_title FROM similar_movies WHERE movie_id = 103 ORDER BY rank LIMIT 3"
+        )).scalars().all()
+    assert len(similar) == 3 and all(similar)  # titles come from products
+    rec = recsql.Recommender(engine)
+    assert rec.recommend(5001, n=3)[0].title
+    explained = rec.explain(5001, 103)
+    with raw.connect() as conn:
+        rated = set(conn.execute(text(
+            "SELECT product_id FROM reviews WHERE customer_id = 5001 AND stars IS NOT NULL"
+        )).scalars())
+    assert {c.movie_id for c in explained} <= rated and explained
+    evaluation = recsql.evaluate(engine, source=config, test_fraction=0.2, samples=0)
+    assert evaluation.mean["test_rmse"] < 2
+
+
+def test_query_source_runs_read_only(shop, engine, db_url):
+    raw, _ = shop
+    source = Source(query="SELECT customer_id AS u, product_id AS m, stars AS r FROM reviews", user="u", movie="m", rating="r")
+    assert recsql.train(engine, source=source, samples=0).n_ratings == 680
+    if "postgresql" in db_url:
+        sneaky = Source(
+            query="WITH gone AS (DELETE FROM products RETURNING id) SELECT 1 AS u, id AS m, 5 AS r FROM gone",
+            user="u", movie="m", rating="r",
+        )
+        with pytest.raises(Exception, match="data-modifying"):
+            recsql.train(engine, source=sneaky, samples=0)
+        with raw.begin() as conn:
+            conn.execute(text("CREATE SEQUENCE counter"))
+        side_effect = Source(query="SELECT nextval('counter') AS u, 1 AS m, 5 AS r", user="u", movie="m", rating="r")
+        with pytest.raises(Exception, match="read-only transaction"):
+            recsql.train(engine, source=side_effect, samples=0)
+        with raw.connect() as conn:
+            assert conn.execute(text("SELECT COUNT(*) FROM products")).scalar() == 34
+    else:
+        writer = Source(query="SELECT 1 AS u, 1 AS m, 5 AS r", user="u", movie="m", rating="r")
+        with engine.connect() as conn:
+            from recsql.source import read_only
+
+            with read_only(conn):
+                with pytest.raises(Exception, match="readonly"):
+                    conn.exec_driver_sql("DELETE FROM products")
+        assert recsql.train(engine, source=writer, samples=0).n_ratings == 1
+
+
+@pytest.mark.parametrize("fields,message", [
+    (dict(table="reviews; DROP TABLE products", user="u", movie="m", rating="r"), "not a plain name"),
+    (dict(table="reviews", user='u"; --', movie="m", rating="r"), "not a plain name"),
+    (dict(query="DELETE FROM products", user="u", movie="m", rating="r"), "must be a SELECT"),
+    (dict(query="SELECT 1; DROP TABLE products", user="u", movie="m", rating="r"), "single statement"),
+    (dict(user="u", movie="m", rating="r"), "exactly one of table or query"),
+])
+def test_bad_mappings_are_refused(fields, message):
+    with pytest.raises(InvalidParameter, match=message):
+        Source(**fields)
+
+
+def test_bad_toml_is_one_clear_error(run, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[ratings]\ntable = 'reviews'\nuser = 'c'\n")
+    assert "needs movie, rating" in run("train", "--source", bad, ok=False).output
+    bad.write_text("[ratings\n")
+    assert "not valid TOML" in run("train", "--source", bad, ok=False).output
