@@ -54,7 +54,8 @@ def test_cron_scripts(db_url, tmp_path):
     failed = _script("retrain.py", db_url)
     assert failed.returncode == 1
     assert failed.stderr.strip() == (
-        "retrain failed: there are no ratings to train on; import some with `recsql import ratings FILE`"
+        "retrain failed: there are no ratings to train on in recsql's ratings table; "
+        "import some with `recsql import ratings FILE`"
     )
     path = tmp_path / "r.csv"
     path.write_text("user_id,movie_id,value\n" + "\n".join(f"{u},{m},{(u + m) % 5 + 1}" for u in range(6) for m in range(5)))
