@@ -34,7 +34,14 @@ from recsql.recommender import Contribution, PopularMovie, Recommendation, Recom
 __version__ = "0.1.0"
 
 __all__ = [
-    "Evaluation", "GenerateResult", "generate", "TuneRow", "evaluate", "plot_tuning", "tune", "ImportResult", "ModelInfo", "MovieInfo", "SimilarMovie", "TrainResult", "RecsqlError",
-    "connect", "downgrade", "import_movies", "import_ratings", "list_models", "movie",
-    "schema_status", "similar", "train", "upgrade",
+    # setting up and loading
+    "connect", "upgrade", "downgrade", "schema_status", "import_ratings", "import_movies",
+    "ImportResult", "generate", "GenerateResult", "Source",
+    # training and evaluating
+    "train", "TrainResult", "evaluate", "Evaluation", "tune", "TuneRow", "plot_tuning",
+    "list_models", "ModelInfo",
+    # serving
+    "Recommender", "Recommendation", "PopularMovie", "Contribution", "similar", "SimilarMovie",
+    "movie", "MovieInfo",
+    "RecsqlError",
 ]

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Engine, select
 
-from recsql.errors import NoActiveModel, UnknownMovie
-from recsql.models import ACTIVE, Movie, MovieFeature, ModelRun
+from recsql.models import Movie, ModelRun
 
 
 @dataclass(frozen=True)
@@ -47,13 +46,6 @@ class ModelInfo:
     n_movies: int | None
     n_ratings: int | None
     error: str | None
-
-
-def active_model_id(conn: Connection) -> int:
-    model_id = conn.execute(select(ModelRun.id).where(ModelRun.status == ACTIVE)).scalar()
-    if model_id is None:
-        raise NoActiveModel("no model has been trained yet; run `recsql train`")
-    return model_id
 
 
 def movie(engine: Engine, movie_id: int) -> MovieInfo:

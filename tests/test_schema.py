@@ -107,9 +107,9 @@ def test_upgrade_keeps_runs_made_at_an_older_revision(db_url, run):
             "VALUES (1, CURRENT_TIMESTAMP, 'active', 'cg', '{\"features\": 2}')"
         ))
         conn.execute(text("INSERT INTO movies VALUES (3, 'Three', NULL), (4, 'Four', 'drama')"))
-        for table, key, rows in (
-            ("user_features", "user_id", [(1, 0, 2.0), (1, 1, 0.5)]),
-            ("movie_features", "movie_id", [(3, 0, 1.5), (3, 1, -1.0), (4, 0, 1.0), (4, 1, 1.0)]),
+        for table, rows in (
+            ("user_features", [(1, 0, 2.0), (1, 1, 0.5)]),
+            ("movie_features", [(3, 0, 1.5), (3, 1, -1.0), (4, 0, 1.0), (4, 1, 1.0)]),
         ):
             for ident, feature, value in rows:
                 conn.execute(text(f"INSERT INTO {table} VALUES (1, {ident}, {feature}, {value})"))
