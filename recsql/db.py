@@ -11,11 +11,13 @@ from __future__ import annotations
 import io
 import itertools
 import os
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
+from psycopg import IsolationLevel, sql
 from psycopg.adapt import Loader
 from psycopg.pq import Format
 from sqlalchemy import Connection, Engine, Table, create_engine, event
@@ -308,25 +310,47 @@ def read_triples(
 
 
 def _read_pg_arrays(
-    conn: Connection, select_sql: str, table: str, key: str
+    conn: Connection, select_sql: str, table: str, key: str, workers: int = 2
 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    raw = conn.connection.driver_connection
-    parts = []
-    with raw.cursor(binary=True) as cursor:
-        cursor.adapters.register_loader(INT8_ARRAY_OID, _Int8ArrayLoader)
-        cursor.adapters.register_loader(FLOAT8_ARRAY_OID, _Float8ArrayLoader)
-        low, high = cursor.execute(f"SELECT min({key}), max({key}) FROM {table}").fetchone()
-        if low is None:
-            return parts
-        query = (
-            f"SELECT array_agg(a::int8), array_agg(b::int8), array_agg(v::float8) "
-            f"FROM ({select_sql} WHERE {key} >= %s AND {key} < %s) AS t(a, b, v)"
-        )
-        for start in range(low, high + 1, CHUNK_ROWS):
-            a, b, v = cursor.execute(query, (start, start + CHUNK_ROWS)).fetchone()
-            if a is not None:
-                parts.append((a, b, v))
-    return parts
+    """Ranges of ``key`` as binary arrays, fetched by ``workers`` connections at once.
+
+    The connections read one consistent snapshot: ``conn`` exports its snapshot and each
+    worker's REPEATABLE READ transaction imports it (as pg_dump's parallel mode does),
+    so rows written meanwhile are in all ranges or in none.
+    """
+    snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar()
+    query = (
+        f"SELECT array_agg(a::int8), array_agg(b::int8), array_agg(v::float8) "
+        f"FROM ({select_sql} WHERE {key} >= %s AND {key} < %s) AS t(a, b, v)"
+    )
+
+    def work(worker: int) -> list[tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+        fairy = conn.engine.raw_connection()
+        raw = fairy.driver_connection
+        try:
+            raw.isolation_level = IsolationLevel.REPEATABLE_READ
+            with raw.cursor(binary=True) as cursor:
+                cursor.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+                cursor.adapters.register_loader(INT8_ARRAY_OID, _Int8ArrayLoader)
+                cursor.adapters.register_loader(FLOAT8_ARRAY_OID, _Float8ArrayLoader)
+                low, high = cursor.execute(f"SELECT min({key}), max({key}) FROM {table}").fetchone()
+                found = []
+                if low is not None:
+                    starts = range(low, high + 1, CHUNK_ROWS)
+                    for number, start in enumerate(starts):
+                        if number % workers == worker:
+                            a, b, v = cursor.execute(query, (start, start + CHUNK_ROWS)).fetchone()
+                            if a is not None:
+                                found.append((number, (a, b, v)))
+            return found
+        finally:
+            raw.rollback()
+            raw.isolation_level = None
+            fairy.close()
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        chunks = [chunk for found in pool.map(work, range(workers)) for chunk in found]
+    return [part for _, part in sorted(chunks, key=lambda item: item[0])]
 
 
 INT8_ARRAY_OID, FLOAT8_ARRAY_OID = 1016, 1022  # pg_type oids of int8[] and float8[]

@@ -128,18 +128,20 @@ def top_n_unrated(
     scores = np.full((len(users), n), np.nan)
     if n == 0 or len(users) == 0:
         return indices, scores
-    movie_part = np.float32(factors.global_mean) + (
-        0 if factors.movie_bias is None else factors.movie_bias.astype(np.float32)
+    # Biases ride along in the product: [u, 1, mean + b_u] . [m, b_m, 1] = prediction,
+    # so each block is one BLAS call and no extra pass over its scores.
+    movie_bias = np.zeros(n_movies) if factors.movie_bias is None else factors.movie_bias
+    user_bias = np.zeros(len(factors.user_factors)) if factors.user_bias is None else factors.user_bias
+    movie_t = np.ascontiguousarray(
+        np.hstack([factors.movie_factors, movie_bias[:, None], np.ones((n_movies, 1))]).T, dtype=np.float32
     )
-    movie_t = np.ascontiguousarray(factors.movie_factors.T, dtype=np.float32)
-    user_f = factors.user_factors.astype(np.float32)
+    user_f = np.hstack([
+        factors.user_factors, np.ones((len(user_bias), 1)), (factors.global_mean + user_bias)[:, None]
+    ]).astype(np.float32)
     block = max(1, BLOCK_CELLS // n_movies)
     for start in range(0, len(users), block):
         rows = users[start : start + block]
         pred = user_f[rows] @ movie_t
-        pred += movie_part
-        if factors.user_bias is not None:
-            pred += factors.user_bias[rows, None].astype(np.float32)
         sub = rated[rows]
         pred[np.repeat(np.arange(len(rows)), np.diff(sub.indptr)), sub.indices] = -np.inf
         best, value = top_k_largest(pred, n)
