@@ -151,10 +151,7 @@ class Recommender:
                 return _numbered(kept[:n])
             model_id = _active_model_id(conn)
             known = _count(conn, "user_biases", "user_id", user_id, model_id) > 0
-            stored = conn.execute(
-                text("SELECT COUNT(*) FROM user_recommendations WHERE model_id = :m AND user_id = :u"),
-                {"m": model_id, "u": user_id},
-            ).scalar()
+            stored = _count(conn, "user_recommendations", "user_id", user_id, model_id)
         if rows and stored == len(rows) and stored < _stored_n(self.bind, model_id):
             return _numbered(kept)  # the stored list was every movie the user had not rated
         if not known:
