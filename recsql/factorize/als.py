@@ -64,18 +64,11 @@ class AlternatingLeastSquares(Solver):
         implicit: bool = True,
         reference: bool = False,
     ):
-        if features < 1:
-            raise InvalidParameter("features must be at least 1")
+        super().__init__(features, regularization, max_iterations, seed)
         if regularization <= 0:
             raise InvalidParameter("regularization must be positive for ALS")
-        if max_iterations < 1:
-            raise InvalidParameter("max_iterations must be at least 1")
         if samples < 0 or burn_in < 0:
             raise InvalidParameter("samples and burn_in must not be negative")
-        self.features = features
-        self.regularization = regularization
-        self.max_iterations = max_iterations
-        self.seed = seed
         self.samples = samples
         self.burn_in = burn_in
         self.stored_rank = stored_rank
@@ -83,13 +76,7 @@ class AlternatingLeastSquares(Solver):
         self.reference = reference
 
     def params(self) -> dict[str, Any]:
-        params = {
-            "features": self.features,
-            "regularization": self.regularization,
-            "max_iterations": self.max_iterations,
-            "seed": self.seed,
-            "samples": self.samples,
-        }
+        params = {**super().params(), "samples": self.samples}
         if self.samples:
             params.update(burn_in=self.burn_in, stored_rank=self._stored_rank(), implicit=self.implicit)
         return params

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from recsql.errors import ModelFitError
+from recsql.errors import InvalidParameter, ModelFitError
 from recsql.matrix import RatingMatrix
 from recsql.progress import Step, no_step
 
@@ -84,13 +84,33 @@ class Factors:
 
 
 class Solver(ABC):
-    """Fit factors to a rating matrix.  Subclasses implement :meth:`_fit` only."""
+    """Fit factors to a rating matrix.  Subclasses implement :meth:`_fit` only.
+
+    Every solver takes at least these parameters (checked here, stored with each run).
+    """
 
     name: ClassVar[str]
 
-    @abstractmethod
+    def __init__(self, features: int, regularization: float, max_iterations: int, seed: int):
+        if features < 1:
+            raise InvalidParameter("features must be at least 1")
+        if regularization < 0:
+            raise InvalidParameter("regularization must not be negative")
+        if max_iterations < 1:
+            raise InvalidParameter("max_iterations must be at least 1")
+        self.features = features
+        self.regularization = regularization
+        self.max_iterations = max_iterations
+        self.seed = seed
+
     def params(self) -> dict[str, Any]:
         """The parameters that define this solver's result (stored with each run)."""
+        return {
+            "features": self.features,
+            "regularization": self.regularization,
+            "max_iterations": self.max_iterations,
+            "seed": self.seed,
+        }
 
     @abstractmethod
     def _fit(self, matrix: RatingMatrix, step: Step) -> Factors: ...

@@ -17,7 +17,6 @@ optimizer).  It exists to test the sparse one against and refuses large matrices
 
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
@@ -44,25 +43,8 @@ class ConjugateGradient(Solver):
         seed: int = 0,
         reference: bool = False,
     ):
-        if features < 1:
-            raise InvalidParameter("features must be at least 1")
-        if regularization < 0:
-            raise InvalidParameter("regularization must not be negative")
-        if max_iterations < 1:
-            raise InvalidParameter("max_iterations must be at least 1")
-        self.features = features
-        self.regularization = regularization
-        self.max_iterations = max_iterations
-        self.seed = seed
+        super().__init__(features, regularization, max_iterations, seed)
         self.reference = reference
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "features": self.features,
-            "regularization": self.regularization,
-            "max_iterations": self.max_iterations,
-            "seed": self.seed,
-        }
 
     def steps(self) -> int:
         return self.max_iterations
