@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Engine, delete, select, text
 
 from recsql import db
 from recsql.errors import InvalidParameter, NoActiveModel, UnknownMovie, UnknownUser
-from recsql.foldin import DEFAULT_REGULARIZATION, contributions, fold_in
+from recsql.foldin import contributions, fold_in
 from recsql.matrix import lookup_ids
 from recsql.models import ACTIVE, ModelRun, UserBias, UserFeature, UserRecommendation
 from recsql.neighbors import top_k_largest
@@ -77,7 +77,6 @@ class _Snapshot:
     movie_bias: np.ndarray
     global_mean: float
     clip: tuple[float, float] | None
-    regularization: float
     source: Source | None = None
 
     def rows(self, movie_ids: Iterable[int]) -> np.ndarray:
@@ -225,7 +224,7 @@ class Recommender:
         ids, rows = ids[known], rows[known]
         values = np.array([rated[i] for i in ids])
         folded = fold_in(snapshot.movie_factors[rows], snapshot.movie_bias[rows], snapshot.global_mean,
-                         values, snapshot.regularization)
+                         values)
         share = contributions(folded, snapshot.movie_factors[target])
         order = np.argsort(-share, kind="stable")[:n]
         titles = self._titles(ids[order])
@@ -242,7 +241,7 @@ class Recommender:
         rows = snapshot.rows(ratings.keys())
         values = np.array([float(v) for v in ratings.values()])
         return fold_in(snapshot.movie_factors[rows], snapshot.movie_bias[rows], snapshot.global_mean,
-                       values, snapshot.regularization)
+                       values)
 
     def _rank(self, snapshot: _Snapshot, vector, bias: float, excluded: set[int], n: int) -> list[Recommendation]:
         scores = snapshot.movie_factors @ vector + snapshot.movie_bias + bias + snapshot.global_mean
@@ -320,7 +319,7 @@ class Recommender:
         movie_bias[rows[known]] = biases[known]
         clip = (run.rating_min, run.rating_max) if run.rating_min is not None else None
         self._snapshot = _Snapshot(model_id, movie_ids, factors, movie_bias, float(run.global_mean or 0.0),
-                                   clip, DEFAULT_REGULARIZATION, Source.from_params((run.params or {}).get("source")))
+                                   clip, Source.from_params((run.params or {}).get("source")))
         return self._snapshot
 
 

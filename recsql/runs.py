@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, insert, select, text, update
+from sqlalchemy import Engine, insert, text, update
 
 from recsql import db
 from recsql.factorize import Factors
@@ -197,8 +197,3 @@ def fail(engine: Engine, run_id: int, error: BaseException) -> None:
             .where(ModelRun.id == run_id)
             .values(status=FAILED, finished_at=_now(), error=message[:2000])
         )
-
-
-def active_run_id(engine: Engine) -> int | None:
-    with engine.connect() as conn:
-        return conn.execute(select(ModelRun.id).where(ModelRun.status == ACTIVE)).scalar()

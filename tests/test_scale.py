@@ -59,7 +59,7 @@ def test_million_ratings_smoke(engine, run):
     assert sims == 20 * model.n_movies
 
 
-def test_progress_bars_do_not_change_results(capsys):
+def test_phases_are_timed_and_drawn(capsys):
     phases = Phases(show=True)
     with phases("fit", total=3) as step:
         for _ in range(3):

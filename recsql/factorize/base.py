@@ -42,10 +42,6 @@ class Factors:
     clip: tuple[float, float] | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def n_features(self) -> int:
-        return self.user_factors.shape[1]
-
     def predict(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Predicted ratings for (row, col) index pairs of the training matrix.
 
