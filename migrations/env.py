@@ -1,6 +1,6 @@
 """Alembic environment for recsql.
 
-Run from code (recsql.schema passes an open connection in ``config.attributes``) or from
+Run from code (recsql.db.migrate passes an open connection in ``config.attributes``) or from
 the command line with the top-level alembic.ini, where the URL comes from ``-x url=...``,
 else ``$RECSQL_DATABASE_URL``, else ``sqlite:///recsql.db``.
 """
@@ -12,9 +12,9 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import create_engine
 
-from recsql.db import normalize_url, resolve_url
-from recsql.models import Base
-from recsql.schema import VERSION_TABLE
+from recsql.db.engine import normalize_url, resolve_url
+from recsql.db.migrate import VERSION_TABLE
+from recsql.db.tables import Base
 
 config = context.config
 if config.config_file_name is not None:

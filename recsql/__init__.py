@@ -1,35 +1,29 @@
 """recsql: recommendations from the ratings in your SQL database, read back with SQL.
 
-The public API is in :mod:`recsql.api` and re-exported here.
+The public API, in one place (the CLI calls exactly these)::
+
+    import recsql
+    engine = recsql.connect("postgresql://app@db/shop")
+    recsql.import_ratings(engine, "ratings.csv")
+    result = recsql.train(engine, features=15, regularization=0.1)
+    recsql.Recommender(engine).similar(3, limit=5)
+
+Where things are: ``db/`` (engines, tables, migrations, bulk I/O) and ``data/`` (files,
+application tables, the rating matrix, synthetic data) at the edges; ``model/`` (Factors,
+solvers, retrieval) and ``evaluation/`` in the pure middle; ``train.py`` strings a
+retrain together, ``store.py`` saves and loads model versions, ``serving.py`` answers
+applications, ``cli/`` prints.
 """
 
-from recsql.api import (
-    Evaluation,
-    GenerateResult,
-    generate,
-    TuneRow,
-    evaluate,
-    plot_tuning,
-    tune,
-    ImportResult,
-    ModelInfo,
-    MovieInfo,
-    SimilarMovie,
-    TrainResult,
-    connect,
-    downgrade,
-    import_movies,
-    import_ratings,
-    list_models,
-    movie,
-    schema_status,
-    similar,
-    train,
-    upgrade,
-)
+from recsql.data.load import GenerateResult, ImportResult, generate, import_movies, import_ratings
+from recsql.data.source import Source
+from recsql.db.migrate import connect, downgrade, schema_status, upgrade
 from recsql.errors import RecsqlError
-from recsql.source import Source
-from recsql.recommender import Contribution, PopularMovie, Recommendation, Recommender
+from recsql.evaluation.evaluate import Evaluation, evaluate
+from recsql.evaluation.tuning import TuneRow, plot_tuning, tune
+from recsql.serving import Contribution, MovieInfo, PopularMovie, Recommendation, Recommender, SimilarMovie
+from recsql.store import ModelInfo, list_models
+from recsql.train import TrainResult, train
 
 __version__ = "0.1.0"
 
@@ -41,7 +35,6 @@ __all__ = [
     "train", "TrainResult", "evaluate", "Evaluation", "tune", "TuneRow", "plot_tuning",
     "list_models", "ModelInfo",
     # serving
-    "Recommender", "Recommendation", "PopularMovie", "Contribution", "similar", "SimilarMovie",
-    "movie", "MovieInfo",
+    "Recommender", "Recommendation", "PopularMovie", "Contribution", "SimilarMovie", "MovieInfo",
     "RecsqlError",
 ]

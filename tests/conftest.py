@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -35,19 +36,19 @@ def _missing(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not (SHARED_DATA / "seed").is_dir() or not (SHARED_DATA / "ml-100k").is_dir():
         _missing(f"shared test data not found at {SHARED_DATA}")
     return SHARED_DATA
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def seed_data(shared_data: Path) -> Path:
     return shared_data / "seed"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def ml100k(shared_data: Path) -> Path:
     return shared_data / "ml-100k"
 
@@ -57,8 +58,9 @@ def _sqlalchemy_url(libpq_url: str, dbname: str) -> str:
     return base.replace("postgresql://", "postgresql+psycopg://", 1) + "/" + dbname
 
 
-@pytest.fixture
-def postgresql_url() -> Iterator[str]:
+@contextmanager
+def _postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database (its SQLAlchemy URL), dropped afterwards."""
     try:
         admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
@@ -73,6 +75,12 @@ def postgresql_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def postgresql_url() -> Iterator[str]:
+    with _postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'recsql.db'}"
 
@@ -81,6 +89,17 @@ def sqlite_url(tmp_path: Path) -> str:
 def db_url(request: pytest.FixtureRequest) -> str:
     """Each test using this runs once on SQLite and once on PostgreSQL."""
     return request.getfixturevalue(f"{request.param}_url")
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One database per test module and dialect, for fixtures that are costly to build
+    (a trained model) and shared by the module's tests."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('module') / 'recsql.db'}"
+    else:
+        with _postgres_database() as url:
+            yield url
 
 
 @pytest.fixture

@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import text
 
 import recsql
-from recsql.evaluate import score
-from recsql.experiment import read_matrix
-from recsql.factorize import AlternatingLeastSquares, make_solver
-from recsql.matrix import RatingMatrix
-from tests.test_factorize import low_rank_ratings
-from tests.test_tutorial import _readme_sql
+from recsql.evaluation.metrics import score
+from recsql.data.ratings import ratings_from_file
+from recsql.model.solvers import AlternatingLeastSquares, make_solver
+from recsql.data.matrix import RatingMatrix
+from tests.helpers import low_rank_ratings
+from tests.helpers import readme_sql
 
 
 def test_batched_als_matches_reference():
@@ -55,7 +55,7 @@ def test_accuracy_on_movielens_100k(ml100k):
     """Guards the benchmark: mean test RMSE over u1..u5 must stay at or below 0.915."""
     rmse = []
     for k in range(1, 6):
-        train, test = read_matrix(ml100k / f"u{k}.base"), read_matrix(ml100k / f"u{k}.test")
+        train, test = ratings_from_file(ml100k / f"u{k}.base"), ratings_from_file(ml100k / f"u{k}.test")
         rmse.append(score(make_solver("als").fit(train), test).rmse)
     assert np.mean(rmse) <= 0.915, rmse
     assert rmse[0] <= 0.925, rmse
@@ -65,7 +65,7 @@ def test_sql_reproduces_predictions(engine, run, seed_data):
     run("import", "ratings", seed_data / "movie_ratings_data_set.csv")
     run("train")  # the default solver: biases, clipping, compressed Bayesian factors
     with engine.connect() as conn:
-        predicted = conn.execute(text(_readme_sql()["the predicted rating of user 1 for movie 3"])).scalar()
+        predicted = conn.execute(text(readme_sql()["the predicted rating of user 1 for movie 3"])).scalar()
         # The same prediction for every training rating, in SQL, gives the stored train RMSE.
         per_rating = conn.execute(text(
             "SELECT r.value, a.global_mean + ub.bias + mb.bias + SUM(u.value * m.value) AS raw, "

@@ -10,12 +10,12 @@ from click.testing import CliRunner
 
 import recsql
 from recsql.cli import cli
-from recsql.demo import synthetic_catalogue
+from recsql.data.synthetic import demo_catalogue
 from tests.conftest import ROOT
 
 
 def test_synthetic_catalogue_is_reproducible():
-    a, b = synthetic_catalogue(), synthetic_catalogue()
+    a, b = demo_catalogue(), demo_catalogue()
     assert a.ratings.equals(b.ratings) and a.movies.equals(b.movies)
     assert not a.ratings.duplicated(["user_id", "movie_id"]).any()
     assert set(a.ratings.value.unique()) <= {1, 2, 3, 4, 5}
@@ -29,7 +29,7 @@ def test_demo_runs_in_its_own_file_and_finds_same_genre(tmp_path, monkeypatch):
         assert result.exit_code == 0, result.output
     assert "Movie title: The Sheriff of Dry Creek" in result.output
     engine = recsql.connect(f"sqlite:///{tmp_path / 'recsql-demo.db'}")
-    similar = recsql.similar(engine, 1, limit=5)
+    similar = recsql.Recommender(engine).similar(1, limit=5)
     assert len(recsql.list_models(engine)) == 1
     assert sum(m.genres == "western" for m in similar) >= 4
     engine.dispose()

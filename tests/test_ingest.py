@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select, text
 
-from recsql.ingest import read_movies, read_ratings
-from recsql.models import Movie, Rating
+from recsql.data.files import read_movies_file, read_ratings_file
+from recsql.db.tables import Movie, Rating
 
 
 def _write(tmp_path: Path, name: str, content: str | bytes) -> Path:
@@ -31,7 +31,7 @@ def _ratings(engine) -> list[tuple]:
 def test_tutorial_ratings_any_line_ending(tmp_path, newline, final_newline):
     text_ = newline.join(["user_id,movie_id,value", "1,2,5", "1,3,4", "2,2,1"])
     path = _write(tmp_path, "r.csv", text_ + (newline if final_newline else ""))
-    frame = read_ratings(path)
+    frame = read_ratings_file(path)
     assert frame.attrs["format"] == "tutorial"
     assert frame[["user_id", "movie_id", "value"]].values.tolist() == [[1, 2, 5], [1, 3, 4], [2, 2, 1]]
     assert "rated_at" not in frame
@@ -39,38 +39,38 @@ def test_tutorial_ratings_any_line_ending(tmp_path, newline, final_newline):
 
 def test_movielens_formats(tmp_path):
     latest = _write(tmp_path, "ratings.csv", "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,3,3.5,964981247\n")
-    frame = read_ratings(latest)
+    frame = read_ratings_file(latest)
     assert frame.attrs["format"] == "movielens"
     assert frame.value.tolist() == [4.0, 3.5] and frame.rated_at.tolist() == [964982703, 964981247]
     udata = _write(tmp_path, "u.data", "196\t242\t3\t881250949\n186\t302\t3\t891717742\n")
-    frame = read_ratings(udata)
+    frame = read_ratings_file(udata)
     assert frame.attrs["format"] == "movielens-100k"
     assert frame.user_id.tolist() == [196, 186]
     movies = _write(
         tmp_path, "movies.csv",
         'movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n11,"American President, The (1995)",Comedy|Drama|Romance\n',
     )
-    frame = read_movies(movies)
+    frame = read_movies_file(movies)
     assert frame.title.tolist() == ["Toy Story (1995)", "American President, The (1995)"]
     assert frame.genres.tolist() == ["Adventure|Animation", "Comedy|Drama|Romance"]
     flags = "|".join(["0"] * 19)
     item = ("1|Misérables, Les (1995)|01-Jan-1995||http://x|" + flags[:-1] + "1\n").encode("latin-1")
-    frame = read_movies(_write(tmp_path, "u.item", item))
+    frame = read_movies_file(_write(tmp_path, "u.item", item))
     assert frame.attrs["format"] == "movielens-100k"
     assert frame.title.tolist() == ["Misérables, Les (1995)"] and frame.genres.tolist() == ["Western"]
 
 
 def test_shared_files_parse(seed_data, ml100k):
-    full = read_ratings(seed_data / "movie_ratings_data_set.csv")
+    full = read_ratings_file(seed_data / "movie_ratings_data_set.csv")
     assert len(full) == 680 and full.value.value_counts().to_dict() == {5: 341, 4: 183, 3: 79, 2: 45, 1: 32}
-    movies = read_movies(seed_data / "movies.csv")
+    movies = read_movies_file(seed_data / "movies.csv")
     assert len(movies) == 34 and "crime drama, western" in movies.genres.tolist()
-    items = read_movies(ml100k / "u.item")
+    items = read_movies_file(ml100k / "u.item")
     assert len(items) == 1682
     assert items.title[items.movie_id == 267].item() == "unknown"
     assert sum("é" in t for t in items.title) >= 1
     assert items.genres[items.movie_id == 1].item() == "Animation|Children's|Comedy"
-    data = read_ratings(ml100k / "u.data")
+    data = read_ratings_file(ml100k / "u.data")
     assert len(data) == 100_000 and data.user_id.nunique() == 943 and data.movie_id.nunique() == 1682
 
 
@@ -136,7 +136,7 @@ def test_missing_file_and_bad_movies(engine, run, tmp_path):
 
 def test_forced_format(tmp_path):
     path = _write(tmp_path, "r.tsv", "1\t2\t3\t4\n")
-    assert read_ratings(path, format="movielens-100k").rated_at.tolist() == [4]
+    assert read_ratings_file(path, format="movielens-100k").rated_at.tolist() == [4]
 
 
 def test_hundred_thousand_ratings_import(engine, run, ml100k):

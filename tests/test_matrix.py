@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from recsql.errors import InvalidParameter
-from recsql.matrix import RatingMatrix
+from recsql.data.matrix import RatingMatrix
 
 USERS = np.array([30, 10, 10, 10, 20])
 MOVIES = np.array([7, 5, 5, 9, 5])

@@ -3,34 +3,64 @@ databases; and fold-in accuracy on MovieLens 100K."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 import recsql
+from recsql import store
+from recsql.data.files import read_ratings_file
+from recsql.data.matrix import RatingMatrix, lookup_ids
 from recsql.errors import NoActiveModel, UnknownMovie, UnknownUser
-from recsql.evaluate import score
-from recsql.factorize import make_solver
-from recsql.foldin import DEFAULT_REGULARIZATION, contributions, fold_in
-from recsql.ingest import read_ratings
-from recsql.matrix import RatingMatrix, lookup_ids
+from recsql.evaluation.metrics import score
+from recsql.model.foldin import fold_in
+from recsql.model.solvers import make_solver
+from tests.conftest import Cli
 
 
-@pytest.fixture
-def trained(engine, run, seed_data, tmp_path):
-    """The tutorial's full data set plus user 500, who has rated every movie."""
+@dataclass
+class Served:
+    engine: Engine
+    run: Cli
+    recommender: recsql.Recommender
+
+
+@pytest.fixture(scope="module")
+def served(module_db_url, seed_data, tmp_path_factory):
+    """The tutorial's full data set plus user 500, who has rated every movie; trained once
+    per database for the whole module."""
+    run = Cli(module_db_url)
     run("import", "ratings", seed_data / "movie_ratings_data_set.csv")
-    everything = tmp_path / "all.csv"
+    everything = tmp_path_factory.mktemp("ratings") / "all.csv"
     everything.write_text("user_id,movie_id,value\n" + "\n".join(f"500,{m},4" for m in range(1, 35)))
     run("import", "ratings", everything)
     run("import", "movies", seed_data / "movies.csv")
     run("train", "--samples", 30)
-    return recsql.Recommender(engine)
+    engine = recsql.connect(module_db_url)
+    yield Served(engine, run, recsql.Recommender(engine))
+    engine.dispose()
+
+
+@pytest.fixture
+def trained(served):
+    return served.recommender
+
+
+@pytest.fixture
+def engine(served):
+    return served.engine
+
+
+@pytest.fixture
+def run(served):
+    return served.run
 
 
 def test_known_user_gets_the_stored_recommendations(trained, engine):
-    recs = trained.recommend(1, n=5)
+    recs = trained.recommend(1, limit=5)
     with engine.connect() as conn:
         stored = conn.execute(text(
             "SELECT movie_id FROM recommended_movies WHERE user_id = 1 ORDER BY rank LIMIT 5"
@@ -40,15 +70,15 @@ def test_known_user_gets_the_stored_recommendations(trained, engine):
     assert not rated & {r.movie_id for r in recs}
     assert all(r.title for r in recs)
     # Excluding more than the stored list holds falls back to ranking from the factors.
-    excluded = [r.movie_id for r in trained.recommend(1, n=10)]
-    more = trained.recommend(1, n=5, exclude=excluded)
+    excluded = [r.movie_id for r in trained.recommend(1, limit=10)]
+    more = trained.recommend(1, limit=5, exclude=excluded)
     assert len(more) == 5 and not (set(excluded) | rated) & {r.movie_id for r in more}
     predicted = [trained.predict(1, r.movie_id) for r in more]
     assert predicted == pytest.approx([r.predicted_rating for r in more], abs=1e-4)
 
 
 def test_new_and_complete_users(trained):
-    brand_new = trained.recommend(123456, n=3)
+    brand_new = trained.recommend(123456, limit=3)
     assert [r.source for r in brand_new] == ["popular"] * 3
     assert [r.movie_id for r in brand_new] == [p.movie_id for p in trained.popular(3)]
     assert trained.recommend(500) == []  # rated every movie: nothing left, no error
@@ -65,7 +95,7 @@ def test_popular_is_damped(trained, engine):
 
 
 def test_recommend_for_ratings(trained):
-    recs = trained.recommend_for_ratings({3: 5, 9: 4}, n=5)
+    recs = trained.recommend_for_ratings({3: 5, 9: 4}, limit=5)
     assert len(recs) == 5 and not {3, 9} & {r.movie_id for r in recs}
     scores = [r.predicted_rating for r in recs]
     assert scores == sorted(scores, reverse=True)
@@ -75,14 +105,14 @@ def test_recommend_for_ratings(trained):
 
 
 def test_saved_user_is_visible_to_sql(trained, engine):
-    recs = trained.save_user(9001, {3: 5, 13: 5, 1: 4}, n=4)
+    recs = trained.save_user(9001, {3: 5, 13: 5, 1: 4}, limit=4)
     with engine.connect() as conn:
         rows = conn.execute(text(
             "SELECT movie_id FROM recommended_movies WHERE user_id = 9001 ORDER BY rank"
         )).scalars().all()
     assert rows == [r.movie_id for r in recs]
     assert trained.predict(9001, recs[0].movie_id) == pytest.approx(recs[0].predicted_rating, abs=1e-6)
-    trained.save_user(9001, {3: 1}, n=4)  # saving again replaces the user
+    trained.save_user(9001, {3: 1}, limit=4)  # saving again replaces the user
     with engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM user_biases WHERE user_id = 9001")).scalar() == 1
 
@@ -102,20 +132,21 @@ def test_unknown_ids(trained):
 
 
 def test_explanation_adds_up(trained, engine):
-    rows = trained.explain(1, 3, n=100)
+    rows = trained.explain(1, 3, limit=100)
     with engine.connect() as conn:
         rated = dict(conn.execute(text("SELECT movie_id, value FROM ratings WHERE user_id = 1")).all())
     assert {r.movie_id: r.rating for r in rows} == rated
     shares = [r.contribution for r in rows]
     assert shares == sorted(shares, reverse=True)
-    snapshot = trained._model()
+    with engine.connect() as conn:
+        movies = store.load_movie_factors(conn, store.get_model(conn, store.active_model_id(conn)))
     ids = np.array(sorted(rated))
-    idx = snapshot.rows(ids)
-    folded = fold_in(snapshot.movie_factors[idx], snapshot.movie_bias[idx], snapshot.global_mean,
-                     np.array([rated[i] for i in ids]), DEFAULT_REGULARIZATION)
-    target = snapshot.rows([3])[0]
-    assert sum(shares) == pytest.approx(folded.factors @ snapshot.movie_factors[target] + folded.bias, abs=1e-9)
-    assert sum(shares) == pytest.approx(contributions(folded, snapshot.movie_factors[target]).sum())
+    idx, _ = lookup_ids(movies.movie_ids, ids)
+    folded = fold_in(movies, idx, np.array([rated[i] for i in ids]))
+    target, _ = lookup_ids(movies.movie_ids, np.array([3]))
+    # The shares add up to the prediction (before clipping) less the mean and the movie's bias.
+    unclipped = (folded.scored_by(movies).user_terms(np.array([0])) @ movies.movie_terms(target).T).item()
+    assert sum(shares) == pytest.approx(unclipped - movies.global_mean - movies.movie_bias[target[0]], abs=1e-9)
 
 
 def test_recommender_on_the_host_applications_connection(trained, engine):
@@ -128,8 +159,8 @@ def test_recommender_on_the_host_applications_connection(trained, engine):
         assert conn.execute(text("SELECT COUNT(*) FROM user_biases WHERE user_id = 9002")).scalar() == 0
 
 
-def test_empty_database(engine):
-    rec = recsql.Recommender(engine)
+def test_empty_database(db_url):
+    rec = recsql.Recommender.from_url(db_url)
     for call in (lambda: rec.similar(1), lambda: rec.recommend(1), lambda: rec.popular(),
                  lambda: rec.recommend_for_ratings({1: 5})):
         with pytest.raises(NoActiveModel):
@@ -149,13 +180,13 @@ def test_cli(trained, run):
     assert "unknown user 31337" in run("predict", 31337, 3, ok=False).output
     assert len(run("popular", "--limit", 4).output.strip().splitlines()) == 5
     run("recommend", "--rate", "3=5", "--save", 4242)
-    assert trained.recommend(4242, n=1)[0].source == "model"
+    assert trained.recommend(4242, limit=1)[0].source == "model"
 
 
 def test_fold_in_is_as_good_as_retraining(ml100k):
     """Users held out of training, folded in from their first 10 ratings, scored on the
     rest: as accurate (within 0.03) as a model retrained with those 10 ratings."""
-    data = read_ratings(ml100k / "u.data")
+    data = read_ratings_file(ml100k / "u.data")
     rng = np.random.default_rng(0)
     users = np.unique(data.user_id)
     new = np.isin(data.user_id, rng.choice(users, size=len(users) // 10, replace=False))
@@ -170,9 +201,8 @@ def test_fold_in_is_as_good_as_retraining(ml100k):
         later = rest[(rest.user_id == user) & np.isin(rest.movie_id, factors.movie_ids)]
         g, _ = lookup_ids(factors.movie_ids, given.movie_id.to_numpy())
         r, _ = lookup_ids(factors.movie_ids, later.movie_id.to_numpy())
-        folded = fold_in(factors.movie_factors[g], factors.movie_bias[g], factors.global_mean, given.value.to_numpy())
-        pred = factors.movie_factors[r] @ folded.factors + folded.bias + factors.movie_bias[r] + factors.global_mean
-        errors.append(np.clip(pred, *factors.clip) - later.value.to_numpy())
+        user = fold_in(factors, g, given.value.to_numpy()).scored_by(factors)
+        errors.append(user.predict(np.zeros(len(r), dtype=np.int64), r) - later.value.to_numpy())
     folded_rmse = float(np.sqrt(np.mean(np.concatenate(errors) ** 2)))
     both = pd.concat([old, first])
     retrained = make_solver("als").fit(RatingMatrix.from_triples(both.user_id, both.movie_id, both.value))

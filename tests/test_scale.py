@@ -8,18 +8,18 @@ import pytest
 from sqlalchemy import text
 
 import recsql
-from recsql.generate import synthetic_ratings
+from recsql.data.synthetic import synthetic_ratings
 from recsql.progress import Phases
 
 
 def test_synthetic_ratings_are_realistic_and_reproducible():
     a = synthetic_ratings(200_000, 2_000, 800, seed=1)
     b = synthetic_ratings(200_000, 2_000, 800, seed=1)
-    assert np.array_equal(a.value, b.value) and np.array_equal(a.user_id, b.user_id)
-    keys = a.user_id * 10_000 + a.movie_id
+    assert a.ratings.equals(b.ratings)
+    keys = a.ratings.user_id * 10_000 + a.ratings.movie_id
     assert len(np.unique(keys)) == 200_000  # no repeated (user, movie) pair
-    assert set(np.unique(a.value)) <= set(np.arange(1, 11) / 2)
-    per_movie = np.bincount(a.movie_id)[1:]
+    assert set(np.unique(a.ratings.value)) <= set(np.arange(1, 11) / 2)
+    per_movie = np.bincount(a.ratings.movie_id)[1:]
     assert per_movie.max() > 10 * np.median(per_movie)  # blockbusters and a long tail
     assert set(a.movies.genres) <= {"Action", "Comedy", "Drama", "Horror", "Romance", "Sci-Fi", "Documentary", "Western"}
 

@@ -12,28 +12,30 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
 import recsql
-from recsql import schema
+from recsql.db import migrate
+from recsql.db.engine import normalize_url
 from recsql.errors import SchemaError, SchemaOutOfDate
-from recsql.models import RECSQL_TABLES, RECSQL_VIEWS, Base
+from recsql.db.tables import RECSQL_TABLES, RECSQL_VIEWS, Base
 from tests.conftest import ROOT
+from tests.helpers import readme_sql
 
 
 def test_migrations_match_models(engine):
     with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"version_table": schema.VERSION_TABLE})
+        context = MigrationContext.configure(conn, opts={"version_table": migrate.VERSION_TABLE})
         assert compare_metadata(context, Base.metadata) == []
 
 
 def test_first_use_creates_schema_at_head(engine):
     with engine.connect() as conn:
-        assert schema.current_revision(conn) == schema.head_revision()
+        assert migrate.current_revision(conn) == migrate.head_revision()
         inspector = inspect(conn)
         assert set(RECSQL_TABLES) <= set(inspector.get_table_names())
         assert set(RECSQL_VIEWS) <= set(inspector.get_view_names())
 
 
 def test_downgrade_base_removes_only_recsql(db_url, run):
-    raw = create_engine(recsql.db.normalize_url(db_url))
+    raw = create_engine(normalize_url(db_url))
     with raw.begin() as conn:
         conn.execute(text("CREATE TABLE app_orders (id INTEGER PRIMARY KEY, total FLOAT)"))
         conn.execute(text("INSERT INTO app_orders VALUES (1, 9.5)"))
@@ -48,7 +50,7 @@ def test_downgrade_base_removes_only_recsql(db_url, run):
 
 
 def test_outdated_schema_is_refused_with_the_fix(db_url, run):
-    older = schema.all_revisions()[-2]
+    older = migrate.all_revisions()[-2]
     run("db", "upgrade", "--revision", older)
     result = run("models", ok=False)
     assert "recsql db upgrade" in result.output
@@ -62,7 +64,7 @@ def test_outdated_schema_is_refused_with_the_fix(db_url, run):
 
 
 def test_foreign_tables_with_our_names_are_left_alone(db_url):
-    raw = create_engine(recsql.db.normalize_url(db_url))
+    raw = create_engine(normalize_url(db_url))
     with raw.begin() as conn:
         conn.execute(text("CREATE TABLE ratings (customer INTEGER, stars INTEGER)"))
     with pytest.raises(SchemaError, match="ratings"):
@@ -81,7 +83,7 @@ def test_alembic_command_line_with_shipped_ini(db_url):
     assert done.returncode == 0, done.stderr
     engine = recsql.connect(db_url)  # accepted as current: no error
     with engine.connect() as conn:
-        assert schema.current_revision(conn) == schema.head_revision()
+        assert migrate.current_revision(conn) == migrate.head_revision()
     engine.dispose()
 
 
@@ -97,10 +99,8 @@ def test_unreachable_database_is_one_clear_line():
 
 def test_upgrade_keeps_runs_made_at_an_older_revision(db_url, run):
     """A database trained at 0002 (before biases) upgrades and keeps serving its model."""
-    from tests.test_tutorial import _readme_sql
-
     run("db", "upgrade", "--revision", "0002_views")
-    raw = create_engine(recsql.db.normalize_url(db_url))
+    raw = create_engine(normalize_url(db_url))
     with raw.begin() as conn:
         conn.execute(text(
             "INSERT INTO models (id, created_at, status, algorithm, params) "
@@ -117,7 +117,7 @@ def test_upgrade_keeps_runs_made_at_an_older_revision(db_url, run):
     run("db", "upgrade")
     assert "Four" in run("similar", 3).output
     with raw.connect() as conn:
-        predicted = conn.execute(text(_readme_sql()["the predicted rating of user 1 for movie 3"])).scalar()
+        predicted = conn.execute(text(readme_sql()["the predicted rating of user 1 for movie 3"])).scalar()
     assert predicted == pytest.approx(2.0 * 1.5 + 0.5 * -1.0)
     engine = recsql.connect(db_url)
     assert [m.status for m in recsql.list_models(engine)] == ["active"]

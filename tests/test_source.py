@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 import recsql
-from recsql.db import normalize_url
+from recsql.db.engine import normalize_url
 from recsql.errors import InvalidParameter
-from recsql.source import Source
+from recsql.data.source import Source
 
 TOML = """
 [ratings]
@@ -62,7 +62,7 @@ def test_train_and_serve_from_the_applications_tables(shop, engine, run):
         )).scalars().all()
     assert len(similar) == 3 and all(similar)  # titles come from products
     rec = recsql.Recommender(engine)
-    assert rec.recommend(5001, n=3)[0].title
+    assert rec.recommend(5001, limit=3)[0].title
     explained = rec.explain(5001, 103)
     with raw.connect() as conn:
         rated = set(conn.execute(text(
@@ -94,7 +94,7 @@ def test_query_source_runs_read_only(shop, engine, db_url):
     else:
         writer = Source(query="SELECT 1 AS u, 1 AS m, 5 AS r", user="u", movie="m", rating="r")
         with engine.connect() as conn:
-            from recsql.source import read_only
+            from recsql.data.source import read_only
 
             with read_only(conn):
                 with pytest.raises(Exception, match="readonly"):

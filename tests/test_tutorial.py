@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import text
 
 import recsql
-from recsql.factorize import ConjugateGradient
-from recsql.matrix import RatingMatrix
+from recsql.model.solvers import ConjugateGradient
+from recsql.data.matrix import RatingMatrix
 from tests.conftest import ROOT
 
 TUTORIAL_TRAIN_RMSE = 0.24952555662048573
@@ -67,19 +67,19 @@ def test_similar_movies_view_for_movie_3(tutorial_model):
     assert scores == pytest.approx(others[:20], abs=1e-9)  # and they are the 20 closest
 
 
-def _readme_sql() -> dict[str, str]:
+def readme_sql() -> dict[str, str]:
     readme = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```sql\n(.*?)```", readme, flags=re.S)
     return {block.splitlines()[0].removeprefix("-- ").strip(): block for block in blocks}
 
 
 def test_readme_sql(tutorial_model, seed_data):
-    sql = _readme_sql()
+    sql = readme_sql()
     with tutorial_model.connect() as conn:
         similar = conn.execute(text(sql["the 5 movies most similar to movie 3"])).all()
         vector = conn.execute(text(sql["the feature vector of movie 3"])).all()
         predicted = conn.execute(text(sql["the predicted rating of user 1 for movie 3"])).scalar()
-    assert [r.similar_movie_id for r in similar] == [m.movie_id for m in recsql.similar(tutorial_model, 3, 5)]
+    assert [r.similar_movie_id for r in similar] == [m.movie_id for m in recsql.Recommender(tutorial_model).similar(3, limit=5)]
     assert [r.feature for r in vector] == list(range(15))
     # The same model fitted in memory predicts the same rating as the SQL.
     frame = pd.read_csv(seed_data / "movie_ratings_data_set.csv")

@@ -22,7 +22,7 @@ def test_wheel_installs_and_runs_demo(tmp_path):
     )
     (wheel,) = dist.glob("recsql-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "recsql/migrations/env.py" in names
+    assert "recsql/migrations/env.py" in names and "recsql/py.typed" in names
     assert any(n.startswith("recsql/migrations/versions/0001_") for n in names)
 
     env_dir = tmp_path / "venv"
@@ -42,7 +42,7 @@ def test_wheel_installs_and_runs_demo(tmp_path):
     assert demo.returncode == 0, demo.stderr
     assert "The 5 most similar movies are:" in demo.stdout
     where = subprocess.run(
-        [python, "-c", "import recsql.schema as s; print(s.migrations_dir())"],
+        [python, "-c", "import recsql.db.migrate as m; print(m.migrations_dir())"],
         cwd=work, env=env, capture_output=True, text=True, check=True,
     )
     assert str(env_dir) in where.stdout

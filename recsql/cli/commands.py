@@ -1,0 +1,572 @@
+"""The ``recsql`` command: one library call per command, flags named like the parameters.
+
+Every command's docstring ends with an example; ``tests/test_docs.py`` checks that each
+command is documented in the README.  Listings print through :mod:`recsql.cli.output`
+(a table, or JSON with ``--json``).  Errors a user can cause (RecsqlError) print one
+line and exit 1; database errors likewise; only bugs show a traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+import recsql
+from recsql.cli.output import Column, json_option, show
+from recsql.data.files import FORMATS
+from recsql.data.matrix import DUPLICATE_POLICIES
+from recsql.db.engine import DEFAULT_URL, URL_ENV
+from recsql.demo import run_demo
+from recsql.errors import RecsqlError
+from recsql.evaluation.tuning import require_matplotlib
+from recsql.model.factors import METRICS
+from recsql.model.solvers import DEFAULT_SOLVER, SOLVERS
+from recsql.progress import Phases, terminal
+
+
+class _Group(click.Group):
+    """Turns the errors a user can cause into one line and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RecsqlError as exc:
+            raise click.ClickException(str(exc)) from None
+        except SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise click.ClickException(f"database error: {reason}") from None
+
+
+def _url(ctx: click.Context) -> str:
+    return ctx.find_root().params["database_url"]
+
+
+def _engine(ctx: click.Context) -> Engine:
+    """The command's engine, disposed when the command ends (a CLI run needs no pool)."""
+    engine = recsql.connect(_url(ctx))
+    ctx.call_on_close(engine.dispose)
+    return engine
+
+
+def _say(ctx: click.Context, message: str = "") -> None:
+    if not ctx.find_root().params["quiet"]:
+        click.echo(message)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--database-url",
+    envvar=URL_ENV,
+    default=DEFAULT_URL,
+    show_default=True,
+    help=f"SQLAlchemy URL of the database (or ${URL_ENV}).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="Print only results and errors.")
+@click.version_option(recsql.__version__, prog_name="recsql")
+def cli(database_url: str, quiet: bool) -> None:
+    """Recommendations from the ratings in your SQL database, read back with SQL.
+
+    \b
+    Example:
+        recsql import ratings ratings.csv && recsql train && recsql similar 3
+    """
+
+
+# ------------------------------------------------------------------------------ db
+
+
+@cli.group(cls=_Group, name="db")
+def db_group() -> None:
+    """Create, upgrade or remove recsql's tables (Alembic migrations).
+
+    \b
+    Example:
+        recsql --database-url postgresql://app@localhost/shop db upgrade
+    """
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Revision to migrate to.")
+@click.pass_context
+def db_upgrade(ctx: click.Context, revision: str) -> None:
+    """Create recsql's tables and views, or migrate them to the newest schema.
+
+    \b
+    Example:
+        recsql db upgrade
+    """
+    reached = recsql.upgrade(_url(ctx), revision)
+    _say(ctx, f"database schema at revision {reached}")
+
+
+@db_group.command("downgrade")
+@click.argument("revision")
+@click.pass_context
+def db_downgrade(ctx: click.Context, revision: str) -> None:
+    """Migrate down to REVISION; `base` removes everything recsql created, nothing else.
+
+    \b
+    Example:
+        recsql db downgrade base
+    """
+    reached = recsql.downgrade(_url(ctx), revision)
+    _say(ctx, f"database schema at revision {reached or 'base (recsql removed)'}")
+
+
+@db_group.command("status")
+@click.pass_context
+def db_status(ctx: click.Context) -> None:
+    """Show the database's schema revision and the newest one this recsql knows.
+
+    \b
+    Example:
+        recsql db status
+    """
+    current, head = recsql.schema_status(_url(ctx))
+    click.echo(f"current: {current or 'none (no recsql tables)'}")
+    click.echo(f"newest:  {head}")
+    if current != head:
+        click.echo("run `recsql db upgrade` to migrate" if current else "created on first use")
+
+
+# -------------------------------------------------------------------------- import
+
+
+@cli.group(cls=_Group, name="import")
+def import_group() -> None:
+    """Import ratings or movies from a file (format detected from the first line).
+
+    \b
+    Example:
+        recsql import ratings ml-100k/u.data && recsql import movies ml-100k/u.item
+    """
+
+
+_format_option = click.option(
+    "--format", type=click.Choice(FORMATS), default=None, help="File format (default: detect)."
+)
+
+
+@import_group.command("ratings")
+@click.argument("path", type=click.Path(dir_okay=False))
+@_format_option
+@click.option("--replace", is_flag=True, help="Delete all stored ratings first (same transaction).")
+@click.pass_context
+def import_ratings(ctx: click.Context, path: str, format: str | None, replace: bool) -> None:
+    """Import ratings from PATH: all of the file or, on any bad line, none of it.
+
+    \b
+    Example:
+        recsql import ratings movie_ratings_data_set.csv
+    """
+    result = recsql.import_ratings(_engine(ctx), path, format=format, replace=replace)
+    _say(ctx, f"imported {result.rows} ratings from {result.path} ({result.format} format)")
+
+
+@import_group.command("movies")
+@click.argument("path", type=click.Path(dir_okay=False))
+@_format_option
+@click.pass_context
+def import_movies(ctx: click.Context, path: str, format: str | None) -> None:
+    """Import or update movies (title, genres) from PATH.
+
+    \b
+    Example:
+        recsql import movies movies.csv
+    """
+    result = recsql.import_movies(_engine(ctx), path, format=format)
+    _say(ctx, f"imported {result.rows} movies from {result.path} ({result.format} format)")
+
+
+# --------------------------------------------------------------------------- train
+
+
+def _solver_options(command):
+    """The options every command that fits a model takes (train, evaluate, tune)."""
+    options = [
+        click.option("--solver", type=click.Choice(sorted(SOLVERS)), default=DEFAULT_SOLVER, show_default=True,
+                     help="als: biased MF, Bayesian by default (accurate); cg: the tutorial's."),
+        click.option("--features", type=int, default=None, help="Latent features [als: 6, cg: 15]."),
+        click.option("--regularization", type=float, default=None, help="L2 penalty [als: 0.1, cg: 0.1]."),
+        click.option("--max-iterations", type=int, default=None, help="ALS sweeps [10] or CG iterations [3000]."),
+        click.option("--samples", type=int, default=None,
+                     help="als: Gibbs samples averaged [120]; 0 for plain ALS."),
+        click.option("--implicit/--no-implicit", default=None,
+                     help="als: use which movies each user rated (SVD++-style) [on]."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seeds the start and the split."),
+        click.option("--duplicates", type=click.Choice(DUPLICATE_POLICIES), default="max", show_default=True,
+                     help="How repeated (user, movie) ratings are resolved."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@cli.command()
+@_solver_options
+@click.option("--test-fraction", type=float, default=None, help="Hold out this share of ratings to test on.")
+@click.option("--test-file", type=click.Path(dir_okay=False), default=None, help="Score this ratings file.")
+@click.option("--similar-k", type=int, default=20, show_default=True, help="Similar movies stored per movie.")
+@click.option("--metric", type=click.Choice(METRICS), default="cosine", show_default=True,
+              help="cosine: cosine similarity; l1: the tutorial's difference score (slow on big catalogues).")
+@click.option("--recommend-n", type=int, default=10, show_default=True,
+              help="Recommendations stored per user (unrated movies, best predicted first).")
+@click.option("--source", type=click.Path(dir_okay=False), default=None,
+              help="TOML file mapping the application's own ratings (and items) tables; see README.")
+@click.pass_context
+def train(ctx: click.Context, **options: Any) -> None:
+    """Train a new model from the stored ratings and make it the active one.
+
+    \b
+    Example:
+        recsql train --test-fraction 0.2
+        recsql train --solver cg --features 15 --regularization 0.1
+    """
+    quiet = ctx.find_root().params["quiet"]
+    result = recsql.train(_engine(ctx), show_progress=not quiet and terminal(), **options)
+    m = result.metrics
+    _say(ctx, Phases.summary_of(result.timings))
+    _say(ctx, f"model {result.model_id} ({result.algorithm}) is active: {result.n_users} users, "
+              f"{result.n_movies} movies, {result.n_ratings} ratings")
+    click.echo(f"train RMSE {m['train_rmse']:.6f}  MAE {m['train_mae']:.6f}")
+    if "test_rmse" in m:
+        skipped = f" ({m['n_test_skipped']} of unknown users/movies skipped)" if m["n_test_skipped"] else ""
+        click.echo(f"test  RMSE {m['test_rmse']:.6f}  MAE {m['test_mae']:.6f} on {m['n_test']} ratings{skipped}")
+        click.echo(_ranking_line(m))
+
+
+def _ranking_line(m: dict[str, Any]) -> str:
+    return (f"test  precision@10 {m['precision_at_10']:.4f}  recall@10 {m['recall_at_10']:.4f}  "
+            f"NDCG@10 {m['ndcg_at_10']:.4f}")
+
+
+def _holdout_options(command):
+    options = [
+        click.option("--train", "train_file", type=click.Path(dir_okay=False), default=None,
+                     help="Train on this file instead of the database's ratings."),
+        click.option("--test", "test_file", type=click.Path(dir_okay=False), default=None,
+                     help="Score this fixed file (e.g. MovieLens u1.test)."),
+        click.option("--test-fraction", type=float, default=None, help="Hold out this random share."),
+        click.option("--folds", type=int, default=None, help="K-fold cross-validation."),
+        click.option("--source", type=click.Path(dir_okay=False), default=None,
+                     help="TOML file mapping the application's own ratings table."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _evaluation_engine(ctx: click.Context, train_file: str | None) -> Engine | None:
+    return None if train_file else _engine(ctx)
+
+
+METRIC_COLUMNS = [
+    Column("train_rmse", format=".4f"), Column("train_mae", format=".4f"),
+    Column("test_rmse", format=".4f"), Column("test_mae", format=".4f"),
+    Column("precision_at_10", format=".4f"), Column("recall_at_10", format=".4f"),
+    Column("ndcg_at_10", format=".4f"), Column("fit_seconds", format=".4f"),
+]
+
+
+@cli.command()
+@_solver_options
+@_holdout_options
+@json_option
+@click.pass_context
+def evaluate(ctx: click.Context, train_file: str | None, as_json: bool, **options: Any) -> None:
+    """Fit on training ratings, score held-out ones; nothing is written.
+
+    \b
+    Example:
+        recsql evaluate --train ml-100k/u1.base --test ml-100k/u1.test
+        recsql evaluate --folds 5 --solver cg --regularization 10 --json
+    """
+    result = recsql.evaluate(_evaluation_engine(ctx, train_file), train_file=train_file, **options)
+    rows = [{"fold": str(i + 1), **f.metrics, "fit_seconds": f.fit_seconds} for i, f in enumerate(result.folds)]
+    if len(rows) > 1:
+        rows.append({"fold": "mean", **result.mean})
+    document = {"solver": result.solver, "params": result.params, "folds": rows[: len(result.folds)],
+                "mean": result.mean}
+    show(rows, [Column("fold", align="<"), *METRIC_COLUMNS], as_json=as_json, document=document)
+
+
+def _number_list(kind: type) -> Any:
+    def parse(ctx: click.Context, param: click.Parameter, value: str) -> list[Any]:
+        try:
+            return [kind(v) for v in value.split(",") if v.strip()]
+        except ValueError:
+            raise click.BadParameter(f"expected a comma-separated list of numbers, got {value!r}") from None
+    return parse
+
+
+TUNE_COLUMNS = [
+    Column("features"), Column("regularization", format="g"), Column("test_rmse", format=".4f"),
+    Column("test_mae", format=".4f"), Column("train_rmse", format=".4f"),
+    Column("ndcg_at_10", header="ndcg@10", format=".4f"), Column("fit_seconds", header="fit_s", format=".2f"),
+]
+
+
+@cli.command()
+@click.option("--features", default="4,6,10", show_default=True, callback=_number_list(int),
+              help="Comma-separated feature counts.")
+@click.option("--regularization", default="0.03,0.1,0.3", show_default=True, callback=_number_list(float),
+              help="Comma-separated regularization values.")
+@click.option("--solver", type=click.Choice(sorted(SOLVERS)), default=DEFAULT_SOLVER, show_default=True)
+@click.option("--max-iterations", type=int, default=None)
+@click.option("--samples", type=int, default=None, help="als: Gibbs samples (0: plain ALS).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@_holdout_options
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Write a PNG of test RMSE against regularization (needs recsql[plots]).")
+@json_option
+@click.pass_context
+def tune(ctx: click.Context, train_file: str | None, plot: str | None, as_json: bool, **options: Any) -> None:
+    """Grid-search features x regularization; print a table sorted by test RMSE.
+
+    \b
+    Example:
+        recsql tune --solver cg --features 5,10,15 --regularization 0.1,1,10 --folds 3 --plot tune.png
+    """
+    if plot:
+        require_matplotlib()
+    quiet = as_json or ctx.find_root().params["quiet"]
+    rows = recsql.tune(
+        _evaluation_engine(ctx, train_file), train_file=train_file,
+        progress=None if quiet else lambda r: click.echo(
+            f"features {r.features:>3}  regularization {r.regularization:<8g} "
+            f"test RMSE {r.evaluation.mean['test_rmse']:.4f}"),
+        **options,
+    )
+    records = [{"features": r.features, "regularization": r.regularization, **r.evaluation.mean} for r in rows]
+    show(records, TUNE_COLUMNS, as_json=as_json)
+    if plot:
+        path = recsql.plot_tuning(rows, plot)
+        if not quiet:
+            click.echo(f"plot written to {path}")
+
+
+# --------------------------------------------------------------------------- read
+
+
+SIMILAR_COLUMNS = [
+    Column("rank"), Column("movie_id", header="movie"), Column("title", align="<"),
+    Column("score", format=".4f"), Column("genres", header="genre", align="<"),
+]
+
+
+@cli.command()
+@click.argument("movie_id", type=int)
+@click.option("--limit", type=int, default=5, show_default=True)
+@json_option
+@click.pass_context
+def similar(ctx: click.Context, movie_id: int, limit: int, as_json: bool) -> None:
+    """List the movies most similar to MOVIE_ID in the active model.
+
+    \b
+    Example:
+        recsql similar 3 --limit 5
+    """
+    rec = recsql.Recommender(_engine(ctx))
+    rows = rec.similar(movie_id, limit=limit)
+    if not as_json:
+        _say_similar_heading(ctx, rec.movie(movie_id), len(rows))
+    show(rows, SIMILAR_COLUMNS, as_json=as_json)
+
+
+def _say_similar_heading(ctx: click.Context, movie: recsql.MovieInfo, count: int) -> None:
+    """The tutorial's words before its list of similar movies."""
+    _say(ctx, "We are finding movies similar to this movie:")
+    _say(ctx, f"Movie title: {movie.title or f'(movie {movie.movie_id})'}")
+    _say(ctx, f"Genre: {movie.genres or '-'}")
+    _say(ctx)
+    _say(ctx, f"The {count} most similar movies are:")
+
+
+def _rating_pair(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[int, float]:
+    pairs = {}
+    for value in values:
+        movie, sep, rating = value.partition("=")
+        try:
+            pairs[int(movie)] = float(rating)
+        except ValueError:
+            raise click.BadParameter(f"expected MOVIE_ID=RATING, got {value!r}") from None
+        if not sep:
+            raise click.BadParameter(f"expected MOVIE_ID=RATING, got {value!r}")
+    return pairs
+
+
+RECOMMENDATION_COLUMNS = [
+    Column("rank"), Column("movie_id", header="movie"), Column("title", align="<"),
+    Column("predicted_rating", header="predicted", format=".3f"), Column("genres", header="genre", align="<"),
+]
+
+
+@cli.command()
+@click.argument("user_id", type=int, required=False)
+@click.option("--limit", type=int, default=10, show_default=True)
+@click.option("--exclude", type=int, multiple=True, help="A movie id to leave out (repeatable).")
+@click.option("--rate", "ratings", multiple=True, callback=_rating_pair, metavar="MOVIE_ID=RATING",
+              help="A rating of someone the model has not seen (repeatable); no USER_ID needed.")
+@click.option("--save", "save_as", type=int, default=None,
+              help="With --rate: store the folded-in user under this id until the next retrain.")
+@json_option
+@click.pass_context
+def recommend(ctx: click.Context, user_id: int | None, limit: int, exclude: tuple[int, ...],
+              ratings: dict[int, float], save_as: int | None, as_json: bool) -> None:
+    """Recommend movies for a user, or for a few ratings of someone new (--rate).
+
+    \b
+    Example:
+        recsql recommend 42 --limit 10
+        recsql recommend --rate 3=5 --rate 9=4 --save 1001
+    """
+    say = (lambda _message: None) if as_json else (lambda message: _say(ctx, message))
+    rec = recsql.Recommender(_engine(ctx))
+    if ratings:
+        if user_id is not None:
+            raise click.UsageError("give USER_ID or --rate, not both")
+        if save_as is not None:
+            rows = rec.save_user(save_as, ratings, limit=limit)
+            say(f"user {save_as} saved under the active model until the next retrain")
+        else:
+            rows = rec.recommend_for_ratings(ratings, limit=limit, exclude=exclude)
+    elif user_id is None:
+        raise click.UsageError("give USER_ID, or ratings with --rate MOVIE_ID=RATING")
+    else:
+        if save_as is not None:
+            raise click.UsageError("--save goes with --rate")
+        rows = rec.recommend(user_id, limit=limit, exclude=exclude)
+        if rows and rows[0].source == "popular":
+            say(f"user {user_id} has no ratings in the model: the most popular movies instead")
+    if not rows and not as_json:
+        _say(ctx, "nothing to recommend: every movie is rated or excluded")
+        return
+    show(rows, RECOMMENDATION_COLUMNS, as_json=as_json)
+
+
+@cli.command()
+@click.argument("user_id", type=int)
+@click.argument("movie_id", type=int)
+@click.option("--limit", type=int, default=5, show_default=True)
+@click.pass_context
+def explain(ctx: click.Context, user_id: int, movie_id: int, limit: int) -> None:
+    """Show which of the user's ratings contributed most to a movie's predicted rating.
+
+    \b
+    Example:
+        recsql explain 42 7
+    """
+    rec = recsql.Recommender(_engine(ctx))
+    predicted = rec.predict(user_id, movie_id)
+    rows = rec.explain(user_id, movie_id, limit=limit)
+    _say(ctx, f"user {user_id}, movie {movie_id}: predicted rating {predicted:.3f}")
+    show(rows, [Column("movie_id", header="movie"), Column("title", align="<"), Column("rating", format="g"),
+                Column("contribution", format="+.3f")], as_json=False)
+
+
+@cli.command()
+@click.argument("user_id", type=int)
+@click.argument("movie_id", type=int)
+@click.pass_context
+def predict(ctx: click.Context, user_id: int, movie_id: int) -> None:
+    """Print the active model's predicted rating of a movie by a user.
+
+    \b
+    Example:
+        recsql predict 42 7
+    """
+    click.echo(f"{recsql.Recommender(_engine(ctx)).predict(user_id, movie_id):.4f}")
+
+
+@cli.command()
+@click.option("--limit", type=int, default=10, show_default=True)
+@json_option
+@click.pass_context
+def popular(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """List the most popular well-rated movies (what brand-new users are shown).
+
+    \b
+    Example:
+        recsql popular --limit 10
+    """
+    rows = recsql.Recommender(_engine(ctx)).popular(limit)
+    show(rows, [
+        Column("rank"), Column("movie_id", header="movie"), Column("title", align="<"),
+        Column("score", format=".3f"), Column("n_ratings", header="ratings"), Column("mean_rating", header="mean", format=".2f"),
+    ], as_json=as_json)
+
+
+MODEL_COLUMNS = [
+    Column("model_id", header="id"), Column("status", align="<"), Column("algorithm", header="solver", align="<"),
+    Column("features", header="k"), Column("regularization", header="lambda"), Column("n_ratings", header="ratings"),
+    Column("train_rmse", format=".4f"), Column("test_rmse", format=".4f"),
+    Column("created_at", header="created", align="<"), Column("error", align="<"),
+]
+
+
+@cli.command()
+@json_option
+@click.pass_context
+def models(ctx: click.Context, as_json: bool) -> None:
+    """List model versions (training runs), newest first, with their parameters and metrics.
+
+    \b
+    Example:
+        recsql models --json
+    """
+    found = recsql.list_models(_engine(ctx))
+    if not found and not as_json:
+        _say(ctx, "no training runs yet; run `recsql train`")
+        return
+    rows = [{**vars(m), **{k: m.params.get(k) for k in ("features", "regularization")},
+             **{k: (m.metrics or {}).get(k) for k in ("train_rmse", "test_rmse")}} for m in found]
+    show(rows, MODEL_COLUMNS, as_json=as_json, document=found)
+
+
+@cli.command()
+@click.option("--ratings", type=int, required=True, help="Number of distinct (user, movie) ratings.")
+@click.option("--users", type=int, required=True)
+@click.option("--movies", type=int, required=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--replace", is_flag=True, help="Delete the stored ratings first (same transaction).")
+@click.pass_context
+def generate(ctx: click.Context, **options: Any) -> None:
+    """Fill the database with a realistic synthetic catalogue (benchmarks, load tests).
+
+    \b
+    Example:
+        recsql generate --ratings 1000000 --users 6500 --movies 2400 --seed 0
+    """
+    result = recsql.generate(_engine(ctx), **options)
+    _say(ctx, f"generated {result.ratings} ratings of {result.movies} movies by {result.users} users "
+              f"(generate {result.seconds['generate']:.1f} s, load {result.seconds['load']:.1f} s)")
+
+
+@cli.command()
+@click.pass_context
+def demo(ctx: click.Context) -> None:
+    """Train on a built-in synthetic catalogue and show similar movies; no files needed.
+
+    Uses its own SQLite file, recsql-demo.db, unless --database-url names an empty database.
+
+    \b
+    Example:
+        recsql demo
+    """
+    explicit = ctx.find_root().get_parameter_source("database_url") != click.core.ParameterSource.DEFAULT
+    result = run_demo(_url(ctx) if explicit else None, progress=lambda m: _say(ctx, m))
+    m = result.result.metrics
+    _say(ctx, f"Trained model {result.result.model_id}: train RMSE {m['train_rmse']:.4f}, "
+              f"test RMSE {m['test_rmse']:.4f} (20% held out)")
+    _say(ctx)
+    _say_similar_heading(ctx, result.movie, len(result.similar))
+    show(result.similar, SIMILAR_COLUMNS, as_json=False)
+    _say(ctx)
+    _say(ctx, f"Now ask the database yourself:  recsql --database-url {result.database_url} similar 7")
+
+
+def main() -> None:
+    cli(prog_name="recsql")

@@ -1,0 +1,56 @@
+"""The ratings as a :class:`~recsql.data.matrix.RatingMatrix`, from wherever they are:
+recsql's ``ratings`` table, the application's own tables (a
+:class:`~recsql.data.source.Source`), or a file.  Every trainer and evaluator reads
+through here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from recsql.data.files import read_ratings_file
+from recsql.data.matrix import DuplicatePolicy, RatingMatrix
+from recsql.data.source import Source, read_only
+from recsql.db.bulk import read_columns
+from recsql.errors import NoRatings
+
+RATINGS_SQL = "SELECT user_id, movie_id, value FROM ratings"
+# For duplicates='last': the latest rating wins; undated ones count as older, then import order.
+RATINGS_IN_ORDER_SQL = (
+    RATINGS_SQL + " ORDER BY CASE WHEN rated_at IS NULL THEN 0 ELSE 1 END, rated_at, id"
+)
+
+
+def ratings_from_database(
+    engine: Engine, duplicates: DuplicatePolicy = "max", source: Source | None = None
+) -> RatingMatrix:
+    """All ratings (recsql's table, or the application's via ``source``) as a sparse
+    matrix, duplicates resolved by ``duplicates``."""
+    with engine.connect() as conn:
+        if source is not None:
+            with read_only(conn):
+                sql = source.ratings_sql(conn, in_order=duplicates == "last")
+                users, movies, values = read_columns(conn, sql)
+        elif duplicates == "last":
+            users, movies, values = read_columns(conn, RATINGS_IN_ORDER_SQL)
+        else:
+            users, movies, values = read_columns(conn, RATINGS_SQL, table="ratings", key="id")
+    if len(values) == 0:
+        where = "the source's ratings" if source else "recsql's ratings table"
+        raise NoRatings(f"there are no ratings to train on in {where}; import some with `recsql import ratings FILE`")
+    return RatingMatrix.from_triples(users, movies, values, duplicates)
+
+
+def ratings_from_file(path: str | Path, duplicates: DuplicatePolicy = "max") -> RatingMatrix:
+    """A ratings file (any supported format) as a rating matrix."""
+    frame = read_ratings_file(path)
+    return RatingMatrix.from_triples(frame.user_id, frame.movie_id, frame.value, duplicates)
+
+
+def as_source(source: Source | str | Path | None) -> Source | None:
+    """A Source, from itself or from the path of its TOML file."""
+    if source is None or isinstance(source, Source):
+        return source
+    return Source.from_toml(source)

@@ -1,0 +1,158 @@
+"""Schema versions: Alembic, driven from code, and the engine every command starts from.
+
+The migrations are the only way recsql's schema changes.  They live in the top-level
+``migrations/`` folder of a checkout and are copied to ``recsql/migrations`` inside the
+wheel; :func:`migrations_dir` finds whichever is there.
+
+Policy, applied by :func:`connect` (through :func:`ensure_current`) before any command
+touches the data:
+
+* a database with none of recsql's tables is set up at head (first use needs no step);
+* a database at head is used as it is;
+* a database at an older revision is refused with the one command that upgrades it;
+* a database at a revision this recsql does not know (made by a newer recsql) is refused.
+
+recsql keeps its revision in its own table, ``recsql_alembic_version``, so it never
+collides with an application that uses Alembic for its own tables in the same database.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, inspect, text
+
+from recsql.db.engine import make_engine
+from recsql.db.tables import RECSQL_TABLES
+from recsql.errors import SchemaError, SchemaOutOfDate
+
+VERSION_TABLE = "recsql_alembic_version"
+UPGRADE_COMMAND = "recsql db upgrade"
+
+
+def migrations_dir() -> Path:
+    """The Alembic script folder: inside the installed package, else the checkout's."""
+    package = Path(__file__).resolve().parents[1]  # recsql/
+    for candidate in (package / "migrations", package.parent / "migrations"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise SchemaError(f"recsql's migrations are missing (looked in {package})")
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic config built in code; env.py uses ``connection`` when given."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The newest revision this recsql knows."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "recsql ships at least one migration"
+    return head
+
+
+def all_revisions() -> list[str]:
+    """Every known revision, oldest first."""
+    script = ScriptDirectory.from_config(alembic_config())
+    return [rev.revision for rev in reversed(list(script.walk_revisions()))]
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The database's recsql revision; None when recsql has not set it up."""
+    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    return context.get_current_revision()
+
+
+def connect(url: str | None = None, *, check_schema: bool = True) -> Engine:
+    """An engine for ``url`` (else ``$RECSQL_DATABASE_URL``, else ``sqlite:///recsql.db``).
+
+    A database without recsql's tables is set up; one at an older schema revision is
+    refused with the command that upgrades it (:class:`~recsql.errors.SchemaOutOfDate`).
+    ``check_schema=False`` skips that (for the ``recsql db`` commands themselves).
+    """
+    engine = make_engine(url)
+    if check_schema:
+        try:
+            ensure_current(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+    return engine
+
+
+def upgrade(url: str | None = None, revision: str = "head") -> str | None:
+    """Migrate the database to ``revision`` (default: the newest); returns the revision reached."""
+    engine = make_engine(url)
+    try:
+        return _upgrade(engine, revision)
+    finally:
+        engine.dispose()
+
+
+def downgrade(url: str | None = None, revision: str = "base") -> str | None:
+    """Migrate down; ``base`` removes every table and view recsql created, nothing else."""
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            command.downgrade(alembic_config(connection), revision)
+            if revision == "base":
+                connection.execute(text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
+        with engine.connect() as connection:
+            return current_revision(connection) if revision != "base" else None
+    finally:
+        engine.dispose()
+
+
+def schema_status(url: str | None = None) -> tuple[str | None, str]:
+    """(current revision, newest revision) of the database's recsql schema."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return current_revision(connection), head_revision()
+    finally:
+        engine.dispose()
+
+
+def _upgrade(engine: Engine, revision: str = "head") -> str | None:
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(connection), revision)
+    with engine.connect() as connection:
+        return current_revision(connection)
+
+
+def ensure_current(engine: Engine) -> None:
+    """Set up a fresh database, accept a current one, refuse an outdated or unknown one."""
+    with engine.connect() as connection:
+        current = current_revision(connection)
+        present = set(inspect(connection).get_table_names())
+    head = head_revision()
+    if current == head:
+        return
+    url = engine.url.render_as_string(hide_password=True)
+    fix = f"{UPGRADE_COMMAND} --database-url '{url}'"
+    if current is None:
+        ours = sorted(present & set(RECSQL_TABLES))
+        if ours:
+            raise SchemaError(
+                f"the database has tables named like recsql's ({', '.join(ours)}) but no "
+                f"recsql schema version; they belong to something else, so recsql will not "
+                f"touch them. Use another database (or schema) for recsql."
+            )
+        _upgrade(engine)
+        return
+    if current not in all_revisions():
+        raise SchemaError(
+            f"the database schema is at revision {current!r}, which this recsql does not "
+            f"know (made by a newer recsql?); upgrade recsql itself"
+        )
+    raise SchemaOutOfDate(
+        f"the database schema is at revision {current!r} but this recsql needs {head!r}; "
+        f"run: {fix}"
+    )

@@ -1,0 +1,205 @@
+"""The schema: every table recsql owns, defined once (SQLAlchemy 2 typed models).
+
+Migrations (``migrations/versions``) create exactly these tables; a test compares the
+two so they cannot drift.  The ORM classes are for the schema and for small queries
+(the ``models`` table of model versions); bulk paths (ratings, features, similarities)
+go through :mod:`recsql.db.bulk` with Core statements or the driver's COPY.
+
+Identifiers (user, movie) are the application's own integer ids, never re-numbered:
+a SQL reader joins these tables to its own without a mapping table.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Named constraints let Alembic's batch mode (SQLite) alter tables later.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# On SQLite only INTEGER PRIMARY KEY aliases the rowid (and autoincrements).
+RowId = BigInteger().with_variant(Integer(), "sqlite")
+
+# Status of a model version.  Exactly one is ACTIVE once any training run has finished.
+RUNNING = "running"
+READY = "ready"
+ACTIVE = "active"
+RETIRED = "retired"
+FAILED = "failed"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Movie(Base):
+    """The catalogue: what a movie id means to a person."""
+
+    __tablename__ = "movies"
+
+    movie_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    title: Mapped[str] = mapped_column(Text)
+    genres: Mapped[str | None] = mapped_column(Text)
+
+
+class Rating(Base):
+    """One rating as imported.  Duplicated (user, movie) pairs are kept; training resolves them."""
+
+    __tablename__ = "ratings"
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    movie_id: Mapped[int] = mapped_column(BigInteger)
+    value: Mapped[float] = mapped_column(Float)
+    # Unix seconds (UTC), as MovieLens ships them: integers load in bulk far faster than
+    # timestamps and compare the same way.  NULL when the source has no time.
+    rated_at: Mapped[int | None] = mapped_column(BigInteger)
+
+    __table_args__ = (Index(None, "user_id", "movie_id"),)
+
+
+class Model(Base):
+    """One model version (one training run); its ``id`` is the ``model_id`` of every
+    output row it wrote (features, biases, similarities, recommendations, popularity)."""
+
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16))
+    algorithm: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    timings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    n_users: Mapped[int | None] = mapped_column(Integer)
+    n_movies: Mapped[int | None] = mapped_column(Integer)
+    n_ratings: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)
+    # prediction = global_mean + user bias + movie bias + features, clipped to the range
+    global_mean: Mapped[float | None] = mapped_column(Float)
+    rating_min: Mapped[float | None] = mapped_column(Float)
+    rating_max: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (
+        # At most one active run, enforced by the database itself.
+        Index(
+            "uq_models_one_active",
+            "status",
+            unique=True,
+            postgresql_where=text("status = 'active'"),
+            sqlite_where=text("status = 'active'"),
+        ),
+    )
+
+
+def _model_fk() -> Any:
+    """The model version a row belongs to.  Deliberately not a FOREIGN KEY: both
+    databases check a foreign key row by row, which made writing a 25-million-rating
+    model's outputs several times slower; the one code path that writes these rows
+    (recsql.store) takes the id from the model row it has just created."""
+    return Integer()
+
+
+class UserFeature(Base):
+    """Long format: one row per (user, feature index); ``feature`` counts from 0."""
+
+    __tablename__ = "user_features"
+
+    model_id: Mapped[int] = mapped_column(_model_fk(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    feature: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+
+
+class MovieFeature(Base):
+    """Long format: one row per (movie, feature index); ``feature`` counts from 0."""
+
+    __tablename__ = "movie_features"
+
+    model_id: Mapped[int] = mapped_column(_model_fk(), primary_key=True)
+    movie_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    feature: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+
+
+class UserBias(Base):
+    """A user's rating offset; 0 for solvers without biases (the tutorial's)."""
+
+    __tablename__ = "user_biases"
+
+    model_id: Mapped[int] = mapped_column(_model_fk(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    bias: Mapped[float] = mapped_column(Float)
+
+
+class MovieBias(Base):
+    """A movie's rating offset; 0 for solvers without biases (the tutorial's)."""
+
+    __tablename__ = "movie_biases"
+
+    model_id: Mapped[int] = mapped_column(_model_fk(), primary_key=True)
+    movie_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    bias: Mapped[float] = mapped_column(Float)
+
+
+class MovieSimilarity(Base):
+    """Top-K most similar other movies per movie; rank 1 is the most similar."""
+
+    __tablename__ = "movie_similarities"
+
+    model_id: Mapped[int] = mapped_column(_model_fk(), primary_key=True)
+    movie_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)
+    similar_movie_id: Mapped[int] = mapped_column(BigInteger)
+    score: Mapped[float] = mapped_column(Float)
+
+
+class UserRecommendation(Base):
+    """Top-N movies a user has not rated, by predicted rating; rank 1 is the best."""
+
+    __tablename__ = "user_recommendations"
+
+    model_id: Mapped[int] = mapped_column(_model_fk(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)
+    movie_id: Mapped[int] = mapped_column(BigInteger)
+    predicted_rating: Mapped[float] = mapped_column(Float)
+
+
+class MoviePopularity(Base):
+    """The most popular well-rated movies of a model version, by damped mean; for brand-new users."""
+
+    __tablename__ = "movie_popularity"
+
+    model_id: Mapped[int] = mapped_column(_model_fk(), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)
+    movie_id: Mapped[int] = mapped_column(BigInteger)
+    score: Mapped[float] = mapped_column(Float)
+    n_ratings: Mapped[int] = mapped_column(Integer)
+    mean_rating: Mapped[float] = mapped_column(Float)
+
+
+RECSQL_TABLES = tuple(Base.metadata.tables)
+RECSQL_VIEWS = ("active_model", "similar_movies", "recommended_movies", "popular_movies")

@@ -1,0 +1,83 @@
+"""Evaluation: fit a solver on training ratings, score held-out ones, write nothing.
+
+How ratings are held out is :mod:`recsql.evaluation.splits`; what is measured is
+:mod:`recsql.evaluation.metrics` (the same figures ``train`` stores with a run).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine
+
+from recsql.data.matrix import DuplicatePolicy
+from recsql.data.source import Source
+from recsql.evaluation.metrics import accuracy_metrics
+from recsql.evaluation.splits import Split, holdout
+from recsql.model.solvers import DEFAULT_SOLVER, make_solver
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    """Metrics of one train/test split (names as stored in ``models.metrics``)."""
+
+    metrics: dict[str, float]
+    fit_seconds: float
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    solver: str
+    params: dict[str, Any]
+    folds: list[FoldResult] = field(default_factory=list)
+
+    @property
+    def mean(self) -> dict[str, float]:
+        """Every metric averaged over the folds (one fold: its own)."""
+        names = self.folds[0].metrics.keys()
+        means = {name: float(np.mean([f.metrics[name] for f in self.folds])) for name in names}
+        means["fit_seconds"] = float(np.mean([f.fit_seconds for f in self.folds]))
+        return means
+
+
+def evaluate_on(
+    pairs: Sequence[Split],
+    solver: str = DEFAULT_SOLVER,
+    **solver_params: Any,
+) -> Evaluation:
+    """Fit ``solver`` on each training part and score its test part."""
+    model = make_solver(solver, **solver_params)
+    results = []
+    for train, test in pairs:
+        started = time.perf_counter()
+        factors = model.fit(train)
+        fit_seconds = time.perf_counter() - started
+        results.append(FoldResult(accuracy_metrics(factors, train, test), fit_seconds))
+    return Evaluation(solver, model.params(), results)
+
+
+def evaluate(
+    engine: Engine | None = None,
+    *,
+    train_file: str | Path | None = None,
+    test_file: str | Path | None = None,
+    test_fraction: float | None = None,
+    folds: int | None = None,
+    seed: int = 0,
+    duplicates: DuplicatePolicy = "max",
+    source: Source | str | Path | None = None,
+    solver: str = DEFAULT_SOLVER,
+    **solver_params: Any,
+) -> Evaluation:
+    """Evaluate a solver on held-out ratings, from the database or from files."""
+    make_solver(solver, **solver_params)  # reject bad parameters before reading anything
+    pairs = holdout(
+        engine, train_file=train_file, test_file=test_file, test_fraction=test_fraction,
+        folds=folds, seed=seed, duplicates=duplicates, source=source,
+    )
+    return evaluate_on(pairs, solver, seed=seed, **solver_params)

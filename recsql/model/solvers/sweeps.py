@@ -1,0 +1,81 @@
+"""One half-sweep's algebra, shared by ALS and the Gibbs sampler: the ratings in one
+orientation (users x movies or movies x users) and the normal equations of every row
+at once, from sparse products (no Python loop over rows or ratings).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def augmented(other: np.ndarray) -> np.ndarray:
+    """The partner side as [factors, 1] in float32: the 1 multiplies this side's bias."""
+    aug = other.astype(np.float32)
+    aug[:, -1] = 1.0
+    return aug
+
+
+class Side:
+    """One orientation of the ratings (users x movies, or movies x users), built once per
+    fit: the rating values (minus the mean) and the sparsity pattern, cut into row blocks
+    of about equal size that threads multiply at once (scipy's sparse x dense product
+    releases the GIL).  The big products run in float32: they are memory-bound, and
+    the small per-row systems are solved in float64.
+    """
+
+    def __init__(self, ratings: sp.csr_matrix, threads: int = 2):
+        self.shape = ratings.shape
+        self.data = ratings.data
+        self.indices = ratings.indices
+        self.indptr = ratings.indptr
+        nnz = len(ratings.data)
+        cuts = np.searchsorted(ratings.indptr, np.linspace(0, nnz, threads + 1)[1:-1])
+        self.bounds = [0, *sorted(set(int(c) for c in cuts)), ratings.shape[0]]
+        self.blocks = []
+        for start, stop in zip(self.bounds[:-1], self.bounds[1:]):
+            lo, hi = ratings.indptr[start], ratings.indptr[stop]
+            self.blocks.append(sp.csr_matrix(
+                (np.ones(hi - lo, dtype=np.float32), ratings.indices[lo:hi], ratings.indptr[start : stop + 1] - lo),
+                shape=(stop - start, ratings.shape[1]),
+            ))
+        self.pool = ThreadPoolExecutor(max_workers=max(1, len(self.blocks)))
+
+    def times(self, dense: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
+        """(pattern, or the matrix with ``values`` in its cells) @ dense, block by block."""
+
+        def one(block_number: int) -> np.ndarray:
+            block = self.blocks[block_number]
+            if values is not None:
+                lo = self.indptr[self.bounds[block_number]]
+                block = sp.csr_matrix((values[lo : lo + block.nnz], block.indices, block.indptr), shape=block.shape)
+            return np.asarray(block @ dense)
+
+        return np.vstack(list(self.pool.map(one, range(len(self.blocks)))))
+
+    def close(self) -> None:
+        self.pool.shutdown()
+
+
+def normal_equations(side: Side, other: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Per-row Gram matrices sum q~ q~^T, right-hand sides sum t q~ (t: rating minus the
+    mean and the partner's bias), and sum t^2, for all rows at once."""
+    aug = augmented(other)
+    d = aug.shape[1]
+    upper_i, upper_j = np.triu_indices(d)  # the Gram matrices are symmetric: half the work
+    gram_upper = side.times(aug[:, upper_i] * aug[:, upper_j])
+    gram = np.empty((side.shape[0], d, d))
+    gram[:, upper_i, upper_j] = gram_upper
+    gram[:, upper_j, upper_i] = gram_upper
+    targets = side.data - other[side.indices, -1]
+    rhs = side.times(aug, targets.astype(np.float32)).astype(np.float64)
+    return gram, rhs, float(targets @ targets)
+
+
+def squared_error(gram: np.ndarray, rhs: np.ndarray, tt: float, x: np.ndarray) -> float:
+    """sum over cells of (t - x.q~)^2 = sum t^2 - 2 x.rhs + x^T G x, without touching cells."""
+    return float(tt - 2 * np.einsum("ij,ij->", x, rhs) + np.einsum("ij,ijk,ik->", x, gram, x))
+
+

@@ -1,0 +1,354 @@
+"""Model versions in the database: save one, load one, list them, make one active.
+
+A model version's life: :func:`start` commits a ``running`` row in ``models`` (so admins
+see it at once); :func:`save_outputs` writes every output row under its ``model_id`` and
+marks it ``ready``; :func:`activate` makes it the active model in one short transaction
+(retiring the previous one), which is the moment every view switches.  :func:`fail`
+records the error; a failed version never had its rows committed and never becomes
+active.
+
+This module is the only one that knows how a model is laid out in tables (long-format
+features, biases, ranked lists): :func:`save_outputs` encodes it and
+:func:`load_movie_factors` / :func:`load_user` decode it.  Callers get
+:class:`ModelInfo` records and :class:`~recsql.model.factors.Factors`, never ORM rows.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, Engine, delete, insert, select, text, update
+
+from recsql.data.matrix import lookup_ids
+from recsql.data.source import Source
+from recsql.db import bulk
+from recsql.db.tables import (
+    ACTIVE, FAILED, READY, RETIRED, RUNNING, Model, UserBias, UserFeature, UserRecommendation,
+)
+from recsql.errors import NoActiveModel
+from recsql.model.factors import Factors
+from recsql.model.outputs import ModelOutputs
+from recsql.progress import Step, no_step
+
+# Recommendations stored per user when a run does not say (runs made before it did).
+DEFAULT_RECOMMEND_N = 10
+
+OUTPUT_TABLES = (
+    "user_features", "movie_features", "user_biases", "movie_biases",
+    "movie_similarities", "user_recommendations", "movie_popularity",
+)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One model version as stored in ``models`` (its settings typed, not JSON keys)."""
+
+    model_id: int
+    status: str
+    algorithm: str
+    created_at: datetime
+    finished_at: datetime | None
+    activated_at: datetime | None
+    params: dict[str, Any]
+    metrics: dict[str, Any] | None
+    timings: dict[str, Any] | None
+    n_users: int | None
+    n_movies: int | None
+    n_ratings: int | None
+    error: str | None
+    global_mean: float | None
+    rating_min: float | None
+    rating_max: float | None
+
+    @property
+    def recommend_n(self) -> int:
+        """How many recommendations per user this version stored."""
+        return int(self.params.get("recommend_n", DEFAULT_RECOMMEND_N))
+
+    @property
+    def source(self) -> Source | None:
+        """The application tables it was trained from (None: recsql's ``ratings``)."""
+        return Source.from_params(self.params.get("source"))
+
+    @property
+    def clip(self) -> tuple[float, float] | None:
+        """The rating scale its predictions are clipped to (None: unclipped)."""
+        if self.rating_min is None or self.rating_max is None:
+            return None
+        return (self.rating_min, self.rating_max)
+
+
+def _info(row: Any) -> ModelInfo:
+    values = dict(row._mapping)
+    values["model_id"] = values.pop("id")
+    names = {f.name for f in fields(ModelInfo)}
+    return ModelInfo(**{k: v for k, v in values.items() if k in names})
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# ---------------------------------------------------------------------- listing, lookup
+
+
+def list_models(engine: Engine) -> list[ModelInfo]:
+    """Every model version, newest first."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(Model.__table__).order_by(Model.id.desc())).all()
+    return [_info(r) for r in rows]
+
+
+def active_model_id(conn: Connection) -> int:
+    """The active model's id, or :class:`NoActiveModel`."""
+    model_id = conn.execute(select(Model.id).where(Model.status == ACTIVE)).scalar()
+    if model_id is None:
+        raise NoActiveModel("no model has been trained yet; run `recsql train`")
+    return model_id
+
+
+def get_model(conn: Connection, model_id: int) -> ModelInfo:
+    return _info(conn.execute(select(Model.__table__).where(Model.id == model_id)).one())
+
+
+def count_rows(conn: Connection, table: str, column: str, value: int, model_id: int) -> int:
+    """How many rows of one of a model's output tables belong to one user or movie."""
+    if table not in OUTPUT_TABLES or column not in ("user_id", "movie_id"):
+        raise ValueError(f"not an output table column: {table}.{column}")
+    return conn.execute(
+        text(f"SELECT COUNT(*) FROM {table} WHERE model_id = :m AND {column} = :v"), {"m": model_id, "v": value}
+    ).scalar_one()
+
+
+# ---------------------------------------------------------------------- saving a version
+
+
+def start(engine: Engine, algorithm: str, params: dict[str, Any]) -> int:
+    """Commit a ``running`` row for a new model version; returns its model_id."""
+    with engine.begin() as conn:
+        return conn.execute(
+            insert(Model)
+            .values(created_at=_now(), status=RUNNING, algorithm=algorithm, params=params)
+            .returning(Model.id)
+        ).scalar_one()
+
+
+def _output_rows(model_id: int, outputs: ModelOutputs) -> dict[str, dict[str, np.ndarray]]:
+    """Every output table's rows for this version, column-wise (long format)."""
+    factors = outputs.factors
+    tables: dict[str, dict[str, np.ndarray]] = {}
+    for table, key, ids, values in (
+        ("user_features", "user_id", factors.user_ids, factors.user_factors),
+        ("movie_features", "movie_id", factors.movie_ids, factors.movie_factors),
+    ):
+        n, k = values.shape
+        tables[table] = {
+            "model_id": np.full(n * k, model_id, dtype=np.int64),
+            key: np.repeat(ids, k),
+            "feature": np.tile(np.arange(k, dtype=np.int64), n),
+            "value": values.ravel(),
+        }
+    for table, key, ids, bias in (
+        ("user_biases", "user_id", factors.user_ids, factors.user_bias_or_zero),
+        ("movie_biases", "movie_id", factors.movie_ids, factors.movie_bias_or_zero),
+    ):
+        tables[table] = {"model_id": np.full(len(ids), model_id, dtype=np.int64), key: ids, "bias": bias}
+    n, k = outputs.similar.indices.shape
+    tables["movie_similarities"] = {
+        "model_id": np.full(n * k, model_id, dtype=np.int64),
+        "movie_id": np.repeat(factors.movie_ids, k),
+        "rank": np.tile(np.arange(1, k + 1, dtype=np.int64), n),
+        "similar_movie_id": factors.movie_ids[outputs.similar.indices].ravel(),
+        "score": outputs.similar.scores.ravel(),
+    }
+    n, k = outputs.recommended.indices.shape
+    filled = outputs.recommended.indices.ravel() >= 0
+    tables["user_recommendations"] = {
+        "model_id": np.full(int(filled.sum()), model_id, dtype=np.int64),
+        "user_id": np.repeat(factors.user_ids, k)[filled],
+        "rank": np.tile(np.arange(1, k + 1, dtype=np.int64), n)[filled],
+        "movie_id": factors.movie_ids[outputs.recommended.indices.ravel()[filled]],
+        "predicted_rating": outputs.recommended.scores.ravel()[filled],
+    }
+    top = outputs.popular
+    tables["movie_popularity"] = {
+        "model_id": np.full(len(top.movie_index), model_id, dtype=np.int64),
+        "rank": np.arange(1, len(top.movie_index) + 1, dtype=np.int64),
+        "movie_id": factors.movie_ids[top.movie_index],
+        "score": top.score,
+        "n_ratings": top.n_ratings.astype(np.int64),
+        "mean_rating": top.mean_rating,
+    }
+    return tables
+
+
+def save_outputs(
+    engine: Engine,
+    model_id: int,
+    outputs: ModelOutputs,
+    *,
+    metrics: dict[str, Any],
+    timings: dict[str, float],
+    step: Step = no_step,
+) -> None:
+    """Write every output row under ``model_id``, then mark the version ready.
+
+    SQLite writes all tables in one transaction.  PostgreSQL writes them in parallel,
+    two connections at a time, each table in its own transaction: the rows are
+    invisible to the views until activation whatever happens, and if a write fails the
+    rows already written under ``model_id`` are deleted before the error goes on.
+    """
+    tables = _output_rows(model_id, outputs)
+    if engine.dialect.name == "postgresql":
+        def write(table: str) -> None:
+            with engine.begin() as conn:
+                bulk.insert_columns(conn, table, tables[table])
+            step(1)
+
+        try:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                list(pool.map(write, OUTPUT_TABLES))
+        except BaseException:
+            discard_outputs(engine, model_id)
+            raise
+        with engine.begin() as conn:
+            _mark_ready(conn, model_id, outputs, metrics, timings)
+        return
+    with engine.begin() as conn:
+        for table in OUTPUT_TABLES:
+            bulk.insert_columns(conn, table, tables[table])
+            step(1)
+        _mark_ready(conn, model_id, outputs, metrics, timings)
+
+
+def _mark_ready(
+    conn: Connection, model_id: int, outputs: ModelOutputs, metrics: dict[str, Any], timings: dict[str, float]
+) -> None:
+    factors = outputs.factors
+    conn.execute(
+        update(Model)
+        .where(Model.id == model_id)
+        .values(
+            status=READY,
+            finished_at=_now(),
+            metrics=metrics,
+            timings=timings,
+            n_users=len(factors.user_ids),
+            n_movies=len(factors.movie_ids),
+            n_ratings=outputs.n_ratings,
+            global_mean=factors.global_mean,
+            rating_min=factors.clip[0] if factors.clip else None,
+            rating_max=factors.clip[1] if factors.clip else None,
+        )
+    )
+
+
+def discard_outputs(engine: Engine, model_id: int) -> None:
+    """Delete whatever rows a version managed to write (its outputs never became visible)."""
+    with engine.begin() as conn:
+        for table in OUTPUT_TABLES:
+            conn.execute(text(f"DELETE FROM {table} WHERE model_id = :model_id"), {"model_id": model_id})
+
+
+def activate(engine: Engine, model_id: int) -> None:
+    """Make ``model_id`` the one active model: a single short transaction of two UPDATEs."""
+    with engine.begin() as conn:
+        conn.execute(update(Model).where(Model.status == ACTIVE).values(status=RETIRED))
+        conn.execute(
+            update(Model)
+            .where(Model.id == model_id, Model.status == READY)
+            .values(status=ACTIVE, activated_at=_now())
+        )
+
+
+def record_timings(engine: Engine, model_id: int, timings: dict[str, float]) -> None:
+    """Store the final per-phase timings (write and activate end after the version's rows)."""
+    with engine.begin() as conn:
+        conn.execute(update(Model).where(Model.id == model_id).values(timings=timings))
+
+
+def fail(engine: Engine, model_id: int, error: BaseException) -> None:
+    """Mark a version failed, with the error's text."""
+    message = str(error) or type(error).__name__
+    with engine.begin() as conn:
+        conn.execute(
+            update(Model)
+            .where(Model.id == model_id)
+            .values(status=FAILED, finished_at=_now(), error=message[:2000])
+        )
+
+
+# ---------------------------------------------------------------------- loading a version
+
+
+def load_movie_factors(conn: Connection, model: ModelInfo) -> Factors:
+    """A stored version's movie side (factors, biases, mean, scale) as Factors with no
+    users: serving adds the one user it scores (:meth:`Factors.with_users`)."""
+    movies, features, values = bulk.read_columns(
+        conn, f"SELECT movie_id, feature, value FROM movie_features WHERE model_id = {int(model.model_id)}"
+    )
+    bias_ids, biases = bulk.read_columns(
+        conn, f"SELECT movie_id, bias FROM movie_biases WHERE model_id = {int(model.model_id)}", "if"
+    )
+    movie_ids = np.unique(movies)
+    movie_factors = np.zeros((len(movie_ids), int(features.max()) + 1 if len(features) else 0))
+    movie_factors[lookup_ids(movie_ids, movies)[0], features] = values
+    movie_bias = np.zeros(len(movie_ids))
+    rows, known = lookup_ids(movie_ids, bias_ids)
+    movie_bias[rows[known]] = biases[known]
+    return Factors(
+        user_ids=np.empty(0, dtype=np.int64),
+        movie_ids=movie_ids,
+        user_factors=np.empty((0, movie_factors.shape[1])),
+        movie_factors=movie_factors,
+        global_mean=float(model.global_mean or 0.0),
+        user_bias=np.empty(0),
+        movie_bias=movie_bias,
+        clip=model.clip,
+    )
+
+
+def load_user(conn: Connection, model_id: int, user_id: int) -> tuple[np.ndarray, float] | None:
+    """A stored user's feature vector and bias in a version, or None if it has none."""
+    features = conn.execute(
+        text("SELECT feature, value FROM user_features WHERE model_id = :m AND user_id = :u ORDER BY feature"),
+        {"m": model_id, "u": user_id},
+    ).all()
+    bias = conn.execute(
+        text("SELECT bias FROM user_biases WHERE model_id = :m AND user_id = :u"),
+        {"m": model_id, "u": user_id},
+    ).scalar()
+    if not features or bias is None:
+        return None
+    return np.array([f.value for f in features]), float(bias)
+
+
+def save_user(
+    conn: Connection,
+    model_id: int,
+    user_id: int,
+    vector: np.ndarray,
+    bias: float,
+    recommended_ids: np.ndarray,
+    predicted: np.ndarray,
+) -> None:
+    """Store (or replace) one user's vector, bias and recommendations under a version,
+    inside the caller's transaction."""
+    for table in (UserFeature, UserBias, UserRecommendation):
+        conn.execute(delete(table).where(table.model_id == model_id, table.user_id == user_id))
+    k, n = len(vector), len(recommended_ids)
+    bulk.insert_columns(conn, "user_features", {
+        "model_id": np.full(k, model_id), "user_id": np.full(k, user_id),
+        "feature": np.arange(k), "value": vector,
+    })
+    bulk.insert_columns(conn, "user_biases", {"model_id": [model_id], "user_id": [user_id], "bias": [bias]})
+    bulk.insert_columns(conn, "user_recommendations", {
+        "model_id": np.full(n, model_id), "user_id": np.full(n, user_id),
+        "rank": np.arange(1, n + 1, dtype=np.int64),
+        "movie_id": np.asarray(recommended_ids, dtype=np.int64),
+        "predicted_rating": np.asarray(predicted, dtype=np.float64),
+    })

@@ -1,0 +1,139 @@
+"""Retrain: read -> fit -> outputs -> store -> activate, in that order, nothing else.
+
+The only module that strings the database edges (:mod:`recsql.data.ratings` in,
+:mod:`recsql.store` out) and the pure middle (:mod:`recsql.model`,
+:mod:`recsql.evaluation.metrics`) together.  Any failure after the model row exists
+marks it failed and re-raises; the previously active model stays active.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from recsql import store
+from recsql.data.load import refresh_titles
+from recsql.data.matrix import DuplicatePolicy, RatingMatrix
+from recsql.data.ratings import as_source, ratings_from_database, ratings_from_file
+from recsql.data.source import Source
+from recsql.errors import InvalidParameter
+from recsql.evaluation.metrics import accuracy_metrics
+from recsql.evaluation.splits import split_random
+from recsql.model.factors import Metric, check_similarity_params
+from recsql.model.outputs import ModelOutputs, popularity
+from recsql.model.solvers import DEFAULT_SOLVER, make_solver
+from recsql.model.topk import block_count
+from recsql.progress import Phases
+
+
+@dataclass
+class TrainResult:
+    """What a retrain produced (the same figures are stored in its ``models`` row)."""
+
+    model_id: int
+    algorithm: str
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+    n_users: int = 0
+    n_movies: int = 0
+    n_ratings: int = 0
+
+
+def train(
+    engine: Engine,
+    *,
+    solver: str = DEFAULT_SOLVER,
+    features: int | None = None,
+    regularization: float | None = None,
+    max_iterations: int | None = None,
+    samples: int | None = None,
+    implicit: bool | None = None,
+    seed: int = 0,
+    duplicates: DuplicatePolicy = "max",
+    test_fraction: float | None = None,
+    test_file: str | Path | None = None,
+    similar_k: int = 20,
+    metric: Metric = "cosine",
+    recommend_n: int = store.DEFAULT_RECOMMEND_N,
+    source: Source | str | Path | None = None,
+    show_progress: bool = False,
+) -> TrainResult:
+    """Train a new model version from the stored ratings and make it the active one.
+
+    Solver parameters left as None take the solver's defaults (``als``: 6 features,
+    Bayesian averaging over 120 Gibbs samples with implicit feedback; ``cg``: the
+    tutorial's 15 features and regularization 0.1).
+
+    ``test_fraction`` holds out that share of the ratings at random (reproducible by
+    ``seed``); ``test_file`` scores a fixed file of ratings instead.  The stored model is
+    the one fitted to the training part, so its stored metrics describe it.
+    ``source`` (a :class:`~recsql.data.source.Source` or the path of its TOML file)
+    trains from the application's own tables instead of recsql's ``ratings``; item
+    titles are refreshed from its movies table, if it maps one.
+    ``show_progress`` draws a progress bar per phase on stderr; the seconds each phase
+    took are returned and stored in ``models.timings`` either way.
+    """
+    phase = Phases(show=show_progress)
+    timings = phase.timings
+    model = make_solver(
+        solver, features=features, regularization=regularization,
+        max_iterations=max_iterations, samples=samples, implicit=implicit, seed=seed,
+    )
+    # Check every input before the model row exists: a typo must not leave a failed run.
+    test: RatingMatrix | None = None
+    if test_file is not None:
+        test = ratings_from_file(test_file, duplicates)
+    check_similarity_params(similar_k, metric)
+    if recommend_n < 0:
+        raise InvalidParameter(f"recommend_n must not be negative, not {recommend_n}")
+    source = as_source(source)
+    with phase("read"):
+        matrix = ratings_from_database(engine, duplicates, source)
+        if source is not None:
+            refresh_titles(engine, source)
+    if test_fraction is not None and test is None:
+        matrix, test = split_random(matrix, test_fraction, seed)
+    params = {
+        **model.params(),
+        "duplicates": duplicates,
+        "test_fraction": test_fraction,
+        "test_file": str(test_file) if test_file is not None else None,
+        "similar_k": similar_k,
+        "metric": metric,
+        "recommend_n": recommend_n,
+        "source": source.to_params() if source is not None else None,
+    }
+    model_id = store.start(engine, solver, params)
+    try:
+        with phase("fit", total=model.steps()) as step:
+            factors = model.fit(matrix, step)
+        with phase("evaluate"):
+            metrics = accuracy_metrics(factors, matrix, test)
+            metrics.update({k: v for k, v in factors.info.items() if isinstance(v, (int, float, bool))})
+        with phase("similarities", total=block_count(matrix.n_movies, matrix.n_movies)) as step:
+            similar = factors.similar_movies(similar_k, metric, step)
+        with phase("recommendations", total=block_count(matrix.n_users, matrix.n_movies)) as step:
+            recommended = factors.recommend(matrix.csr, recommend_n, step=step)
+        outputs = ModelOutputs(factors, similar, recommended, popularity(matrix), n_ratings=matrix.nnz)
+        with phase("write", total=len(store.OUTPUT_TABLES)) as step:
+            store.save_outputs(engine, model_id, outputs, metrics=metrics, timings=timings, step=step)
+        with phase("activate"):
+            store.activate(engine, model_id)
+        store.record_timings(engine, model_id, timings)
+    except BaseException as exc:
+        store.fail(engine, model_id, exc)
+        raise
+    return TrainResult(
+        model_id=model_id,
+        algorithm=solver,
+        params=params,
+        metrics=metrics,
+        timings=timings,
+        n_users=matrix.n_users,
+        n_movies=matrix.n_movies,
+        n_ratings=matrix.nnz,
+    )

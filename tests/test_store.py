@@ -1,0 +1,126 @@
+"""Model versions: one active model, views bound to it, failures that change nothing."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+import recsql
+from recsql.db import bulk
+from recsql.errors import DatabaseUnavailable, NoActiveModel, NoRatings, UnknownMovie
+from tests.helpers import readme_sql
+
+RATINGS = "user_id,movie_id,value\n" + "\n".join(
+    f"{u},{m},{(u * m) % 5 + 1}" for u in range(1, 13) for m in range(1, 9) if (u + m) % 3
+)
+
+
+@pytest.fixture
+def ratings_file(tmp_path):
+    path = tmp_path / "ratings.csv"
+    path.write_text(RATINGS)
+    return path
+
+
+def _count(engine, sql: str) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text(sql)).scalar()
+
+
+def test_two_runs_leave_one_active_and_views_follow_it(engine, run, ratings_file):
+    run("import", "ratings", ratings_file)
+    run("train", "--features", 3, "--similar-k", 4)
+    run("train", "--features", 2, "--similar-k", 3, "--metric", "cosine")
+    models = recsql.list_models(engine)
+    assert [m.status for m in models] == ["active", "retired"]
+    assert _count(engine, "SELECT COUNT(*) FROM active_model") == 1
+    assert _count(engine, "SELECT model_id FROM active_model") == models[0].model_id
+    # Both runs' rows are stored; the view shows only the active run's (8 movies x 3).
+    assert _count(engine, "SELECT COUNT(DISTINCT model_id) FROM movie_similarities") == 2
+    assert _count(engine, "SELECT COUNT(*) FROM similar_movies") == 8 * 3
+    assert _count(engine, "SELECT MAX(rank) FROM similar_movies") == 3
+    assert "active" in run("models").output
+
+
+def test_failed_retrain_keeps_previous_model(engine, run, ratings_file, monkeypatch):
+    run("import", "ratings", ratings_file)
+    run("train", "--features", 3)
+    before = _count(engine, "SELECT COUNT(*) FROM movie_features")
+    calls = []
+
+    def fail_on_second_table(conn, table, columns):
+        calls.append(table)
+        if len(calls) == 2:
+            raise DatabaseUnavailable("connection lost while writing")  # a RecsqlError
+        return original(conn, table, columns)
+
+    original = bulk.insert_columns
+    monkeypatch.setattr(bulk, "insert_columns", fail_on_second_table)
+    result = run("train", "--features", 4, ok=False)
+    assert "connection lost while writing" in result.output
+    models = recsql.list_models(engine)
+    assert [m.status for m in models] == ["failed", "active"]
+    assert models[0].error == "connection lost while writing"
+    assert _count(engine, "SELECT COUNT(*) FROM movie_features") == before
+    assert _count(engine, f"SELECT COUNT(*) FROM user_features WHERE model_id = {models[0].model_id}") == 0
+    assert _count(engine, "SELECT model_id FROM active_model") == models[1].model_id
+
+
+def test_bad_parameters_leave_no_run(engine, run, ratings_file, tmp_path):
+    run("import", "ratings", ratings_file)
+    assert "features must be at least 1" in run("train", "--features", 0, ok=False).output
+    assert "no such file" in run("train", "--test-file", tmp_path / "none.csv", ok=False).output
+    assert "between 0 and 1" in run("train", "--test-fraction", 1.5, ok=False).output
+    assert recsql.list_models(engine) == []
+
+
+def test_test_fraction_is_reproducible(engine, run, ratings_file):
+    run("import", "ratings", ratings_file)
+    first = run("train", "--features", 2, "--test-fraction", 0.25, "--seed", 4).output
+    second = run("train", "--features", 2, "--test-fraction", 0.25, "--seed", 4).output
+    assert "test  RMSE" in first and first.splitlines()[-2:] == second.splitlines()[-2:]
+    metrics = recsql.list_models(engine)[0].metrics
+    assert metrics["n_train"] + metrics["n_test"] + metrics["n_test_skipped"] == RATINGS.count("\n")
+
+
+def test_nothing_to_serve_or_train(engine, run, ratings_file):
+    assert "no ratings to train on" in run("train", ok=False).output
+    with pytest.raises(NoRatings):
+        recsql.train(engine)
+    assert "no model has been trained yet" in run("similar", 1, ok=False).output
+    with pytest.raises(NoActiveModel):
+        recsql.Recommender(engine).similar(1)
+    run("import", "ratings", ratings_file)
+    run("train", "--features", 2)
+    assert "unknown movie 99" in run("similar", 99, ok=False).output
+    with pytest.raises(UnknownMovie) as caught:
+        recsql.Recommender(engine).similar(99)
+    assert caught.value.movie_id == 99
+
+
+def test_recommended_movies_view(engine, run, ratings_file):
+    run("import", "ratings", ratings_file)
+    run("train", "--features", 2, "--recommend-n", 3)
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT user_id, rank, movie_id, predicted_rating FROM recommended_movies ORDER BY user_id, rank"
+        )).all()
+        rated_again = conn.execute(text(
+            "SELECT COUNT(*) FROM recommended_movies r JOIN ratings x "
+            "ON x.user_id = r.user_id AND x.movie_id = r.movie_id"
+        )).scalar()
+    assert rated_again == 0
+    by_user: dict[int, list] = {}
+    for r in rows:
+        by_user.setdefault(r.user_id, []).append(r)
+    # 12 users rate 8 movies each but skip those with (u + m) % 3 == 0: 2 or 3 unrated each.
+    for user, recs in by_user.items():
+        unrated = sum((user + m) % 3 == 0 for m in range(1, 9))
+        assert len(recs) == min(3, unrated)
+        assert [r.rank for r in recs] == list(range(1, len(recs) + 1))
+        scores = [r.predicted_rating for r in recs]
+        assert scores == sorted(scores, reverse=True) and all(1 <= s <= 5 for s in scores)
+    assert len(by_user) == 12
+    with engine.connect() as conn:
+        readme = conn.execute(text(readme_sql()["the recommendations of user 1"])).all()
+    assert [(r.rank, r.movie_id) for r in readme] == [(r.rank, r.movie_id) for r in by_user[1]]
