@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Engine, text
 
 from recsql import store
 from recsql.data.matrix import lookup_ids
-from recsql.data.source import Source, read_only
+from recsql.data.source import read_only
 from recsql.db.migrate import connect
 from recsql.errors import InvalidParameter, UnknownMovie, UnknownUser
 from recsql.model.factors import Factors
@@ -115,6 +115,11 @@ class Recommender:
     def from_url(cls, url: str | None = None) -> Recommender:
         """A Recommender on its own engine (URL, else ``$RECSQL_DATABASE_URL``)."""
         return cls(connect(url))
+
+    def load(self) -> int:
+        """Load the active model's movie factors now (otherwise the first call that needs
+        them does), e.g. when a web application starts; returns the active model_id."""
+        return self._model().info.model_id
 
     @contextmanager
     def _connection(self) -> Iterator[Connection]:

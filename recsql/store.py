@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,15 @@ from recsql.data.matrix import lookup_ids
 from recsql.data.source import Source
 from recsql.db import bulk
 from recsql.db.tables import (
-    ACTIVE, FAILED, READY, RETIRED, RUNNING, Model, UserBias, UserFeature, UserRecommendation,
+    ACTIVE,
+    FAILED,
+    READY,
+    RETIRED,
+    RUNNING,
+    Model,
+    UserBias,
+    UserFeature,
+    UserRecommendation,
 )
 from recsql.errors import NoActiveModel
 from recsql.model.factors import Factors
@@ -90,7 +98,7 @@ def _info(row: Any) -> ModelInfo:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 # ---------------------------------------------------------------------- listing, lookup

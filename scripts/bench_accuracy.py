@@ -23,16 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
-from recsql.evaluate import score
-from recsql.experiment import read_matrix
-from recsql.factorize import make_solver
+from recsql.data.ratings import ratings_from_file
+from recsql.evaluation.metrics import score
+from recsql.model.solvers import make_solver
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
 
 
 def ours(solver: str, **params) -> Callable[[Path, Path], tuple[float, float, float]]:
     def run(train: Path, test: Path) -> tuple[float, float, float]:
-        train_m, test_m = read_matrix(train), read_matrix(test)
+        train_m, test_m = ratings_from_file(train), ratings_from_file(test)
         started = time.perf_counter()
         factors = make_solver(solver, **params).fit(train_m)
         fit = time.perf_counter() - started

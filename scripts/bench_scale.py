@@ -119,13 +119,16 @@ def main() -> None:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from spark_peer import spark_als_fit_seconds
 
-        from recsql.generate import synthetic_ratings
+        from recsql.data.synthetic import synthetic_ratings
 
         size = sizes[-1]
         data = synthetic_ratings(size["ratings"], size["users"], size["movies"], seed=0)
         rank = int(shlex.split(args.train_args)[shlex.split(args.train_args).index("--features") + 1])
-        spark = spark_als_fit_seconds(data.user_id, data.movie_id, data.value, rank=rank, iterations=10)
-        print(f"spark      {size['ratings']:>10} ratings: ALS fit {spark['fit_seconds']:.1f} s (rank {rank}, 10 iterations, from memory)")
+        ratings = data.ratings
+        spark = spark_als_fit_seconds(ratings.user_id.to_numpy(), ratings.movie_id.to_numpy(),
+                                      ratings.value.to_numpy(), rank=rank, iterations=10)
+        print(f"spark      {size['ratings']:>10} ratings: ALS fit {spark['fit_seconds']:.1f} s "
+              f"(rank {rank}, 10 iterations, from memory)")
 
     print()
     print(f"`recsql train {args.train_args}`, seconds per phase; wall = the whole command; peak = its max RSS")

@@ -46,7 +46,7 @@ def main() -> None:
             f"SELECT user_id FROM user_biases WHERE model_id = {model.model_id}")).scalars().all())
     rng = np.random.default_rng(0)
     started = time.perf_counter()
-    rec._model()
+    rec.load()
     load = time.perf_counter() - started
     results = {
         "similar(movie, 10)": timed(rec.similar, [(int(m), 10) for m in rng.choice(movies, args.calls)]),

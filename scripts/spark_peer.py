@@ -190,7 +190,7 @@ def spark_als_fit_seconds(
             if df is not None:
                 try:
                     df.unpersist()
-                except Exception:
+                except Exception:  # noqa: BLE001 - best-effort cleanup after the timing
                     pass
             if spark is not None:
                 spark.stop()
@@ -209,11 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--driver-memory", default="12g")
     args = parser.parse_args(argv)
 
-    from recsql.generate import synthetic_ratings
+    from recsql.data.synthetic import synthetic_ratings
 
     data = synthetic_ratings(args.ratings, args.users, args.movies, seed=0)
     result = spark_als_fit_seconds(
-        data.user_id, data.movie_id, data.value,
+        data.ratings.user_id.to_numpy(), data.ratings.movie_id.to_numpy(), data.ratings.value.to_numpy(),
         rank=args.rank, iterations=args.iterations,
         regularization=args.regularization, seed=args.seed,
         driver_memory=args.driver_memory,

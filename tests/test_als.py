@@ -3,6 +3,7 @@ determinism and accuracy, and predictions reproduced by the README's SQL."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -11,12 +12,11 @@ import pytest
 from sqlalchemy import text
 
 import recsql
-from recsql.evaluation.metrics import score
-from recsql.data.ratings import ratings_from_file
-from recsql.model.solvers import AlternatingLeastSquares, make_solver
 from recsql.data.matrix import RatingMatrix
-from tests.helpers import low_rank_ratings
-from tests.helpers import readme_sql
+from recsql.data.ratings import ratings_from_file
+from recsql.evaluation.metrics import score
+from recsql.model.solvers import AlternatingLeastSquares, make_solver
+from tests.helpers import low_rank_ratings, readme_sql
 
 
 def test_batched_als_matches_reference():
@@ -90,7 +90,7 @@ def test_sql_reproduces_predictions(engine, run, seed_data):
     assert np.sqrt(np.mean((sql_pred - values) ** 2)) == pytest.approx(stored, abs=1e-9)
 
 
-def test_evaluate_and_tune_commands(run, seed_data, tmp_path):
+def test_evaluate_and_tune_commands(engine, run, seed_data, tmp_path):
     files = ["--train", seed_data / "movie_ratings_data_set_training.csv",
              "--test", seed_data / "movie_ratings_data_set_testing.csv"]
     out = run("evaluate", "--solver", "cg", "--features", 15, "--regularization", 1.1, *files).output
@@ -105,6 +105,11 @@ def test_evaluate_and_tune_commands(run, seed_data, tmp_path):
     out = run("evaluate", "--folds", 3, "--samples", 20).output
     assert len(re.findall(r"^[123] ", out, flags=re.M)) == 3 and "mean" in out
     assert "exactly one of" in run("evaluate", "--folds", 3, "--test-fraction", 0.2, ok=False).output
+    document = json.loads(run("evaluate", "--folds", 2, "--samples", 0, "--json").output)
+    expected = recsql.evaluate(engine, folds=2, samples=0)
+    assert len(document["folds"]) == 2 and document["params"] == expected.params
+    for name in ("test_rmse", "ndcg_at_10"):
+        assert document["mean"][name] == pytest.approx(expected.mean[name])
 
     plot = tmp_path / "tune.png"
     out = run("tune", "--features", "2,4", "--regularization", "0.1,1", "--samples", 0,
@@ -114,3 +119,7 @@ def test_evaluate_and_tune_commands(run, seed_data, tmp_path):
     rmse = [float(row[2]) for row in table]
     assert rmse == sorted(rmse)
     assert plot.read_bytes()[:4] == b"\x89PNG"
+    grid = json.loads(run("tune", "--features", "2", "--regularization", "0.1,1", "--samples", 0,
+                          "--test-fraction", 0.3, "--json").output)
+    assert [(g["features"], g["regularization"]) for g in grid] == [(2, lam) for lam, _ in sorted(
+        ((float(row[1]), float(row[2])) for row in table if row[0] == "2"), key=lambda pair: pair[1])]

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 import recsql
 from recsql.cli import cli
 from recsql.data.synthetic import demo_catalogue
+from recsql.db import migrate
 from tests.conftest import ROOT
 
 
@@ -50,7 +53,8 @@ def _script(name: str, url: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_cron_scripts(db_url, tmp_path):
-    assert _script("migrate.py", db_url).returncode == 0
+    migrated = _script("migrate.py", db_url)
+    assert migrated.returncode == 0 and migrated.stdout.strip() == migrate.head_revision()
     failed = _script("retrain.py", db_url)
     assert failed.returncode == 1
     assert failed.stderr.strip() == (
@@ -58,12 +62,20 @@ def test_cron_scripts(db_url, tmp_path):
         "import some with `recsql import ratings FILE`"
     )
     path = tmp_path / "r.csv"
-    path.write_text("user_id,movie_id,value\n" + "\n".join(f"{u},{m},{(u + m) % 5 + 1}" for u in range(6) for m in range(5)))
+    lines = [f"{u},{m},{(u + m) % 5 + 1}" for u in range(6) for m in range(5)]
+    path.write_text("user_id,movie_id,value\n" + "\n".join(lines))
     engine = recsql.connect(db_url)
     recsql.import_ratings(engine, path)
     done = _script("retrain.py", db_url, "--features", "2")
     assert done.returncode == 0, done.stderr
-    assert recsql.list_models(engine)[0].status == "active"
+    newest = recsql.list_models(engine)[0]
+    assert newest.status == "active" and newest.params["features"] == 2
+    printed = json.loads(done.stdout)
+    assert printed["model_id"] == newest.model_id and printed["n_ratings"] == 30
+    assert printed["metrics"]["train_rmse"] == pytest.approx(newest.metrics["train_rmse"])
+    bad_flag = _script("retrain.py", db_url, "--features", "many")
+    assert bad_flag.returncode == 1 and bad_flag.stderr.startswith("retrain failed: ")
+    assert len(bad_flag.stderr.strip().splitlines()) == 1
     unreachable = _script("migrate.py", "postgresql://x@127.0.0.1:1/none")
     assert unreachable.returncode == 1 and len(unreachable.stderr.strip().splitlines()) == 1
     engine.dispose()

@@ -39,6 +39,15 @@ def test_command_is_documented(path, command):
     assert path in example, f"the example of {path} does not use it"
 
 
+LISTINGS = ["recsql models", "recsql similar", "recsql recommend", "recsql popular", "recsql evaluate", "recsql tune"]
+
+
+@pytest.mark.parametrize("path", LISTINGS)
+def test_every_listing_takes_json(path):
+    command = dict(COMMANDS)[path]
+    assert "--json" in [option for param in command.params for option in param.opts]
+
+
 def test_readme_test_command_is_what_ci_runs():
     readme = (ROOT / "README.md").read_text()
     setup = re.findall(r"```sh\n(.*?)\n```", readme, flags=re.S)[:2]

@@ -48,7 +48,8 @@ def test_movielens_formats(tmp_path):
     assert frame.user_id.tolist() == [196, 186]
     movies = _write(
         tmp_path, "movies.csv",
-        'movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n11,"American President, The (1995)",Comedy|Drama|Romance\n',
+        'movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n'
+        '11,"American President, The (1995)",Comedy|Drama|Romance\n',
     )
     frame = read_movies_file(movies)
     assert frame.title.tolist() == ["Toy Story (1995)", "American President, The (1995)"]

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from recsql.errors import InvalidParameter
 from recsql.data.matrix import RatingMatrix
+from recsql.errors import InvalidParameter
 
 USERS = np.array([30, 10, 10, 10, 20])
 MOVIES = np.array([7, 5, 5, 9, 5])

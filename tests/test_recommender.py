@@ -3,6 +3,8 @@ databases; and fold-in accuracy on MovieLens 100K."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -181,6 +183,14 @@ def test_cli(trained, run):
     assert len(run("popular", "--limit", 4).output.strip().splitlines()) == 5
     run("recommend", "--rate", "3=5", "--save", 4242)
     assert trained.recommend(4242, limit=1)[0].source == "model"
+    as_json = json.loads(run("recommend", 1, "--limit", 3, "--json").output)
+    assert as_json == [dataclasses.asdict(r) for r in trained.recommend(1, limit=3)]
+    newcomer = json.loads(run("recommend", 777777, "--limit", 2, "--json").output)
+    assert [r["source"] for r in newcomer] == ["popular", "popular"]
+    assert json.loads(run("recommend", 500, "--json").output) == []
+    popular = [dataclasses.asdict(p) for p in trained.popular(4)]
+    assert json.loads(run("popular", "--limit", 4, "--json").output) == popular
+    assert json.loads(run("similar", 3, "--json").output) == [dataclasses.asdict(m) for m in trained.similar(3)]
 
 
 def test_fold_in_is_as_good_as_retraining(ml100k):

@@ -21,7 +21,8 @@ def test_synthetic_ratings_are_realistic_and_reproducible():
     assert set(np.unique(a.ratings.value)) <= set(np.arange(1, 11) / 2)
     per_movie = np.bincount(a.ratings.movie_id)[1:]
     assert per_movie.max() > 10 * np.median(per_movie)  # blockbusters and a long tail
-    assert set(a.movies.genres) <= {"Action", "Comedy", "Drama", "Horror", "Romance", "Sci-Fi", "Documentary", "Western"}
+    genres = {"Action", "Comedy", "Drama", "Horror", "Romance", "Sci-Fi", "Documentary", "Western"}
+    assert set(a.movies.genres) <= genres
 
 
 def test_generate_command(engine, run):
@@ -33,11 +34,13 @@ def test_generate_command(engine, run):
         )).one()
         movies = conn.execute(text("SELECT COUNT(*) FROM movies")).scalar()
     assert count == pairs == 30_000 and movies == 300
-    assert "already holds 30000 ratings" in run("generate", "--ratings", 10, "--users", 5, "--movies", 5, ok=False).output
+    again = run("generate", "--ratings", 10, "--users", 5, "--movies", 5, ok=False)
+    assert "already holds 30000 ratings" in again.output
     run("generate", "--ratings", 1_000, "--users", 50, "--movies", 40, "--replace")
     with engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM ratings")).scalar() == 1_000
-    assert "more than half" in run("generate", "--ratings", 100, "--users", 5, "--movies", 5, "--replace", ok=False).output
+    too_dense = run("generate", "--ratings", 100, "--users", 5, "--movies", 5, "--replace", ok=False)
+    assert "more than half" in too_dense.output
 
 
 @pytest.mark.slow

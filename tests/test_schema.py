@@ -14,8 +14,8 @@ from sqlalchemy import create_engine, inspect, text
 import recsql
 from recsql.db import migrate
 from recsql.db.engine import normalize_url
-from recsql.errors import SchemaError, SchemaOutOfDate
 from recsql.db.tables import RECSQL_TABLES, RECSQL_VIEWS, Base
+from recsql.errors import SchemaError, SchemaOutOfDate
 from tests.conftest import ROOT
 from tests.helpers import readme_sql
 

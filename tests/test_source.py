@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 import recsql
+from recsql.data.source import Source
 from recsql.db.engine import normalize_url
 from recsql.errors import InvalidParameter
-from recsql.data.source import Source
 
 TOML = """
 [ratings]
@@ -75,7 +75,8 @@ def test_train_and_serve_from_the_applications_tables(shop, engine, run):
 
 def test_query_source_runs_read_only(shop, engine, db_url):
     raw, _ = shop
-    source = Source(query="SELECT customer_id AS u, product_id AS m, stars AS r FROM reviews", user="u", movie="m", rating="r")
+    query = "SELECT customer_id AS u, product_id AS m, stars AS r FROM reviews"
+    source = Source(query=query, user="u", movie="m", rating="r")
     assert recsql.train(engine, source=source, samples=0).n_ratings == 680
     if "postgresql" in db_url:
         sneaky = Source(

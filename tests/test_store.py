@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import text
 
@@ -40,6 +42,10 @@ def test_two_runs_leave_one_active_and_views_follow_it(engine, run, ratings_file
     assert _count(engine, "SELECT COUNT(*) FROM similar_movies") == 8 * 3
     assert _count(engine, "SELECT MAX(rank) FROM similar_movies") == 3
     assert "active" in run("models").output
+    listed = json.loads(run("models", "--json").output)
+    assert [m["model_id"] for m in listed] == [m.model_id for m in models]
+    assert listed[0]["params"]["similar_k"] == 3
+    assert listed[0]["metrics"]["train_rmse"] == models[0].metrics["train_rmse"]
 
 
 def test_failed_retrain_keeps_previous_model(engine, run, ratings_file, monkeypatch):

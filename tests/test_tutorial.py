@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import text
 
 import recsql
-from recsql.model.solvers import ConjugateGradient
 from recsql.data.matrix import RatingMatrix
+from recsql.model.solvers import ConjugateGradient
 from tests.conftest import ROOT
 
 TUTORIAL_TRAIN_RMSE = 0.24952555662048573
@@ -79,7 +79,8 @@ def test_readme_sql(tutorial_model, seed_data):
         similar = conn.execute(text(sql["the 5 movies most similar to movie 3"])).all()
         vector = conn.execute(text(sql["the feature vector of movie 3"])).all()
         predicted = conn.execute(text(sql["the predicted rating of user 1 for movie 3"])).scalar()
-    assert [r.similar_movie_id for r in similar] == [m.movie_id for m in recsql.Recommender(tutorial_model).similar(3, limit=5)]
+    served = recsql.Recommender(tutorial_model).similar(3, limit=5)
+    assert [r.similar_movie_id for r in similar] == [m.movie_id for m in served]
     assert [r.feature for r in vector] == list(range(15))
     # The same model fitted in memory predicts the same rating as the SQL.
     frame = pd.read_csv(seed_data / "movie_ratings_data_set.csv")

@@ -8,6 +8,7 @@ line and exit 1; database errors likewise; only bugs show a traceback.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -184,7 +185,7 @@ def import_movies(ctx: click.Context, path: str, format: str | None) -> None:
 # --------------------------------------------------------------------------- train
 
 
-def _solver_options(command):
+def _solver_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options every command that fits a model takes (train, evaluate, tune)."""
     options = [
         click.option("--solver", type=click.Choice(sorted(SOLVERS)), default=DEFAULT_SOLVER, show_default=True,
@@ -243,7 +244,7 @@ def _ranking_line(m: dict[str, Any]) -> str:
             f"NDCG@10 {m['ndcg_at_10']:.4f}")
 
 
-def _holdout_options(command):
+def _holdout_options(command: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--train", "train_file", type=click.Path(dir_okay=False), default=None,
                      help="Train on this file instead of the database's ratings."),
@@ -481,6 +482,12 @@ def predict(ctx: click.Context, user_id: int, movie_id: int) -> None:
     click.echo(f"{recsql.Recommender(_engine(ctx)).predict(user_id, movie_id):.4f}")
 
 
+POPULAR_COLUMNS = [
+    Column("rank"), Column("movie_id", header="movie"), Column("title", align="<"), Column("score", format=".3f"),
+    Column("n_ratings", header="ratings"), Column("mean_rating", header="mean", format=".2f"),
+]
+
+
 @cli.command()
 @click.option("--limit", type=int, default=10, show_default=True)
 @json_option
@@ -493,10 +500,7 @@ def popular(ctx: click.Context, limit: int, as_json: bool) -> None:
         recsql popular --limit 10
     """
     rows = recsql.Recommender(_engine(ctx)).popular(limit)
-    show(rows, [
-        Column("rank"), Column("movie_id", header="movie"), Column("title", align="<"),
-        Column("score", format=".3f"), Column("n_ratings", header="ratings"), Column("mean_rating", header="mean", format=".2f"),
-    ], as_json=as_json)
+    show(rows, POPULAR_COLUMNS, as_json=as_json)
 
 
 MODEL_COLUMNS = [

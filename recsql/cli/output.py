@@ -52,9 +52,9 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column]) -> str:
     return "\n".join("  ".join(parts).rstrip() for parts in lines)
 
 
-def to_json(value: Any) -> str:
+def to_json(value: Any, indent: int | None = 2) -> str:
     """JSON of records: datetimes as ISO 8601, numpy scalars as numbers, NaN as null."""
-    return json.dumps(_plain(value), indent=2, allow_nan=False)
+    return json.dumps(_plain(value), indent=indent, allow_nan=False)
 
 
 def _plain(value: Any) -> Any:

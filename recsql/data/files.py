@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from recsql.errors import InputError
 
 FORMATS: tuple[str, ...] = ("tutorial", "movielens", "movielens-100k")
@@ -136,8 +137,8 @@ def _detect(path: Path, data: bytes, layouts: dict[str, _Layout], kind: str) -> 
         if layout.header is None and len(first.split(layout.sep)) == layout.fields:
             return name
     expected = "; ".join(
-        f"{name}: " + (",".join(l.header) if l.header else f"{l.fields} {l.sep!r}-separated fields")
-        for name, l in layouts.items()
+        f"{name}: " + (",".join(lay.header) if lay.header else f"{lay.fields} {lay.sep!r}-separated fields")
+        for name, lay in layouts.items()
     )
     raise InputError(
         path,

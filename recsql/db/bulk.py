@@ -30,6 +30,13 @@ def _quote(conn: Connection, name: str) -> str:
     return conn.dialect.identifier_preparer.quote(name)
 
 
+def _driver(conn: Connection) -> Any:
+    """The DB-API connection under ``conn`` (sqlite3's or psycopg's), for the fast paths."""
+    driver = conn.connection.driver_connection
+    assert driver is not None, "the connection is closed"
+    return driver
+
+
 def insert_columns(
     conn: Connection, table: str, columns: Mapping[str, np.ndarray | Sequence]
 ) -> int:
@@ -46,7 +53,7 @@ def insert_columns(
         _copy_in(conn, target, frame)
     else:
         sql = f"INSERT INTO {target} VALUES ({', '.join('?' * frame.shape[1])})"
-        cursor = conn.connection.driver_connection.cursor()
+        cursor = _driver(conn).cursor()
         try:
             for start in range(0, len(frame), CHUNK_ROWS):
                 part = frame.iloc[start : start + CHUNK_ROWS]
@@ -82,7 +89,7 @@ def upsert_columns(
             f"INSERT INTO {_quote(conn, table)} ({', '.join(names)}) "
             f"VALUES ({', '.join('?' * len(names))}) {conflict}"
         )
-        cursor = conn.connection.driver_connection.cursor()
+        cursor = _driver(conn).cursor()
         try:
             cursor.executemany(sql, _rows(frame))
         finally:
@@ -103,12 +110,13 @@ def indexes_dropped(conn: Connection, table: Table) -> Iterator[None]:
     # PostgreSQL can drop the primary key too (SQLite's is the rowid itself).
     key = table.primary_key if conn.dialect.name == "postgresql" and table.primary_key.name else None
     quoted = _quote(conn, table.name)
+    key_name = _quote(conn, str(key.name)) if key is not None else ""
     if key is not None:
-        conn.exec_driver_sql(f"ALTER TABLE {quoted} DROP CONSTRAINT {_quote(conn, key.name)}")
+        conn.exec_driver_sql(f"ALTER TABLE {quoted} DROP CONSTRAINT {key_name}")
     yield
     if key is not None:
         columns = ", ".join(_quote(conn, c.name) for c in key.columns)
-        conn.exec_driver_sql(f"ALTER TABLE {quoted} ADD CONSTRAINT {_quote(conn, key.name)} PRIMARY KEY ({columns})")
+        conn.exec_driver_sql(f"ALTER TABLE {quoted} ADD CONSTRAINT {key_name} PRIMARY KEY ({columns})")
     for index in indexes:
         index.create(conn)
 
@@ -125,7 +133,7 @@ def _rows(frame: pd.DataFrame) -> Iterator[tuple]:
 
 
 def _copy_in(conn: Connection, target: str, frame: pd.DataFrame) -> None:
-    raw = conn.connection.driver_connection
+    raw = _driver(conn)
     if all(dtype.kind in "iuf" for dtype in frame.dtypes) and not frame.isna().to_numpy().any():
         layouts = _binary_layouts(raw, target.split(" (")[0], list(frame.columns))
         if layouts is not None:
@@ -144,7 +152,7 @@ def _copy_in(conn: Connection, target: str, frame: pd.DataFrame) -> None:
 _BINARY_TYPES = {"smallint": ">i2", "integer": ">i4", "bigint": ">i8", "real": ">f4", "double precision": ">f8"}
 
 
-def _binary_layouts(raw, table: str, columns: list[str]) -> list[str] | None:
+def _binary_layouts(raw: Any, table: str, columns: list[str]) -> list[str] | None:
     """The binary wire type of each target column, or None if one has no fixed-size type."""
     with raw.cursor() as cursor:
         cursor.execute(
@@ -154,18 +162,18 @@ def _binary_layouts(raw, table: str, columns: list[str]) -> list[str] | None:
         )
         types = dict(cursor.fetchall())
     layouts = [_BINARY_TYPES.get(types.get(column, "")) for column in columns]
-    return None if None in layouts else layouts
+    return None if None in layouts else [layout for layout in layouts if layout is not None]
 
 
-def _copy_in_binary(raw, target: str, frame: pd.DataFrame, layouts: list[str]) -> None:
+def _copy_in_binary(raw: Any, target: str, frame: pd.DataFrame, layouts: list[str]) -> None:
     """COPY numeric columns in PostgreSQL's binary format, built by numpy: no text at all.
 
     Binary COPY needs each value in its column's exact type, so ``layouts`` (from the
     catalogue) says which big-endian width every column takes.
     """
     fields = [("count", ">i2")]
-    for i, layout in enumerate(layouts):
-        fields += [(f"len{i}", ">i4"), (f"v{i}", layout)]
+    for i, wire in enumerate(layouts):
+        fields += [(f"len{i}", ">i4"), (f"v{i}", wire)]
     layout = np.dtype(fields)
     header = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
     columns = list(frame.columns)
@@ -220,7 +228,7 @@ def read_columns(
     else:
         parts = []
         row = np.dtype([(name, _NUMPY[kind]) for name, kind in zip(names, kinds)])
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor = _driver(conn).cursor()
         try:
             cursor.execute(select_sql)
             while True:
@@ -256,10 +264,10 @@ def _read_pg_copy(conn: Connection, select_sql: str, kinds: str, names: list[str
         return tuple(rows[name].astype(_NUMPY[kind]) for name, kind in zip(names, kinds))
 
     parts: list[Columns] = []
-    raw = conn.connection.driver_connection
+    raw = _driver(conn)
     pending = bytearray()
     skip = _COPY_HEADER
-    with raw.cursor() as cursor:  # type: ignore[union-attr]
+    with raw.cursor() as cursor:
         with cursor.copy(f"COPY ({_cast_sql(select_sql, kinds, names)}) TO STDOUT (FORMAT binary)") as copy:
             for block in copy:
                 pending += block

@@ -61,7 +61,8 @@ def ranking(factors: Factors, train: RatingMatrix, test: RatingMatrix, k: int = 
     rows, cols = rows[keep], cols[keep]
     users = np.unique(rows)
     if len(users) == 0:
-        return {f"precision_at_{k}": float("nan"), f"recall_at_{k}": float("nan"), f"ndcg_at_{k}": float("nan"), "ranked_users": 0}
+        nan = float("nan")
+        return {f"precision_at_{k}": nan, f"recall_at_{k}": nan, f"ndcg_at_{k}": nan, "ranked_users": 0}
     t_rows, _ = lookup_ids(factors.user_ids, train.user_ids[train.rows])
     t_cols, _ = lookup_ids(factors.movie_ids, train.movie_ids[train.cols])
     rated = sp.csr_matrix(

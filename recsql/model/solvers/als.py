@@ -36,7 +36,6 @@ from recsql.model.solvers.bayes import gibbs_average
 from recsql.model.solvers.sweeps import Side, normal_equations
 from recsql.progress import Step
 
-
 # Below this many ratings, threads cost more than they save.
 PARALLEL_NNZ = 500_000
 

@@ -122,7 +122,9 @@ class Prior:
             return np.broadcast_to(self.mean, (n, len(self.mean)))
         return self.mean + self.link.offset
 
-    def resample(self, x: np.ndarray, rng: np.random.Generator, a0=1.0, b0=1.0, beta0=1.0) -> None:
+    def resample(
+        self, x: np.ndarray, rng: np.random.Generator, a0: float = 1.0, b0: float = 1.0, beta0: float = 1.0
+    ) -> None:
         if self.link is not None:
             self.link.resample(x - self.mean, self.precision, rng)
             x = x - self.link.offset
@@ -133,7 +135,9 @@ class Prior:
         self.mean = centre + rng.normal(size=x.shape[1]) / np.sqrt((n + beta0) * self.precision)
 
 
-def sample_side(ratings, other, alpha, prior: Prior, rng) -> tuple[np.ndarray, float]:
+def sample_side(
+    ratings: Side, other: np.ndarray, alpha: float, prior: Prior, rng: np.random.Generator
+) -> tuple[np.ndarray, float]:
     """One Gibbs draw of every row's [factors, bias], and the squared error it leaves."""
     gram, rhs, tt = normal_equations(ratings, other)
     d = gram.shape[1]

@@ -17,6 +17,7 @@ optimizer).  It exists to test the sparse one against and refuses large matrices
 
 from __future__ import annotations
 
+from collections.abc import Callable
 
 import numpy as np
 from scipy.optimize import minimize
@@ -26,6 +27,9 @@ from recsql.errors import InvalidParameter
 from recsql.model.factors import Factors
 from recsql.model.solvers.base import Solver
 from recsql.progress import Step
+
+# J and its gradient at x.
+Objective = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
 # The dense reference builds several users x movies arrays; beyond this it is pointless.
 DENSE_LIMIT = 20_000_000
@@ -84,7 +88,7 @@ class ConjugateGradient(Solver):
         )
 
 
-def _sparse_objective(matrix: RatingMatrix, k: int, lam: float):
+def _sparse_objective(matrix: RatingMatrix, k: int, lam: float) -> Objective:
     """J and its gradient, touching only the known cells."""
     n_users = matrix.n_users
     rows, cols, ratings = matrix.rows, matrix.cols, matrix.values
@@ -103,7 +107,7 @@ def _sparse_objective(matrix: RatingMatrix, k: int, lam: float):
     return objective
 
 
-def _dense_objective(matrix: RatingMatrix, k: int, lam: float):
+def _dense_objective(matrix: RatingMatrix, k: int, lam: float) -> Objective:
     """The tutorial's computation: dense users x movies arrays with a 0/1 mask."""
     n_users, n_movies = matrix.shape
     if n_users * n_movies > DENSE_LIMIT:
