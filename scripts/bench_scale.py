@@ -40,7 +40,7 @@ PHASES = ("read", "fit", "evaluate", "similarities", "recommendations", "write",
 
 def run_train(url: str, train_args: str) -> dict:
     """`recsql train` in a child process: wall seconds, peak RSS, the run's stored timings."""
-    command = [sys.executable, "-m", "recsql.cli", "--quiet", "--database-url", url, "train", *shlex.split(train_args)]
+    command = [sys.executable, "-m", "recsql", "--quiet", "--database-url", url, "train", *shlex.split(train_args)]
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(child.pid, 0)

@@ -54,3 +54,34 @@ def test_readme_test_command_is_what_ci_runs():
     assert "recsql demo" in setup[0]
     assert "pytest" in setup[1]
     assert setup[1] in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_where_things_are_lists_every_module():
+    """README's map of the package names every module that exists, and nothing that does not."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Where things are", 1)[1].split("\n## ", 1)[0]
+    named = set()
+    for path, what in re.findall(r"^\| `(recsql/[^`]*)` \| (.*) \|$", section, flags=re.M):
+        if path.endswith("/"):
+            named |= {path + name for name in re.findall(r"`([\w/]+\.py)`", what)}
+        else:
+            named.add(path)
+    modules = {
+        str(p.relative_to(ROOT)) for p in (ROOT / "recsql").rglob("*.py")
+        if p.name not in ("__init__.py", "__main__.py")
+    } | {"recsql/__init__.py"}
+    assert modules - named == set(), "README's 'Where things are' does not mention these"
+    assert named - modules == set(), "README's 'Where things are' names files that do not exist"
+
+
+@pytest.mark.parametrize("path,method", [
+    ("recsql similar", "similar"), ("recsql recommend", "recommend"),
+    ("recsql popular", "popular"), ("recsql explain", "explain"),
+])
+def test_cli_limits_default_like_the_python_api(path, method):
+    import inspect
+
+    import recsql
+
+    option = next(p for p in dict(COMMANDS)[path].params if p.name == "limit")
+    assert option.default == inspect.signature(getattr(recsql.Recommender, method)).parameters["limit"].default

@@ -79,6 +79,11 @@ def test_known_user_gets_the_stored_recommendations(trained, engine):
     assert predicted == pytest.approx([r.predicted_rating for r in more], abs=1e-4)
 
 
+def test_load_warms_the_active_model(trained, engine):
+    with engine.connect() as conn:
+        assert trained.load() == store.active_model_id(conn)
+
+
 def test_new_and_complete_users(trained):
     brand_new = trained.recommend(123456, limit=3)
     assert [r.source for r in brand_new] == ["popular"] * 3

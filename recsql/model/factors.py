@@ -35,7 +35,7 @@ from recsql.progress import Step, no_step
 
 Metric = Literal["l1", "cosine"]
 METRICS: tuple[str, ...] = ("l1", "cosine")
-PREDICT_CHUNK = 1_000_000
+PREDICT_CHUNK = 500_000  # pairs per step: two 500k x (k + 2) gathers at a time
 
 
 def check_similarity_params(k: int, metric: str) -> None:
@@ -96,10 +96,11 @@ class Factors:
         feature vectors at once.
         """
         rows, cols = np.asarray(rows), np.asarray(cols)
+        users, movies = self.user_terms(), self.movie_terms()  # once: small next to the pairs
         pred = np.empty(len(rows))
         for start in range(0, len(rows), PREDICT_CHUNK):
             r, c = rows[start : start + PREDICT_CHUNK], cols[start : start + PREDICT_CHUNK]
-            pred[start : start + len(r)] = np.einsum("ij,ij->i", self.user_terms(r), self.movie_terms(c))
+            pred[start : start + len(r)] = np.einsum("ij,ij->i", users[r], movies[c])
         return self.clipped(pred)
 
     # ------------------------------------------------------------------ retrieval
