@@ -20,7 +20,7 @@ from recsql.data.matrix import DuplicatePolicy, RatingMatrix
 from recsql.data.ratings import as_source, ratings_from_database, ratings_from_file
 from recsql.data.source import Source
 from recsql.errors import InvalidParameter
-from recsql.evaluation.metrics import accuracy_metrics
+from recsql.evaluation.metrics import accuracy_metrics, list_metrics
 from recsql.evaluation.splits import split_random
 from recsql.model.factors import Metric, check_similarity_params
 from recsql.model.outputs import ModelOutputs, popularity
@@ -111,13 +111,16 @@ def train(
     try:
         with phase("fit", total=model.steps()) as step:
             factors = model.fit(matrix, step)
-        with phase("evaluate"):
-            metrics = accuracy_metrics(factors, matrix, test)
-            metrics.update({k: v for k, v in factors.info.items() if isinstance(v, (int, float, bool))})
         with phase("similarities", total=block_count(matrix.n_movies, matrix.n_movies)) as step:
             similar = factors.similar_movies(similar_k, metric, step)
         with phase("recommendations", total=block_count(matrix.n_users, matrix.n_movies)) as step:
             recommended = factors.recommend(matrix.csr, recommend_n, step=step)
+        with phase("evaluate"):
+            metrics = {
+                **accuracy_metrics(factors, matrix, test),
+                **list_metrics(factors, matrix, test, similar, recommended, larger_is_similar=metric != "l1"),
+                **{k: v for k, v in factors.info.items() if isinstance(v, (int, float, bool))},
+            }
         outputs = ModelOutputs(factors, similar, recommended, popularity(matrix), n_ratings=matrix.nnz)
         with phase("write", total=len(store.OUTPUT_TABLES)) as step:
             store.save_outputs(engine, model_id, outputs, metrics=metrics, timings=timings, step=step)

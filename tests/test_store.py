@@ -87,6 +87,8 @@ def test_test_fraction_is_reproducible(engine, run, ratings_file):
     assert "test  RMSE" in first and first.splitlines()[-2:] == second.splitlines()[-2:]
     metrics = recsql.list_models(engine)[0].metrics
     assert metrics["n_train"] + metrics["n_test"] + metrics["n_test_skipped"] == RATINGS.count("\n")
+    # What users see is measured and stored too: list coverage and the similar-movies NDCG.
+    assert 0 < metrics["coverage"] <= 1 and 0 <= metrics["similar_ndcg_at_10"] <= 1
 
 
 def test_nothing_to_serve_or_train(engine, run, ratings_file):

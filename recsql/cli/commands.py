@@ -268,13 +268,17 @@ METRIC_COLUMNS = [
     Column("train_rmse", format=".4f"), Column("train_mae", format=".4f"),
     Column("test_rmse", format=".4f"), Column("test_mae", format=".4f"),
     Column("precision_at_10", format=".4f"), Column("recall_at_10", format=".4f"),
-    Column("ndcg_at_10", format=".4f"), Column("fit_seconds", format=".4f"),
+    Column("ndcg_at_10", format=".4f"), Column("similar_ndcg_at_10", format=".4f"),
+    Column("coverage", format=".4f"), Column("fit_seconds", format=".4f"),
 ]
 
 
 @cli.command()
 @_solver_options
 @_holdout_options
+@click.option("--similar-k", type=int, default=20, show_default=True, help="Similar movies per movie to score.")
+@click.option("--metric", type=click.Choice(METRICS), default="cosine", show_default=True,
+              help="How similar movies are found (as for train).")
 @json_option
 @click.pass_context
 def evaluate(ctx: click.Context, train_file: str | None, as_json: bool, **options: Any) -> None:

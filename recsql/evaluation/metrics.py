@@ -15,6 +15,8 @@ import scipy.sparse as sp
 
 from recsql.data.matrix import RatingMatrix, lookup_ids
 from recsql.model.factors import Factors
+from recsql.model.topk import TopK, block_rows, top_k_largest
+from recsql.progress import Step, no_step
 
 
 @dataclass(frozen=True)
@@ -48,43 +50,117 @@ def score(factors: Factors, ratings: RatingMatrix) -> Score:
 RELEVANT = 4.0
 
 
+@dataclass(frozen=True)
+class HeldOut:
+    """The test side of a ranking evaluation, in a model's index space.
+
+    ``users`` are the rows of the test users with at least one relevant rating (a test
+    rating >= 4 of a movie the model knows), ascending; ``relevant`` marks their relevant
+    movies (one row per user); ``rated`` holds every user's training cells, which
+    rankings leave out.
+    """
+
+    users: np.ndarray
+    relevant: sp.csr_matrix
+    rated: sp.csr_matrix
+
+    @classmethod
+    def of(cls, user_ids: np.ndarray, movie_ids: np.ndarray, train: RatingMatrix, test: RatingMatrix) -> HeldOut:
+        """Map ``train`` and ``test`` onto a model's ``user_ids`` x ``movie_ids``."""
+        shape = (len(user_ids), len(movie_ids))
+        t_users, t_movies, values = test.triples()
+        rows, known_u = lookup_ids(user_ids, t_users)
+        cols, known_m = lookup_ids(movie_ids, t_movies)
+        keep = known_u & known_m & (values >= RELEVANT)
+        rows, cols = rows[keep], cols[keep]
+        users = np.unique(rows)
+        positions = np.searchsorted(users, rows)
+        relevant = sp.csr_matrix((np.ones(len(rows)), (positions, cols)), shape=(len(users), shape[1]))
+        relevant.sum_duplicates()
+        relevant.data[:] = 1.0
+        r_users, r_movies, _ = train.triples()
+        t_rows, known_u = lookup_ids(user_ids, r_users)
+        t_cols, known_m = lookup_ids(movie_ids, r_movies)
+        keep = known_u & known_m
+        rated = sp.csr_matrix((np.ones(int(keep.sum())), (t_rows[keep], t_cols[keep])), shape=shape)
+        rated.sum_duplicates()
+        return cls(users, relevant, rated)
+
+
+def top_k_quality(top: np.ndarray, relevant: sp.csr_matrix, k: int = 10) -> dict[str, float]:
+    """precision@k, recall@k and NDCG@k of ranked lists against relevant sets.
+
+    ``top`` is one row of movie indices per user, best first (-1: an empty slot);
+    ``relevant`` has the same rows.  Averages over the rows (each has a relevant movie).
+    """
+    top = top[:, :k]
+    valid = top >= 0
+    hits = np.zeros(top.shape)
+    hits[valid] = np.asarray(relevant[np.nonzero(valid)[0], top[valid]]).ravel()
+    n_relevant = np.diff(relevant.indptr)
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = np.cumsum(discounts)[np.minimum(n_relevant, k) - 1]
+    return {
+        f"precision_at_{k}": float(np.mean(hits.sum(axis=1) / k)),
+        f"recall_at_{k}": float(np.mean(hits.sum(axis=1) / n_relevant)),
+        f"ndcg_at_{k}": float(np.mean((hits * discounts[: np.size(hits, 1)]).sum(axis=1) / ideal)),
+    }
+
+
 def ranking(factors: Factors, train: RatingMatrix, test: RatingMatrix, k: int = 10) -> dict[str, float]:
     """precision@k, recall@k and NDCG@k over test users with a relevant test rating.
 
     For each such user the model ranks every movie it knows that the user did not rate in
     training; relevant = a test rating >= 4 of a movie the model knows.
     """
-    user_ids, movie_ids, values = test.triples()
-    rows, known_u = lookup_ids(factors.user_ids, user_ids)
-    cols, known_m = lookup_ids(factors.movie_ids, movie_ids)
-    keep = known_u & known_m & (values >= RELEVANT)
-    rows, cols = rows[keep], cols[keep]
-    users = np.unique(rows)
-    if len(users) == 0:
+    held = HeldOut.of(factors.user_ids, factors.movie_ids, train, test)
+    if len(held.users) == 0:
         nan = float("nan")
         return {f"precision_at_{k}": nan, f"recall_at_{k}": nan, f"ndcg_at_{k}": nan, "ranked_users": 0}
-    t_rows, _ = lookup_ids(factors.user_ids, train.user_ids[train.rows])
-    t_cols, _ = lookup_ids(factors.movie_ids, train.movie_ids[train.cols])
-    rated = sp.csr_matrix(
-        (np.ones(len(t_rows)), (t_rows, t_cols)), shape=(len(factors.user_ids), len(factors.movie_ids))
+    top, _ = factors.recommend(held.rated, k, held.users)
+    return {**top_k_quality(top, held.relevant, k), "ranked_users": int(len(held.users))}
+
+
+def because_you_rated(
+    similar: TopK, held: HeldOut, *, larger_is_similar: bool = True, k: int = 10, step: Step = no_step
+) -> float:
+    """NDCG@k of stored similar-movie lists used as an application uses them.
+
+    "Because you rated X": each movie a user rated in training lends every movie on its
+    stored list that list's similarity score, a movie's score is the sum of what it
+    gets, and the user's unrated movies are ranked by it (only movies on some list can
+    score).  Relevance as in :func:`ranking`.  Distances (``larger_is_similar=False``,
+    the tutorial's L1) lend 1 / (1 + distance).
+    """
+    if len(held.users) == 0:
+        return float("nan")
+    n_movies = held.rated.shape[1]
+    n, width = similar.indices.shape[0], similar.indices.shape[1]
+    weights = similar.scores if larger_is_similar else 1.0 / (1.0 + similar.scores)
+    lends = sp.csr_matrix(
+        (weights.ravel().astype(np.float32), similar.indices.ravel(), np.arange(0, n * width + 1, width)),
+        shape=(n_movies, n_movies),
     )
-    top, _ = factors.recommend(rated, k, users)
-    relevant = sp.csr_matrix(
-        (np.ones(len(rows)), (np.searchsorted(users, rows), cols)), shape=(len(users), len(factors.movie_ids))
-    )
-    relevant.sum_duplicates()
-    valid = top >= 0
-    hits = np.zeros(top.shape)
-    hits[valid] = np.asarray(relevant[np.nonzero(valid)[0], top[valid]]).ravel()
-    n_relevant = np.diff(relevant.indptr)
-    discounts = 1.0 / np.log2(np.arange(2, top.shape[1] + 2))
-    ideal = np.cumsum(discounts)[np.minimum(n_relevant, top.shape[1]) - 1]
-    return {
-        f"precision_at_{k}": float(np.mean(hits.sum(axis=1) / k)),
-        f"recall_at_{k}": float(np.mean(hits.sum(axis=1) / n_relevant)),
-        f"ndcg_at_{k}": float(np.mean((hits * discounts).sum(axis=1) / ideal)),
-        "ranked_users": int(len(users)),
-    }
+    top = np.full((len(held.users), k), -1, dtype=np.int64)
+    block = block_rows(n_movies)
+    for start in range(0, len(held.users), block):
+        rows = held.users[start : start + block]
+        rated = held.rated[rows]
+        scores = np.asarray((rated.astype(np.float32) @ lends).todense())
+        listed = np.asarray((rated @ (lends != 0)).todense()) > 0
+        scores[~listed] = -np.inf
+        scores[np.repeat(np.arange(len(rows)), np.diff(rated.indptr)), rated.indices] = -np.inf
+        best, value = top_k_largest(scores, k)
+        best[~np.isfinite(value)] = -1
+        top[start : start + len(rows), : best.shape[1]] = best
+        step(1)
+    return top_k_quality(top, held.relevant, k)[f"ndcg_at_{k}"]
+
+
+def coverage(recommended: np.ndarray, n_movies: int) -> float:
+    """The share of the catalogue that is on at least one user's list (-1: empty slot)."""
+    shown = np.unique(recommended[recommended >= 0])
+    return len(shown) / n_movies if n_movies else float("nan")
 
 
 def accuracy_metrics(factors: Factors, train: RatingMatrix, test: RatingMatrix | None) -> dict[str, float]:
@@ -99,4 +175,23 @@ def accuracy_metrics(factors: Factors, train: RatingMatrix, test: RatingMatrix |
             n_test=held_out.n, n_test_skipped=held_out.skipped,
         )
         result.update(ranking(factors, train, test))
+    return result
+
+
+def list_metrics(
+    factors: Factors,
+    train: RatingMatrix,
+    test: RatingMatrix | None,
+    similar: TopK,
+    recommended: TopK,
+    *,
+    larger_is_similar: bool = True,
+) -> dict[str, float]:
+    """How the lists an application shows do: ``coverage`` of the recommendations (the
+    share of movies recommended to anyone) and, with a test set, the "because you rated"
+    NDCG@10 of the similar-movie lists (:func:`because_you_rated`)."""
+    result = {"coverage": coverage(recommended.indices, len(factors.movie_ids))}
+    if test is not None:
+        held = HeldOut.of(factors.user_ids, factors.movie_ids, train, test)
+        result["similar_ndcg_at_10"] = because_you_rated(similar, held, larger_is_similar=larger_is_similar)
     return result
