@@ -2,7 +2,7 @@
 """Benchmark: accuracy and fit time on MovieLens 100K's five u1..u5 splits.
 
     python scripts/bench_accuracy.py [--data ../shared/data/ml-100k] [--splits 1,2,3,4,5]
-                                     [--json results.json] [--no-peers] [--cg]
+                                     [--json results.json] [--no-peers] [--cg] [--ranking]
 
 For each split: fit on uK.base, score uK.test; prints per split and the mean of test
 RMSE, MAE and fit seconds for recsql's default solver (and the tutorial's CG with
@@ -10,6 +10,14 @@ RMSE, MAE and fit seconds for recsql's default solver (and the tutorial's CG wit
 run fits Surprise's SVD, SVD++ and KNNBaseline (item-based, pearson_baseline) on the same
 splits, so the comparison shares machine and moment.  Seeds are fixed; the splits are
 MovieLens' own.
+
+``--ranking`` adds the lists applications show, scored by recsql's own protocol
+(``recsql.evaluation.metrics``: rank every training movie the user did not rate,
+relevant = a test rating >= 4): precision, recall and NDCG@10 of the top-10
+recommendations, their catalogue coverage, and the "because you rated" NDCG@10 of
+top-20 similar-movie lists, for recsql's default beside reference rankers implemented
+here (most popular, item cosine over the rated-by matrix, EASE with lambda = 500) and
+implicit's ALS when installed (``pip install 'recsql[bench]'``).
 """
 
 from __future__ import annotations
@@ -23,9 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
+from recsql.data.matrix import RatingMatrix
 from recsql.data.ratings import ratings_from_file
-from recsql.evaluation.metrics import score
+from recsql.evaluation.evaluate import evaluate_on
+from recsql.evaluation.metrics import HeldOut, because_you_rated, coverage, score, top_k_quality
 from recsql.model.solvers import make_solver
+from recsql.model.topk import TopK, top_k_largest
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
 
@@ -69,6 +80,103 @@ def surprise(name: str) -> Callable[[Path, Path], tuple[float, float, float]] | 
     return run
 
 
+# ----------------------------------------------------------------------------- ranking
+
+# A reference ranker: the training matrix -> (user x movie scores, movie x movie similarity).
+Ranker = Callable[[RatingMatrix], tuple[np.ndarray, np.ndarray | None]]
+
+
+def popular_ranker(train: RatingMatrix) -> tuple[np.ndarray, None]:
+    counts = np.bincount(train.cols, minlength=train.n_movies).astype(float)
+    return np.broadcast_to(counts, train.shape).copy(), None
+
+
+def cosine_ranker(train: RatingMatrix) -> tuple[np.ndarray, np.ndarray]:
+    x = (train.csr != 0).astype(np.float64)
+    gram = (x.T @ x).toarray()
+    norms = np.sqrt(np.diag(gram))
+    similarity = gram / np.outer(norms, norms)
+    np.fill_diagonal(similarity, 0.0)
+    return np.asarray(x @ similarity), similarity
+
+
+def ease_ranker(lam: float = 500.0) -> Ranker:
+    """Steck (2019): B = I - P diagMat(1/diag(P)), P = (X^T X + lam I)^-1, diag(B) = 0."""
+    def rank(train: RatingMatrix) -> tuple[np.ndarray, np.ndarray]:
+        x = (train.csr != 0).astype(np.float64)
+        precision = np.linalg.inv((x.T @ x).toarray() + lam * np.eye(train.n_movies))
+        weights = -precision / np.diag(precision)
+        np.fill_diagonal(weights, 0.0)
+        return np.asarray(x @ weights), weights
+    return rank
+
+
+def implicit_ranker() -> Ranker | None:
+    try:
+        from implicit.cpu.als import AlternatingLeastSquares
+    except ImportError:
+        return None
+
+    def rank(train: RatingMatrix) -> tuple[np.ndarray, np.ndarray]:
+        model = AlternatingLeastSquares(factors=32, regularization=0.05, iterations=15, alpha=2.0,
+                                        random_state=0, num_threads=2)
+        model.fit(train.csr.astype(np.float32), show_progress=False)
+        users, items = np.asarray(model.user_factors), np.asarray(model.item_factors)
+        norms = np.linalg.norm(items, axis=1, keepdims=True)
+        unit = items / np.where(norms == 0, 1, norms)
+        similarity = unit @ unit.T
+        np.fill_diagonal(similarity, -np.inf)
+        return users @ items.T, similarity
+    return rank
+
+
+def list_quality(train: RatingMatrix, test: RatingMatrix, ranker: Ranker) -> dict[str, float]:
+    """The default protocol's list metrics for a reference ranker (same code paths)."""
+    scores, similarity = ranker(train)
+    held = HeldOut.of(train.user_ids, train.movie_ids, train, test)
+    everyone = np.array(scores, dtype=np.float64)
+    everyone[train.rows, train.cols] = -np.inf
+    top, _ = top_k_largest(everyone, 10)
+    result = {**top_k_quality(top[held.users], held.relevant), "coverage": coverage(top, train.n_movies)}
+    if similarity is not None:
+        similarity = np.array(similarity, dtype=np.float64)
+        np.fill_diagonal(similarity, -np.inf)
+        result["similar_ndcg_at_10"] = because_you_rated(TopK(*top_k_largest(similarity, 20)), held)
+    return result
+
+
+RANKING_COLUMNS = ("precision_at_10", "recall_at_10", "ndcg_at_10", "coverage", "similar_ndcg_at_10")
+
+
+def ranking_table(data: Path, splits: list[int]) -> dict[str, list[dict[str, float]]]:
+    rankers: dict[str, Ranker] = {
+        "most popular": popular_ranker, "item cosine (all neighbours)": cosine_ranker,
+        "EASE, lambda 500": ease_ranker(500.0),
+    }
+    peer = implicit_ranker()
+    if peer is not None:
+        rankers["implicit ALS (32 factors)"] = peer
+    else:
+        print("(implicit not installed: its ALS skipped; pip install 'recsql[bench]')")
+    results: dict[str, list[dict[str, float]]] = {"recsql als (default)": []}
+    for k in splits:
+        train, test = ratings_from_file(data / f"u{k}.base"), ratings_from_file(data / f"u{k}.test")
+        results["recsql als (default)"].append(evaluate_on([(train, test)], "als").folds[0].metrics)
+        for name, ranker in rankers.items():
+            results.setdefault(name, []).append(list_quality(train, test, ranker))
+        print(f"  ranking u{k}: " + ", ".join(f"{n} {r[-1]['ndcg_at_10']:.3f}" for n, r in results.items()),
+              flush=True)
+    print()
+    print(f"MovieLens 100K, top-10 lists and top-20 similar movies, mean over u{','.join(map(str, splits))}")
+    print()
+    print("| ranker | P@10 | R@10 | NDCG@10 | coverage | similar movies NDCG@10 |")
+    print("|---|---|---|---|---|---|")
+    for name, rows in results.items():
+        means = [np.mean([r.get(c, np.nan) for r in rows]) for c in RANKING_COLUMNS]
+        print(f"| {name} | " + " | ".join("-" if np.isnan(m) else f"{m:.3f}" for m in means) + " |")
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -76,6 +184,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument("--no-peers", action="store_true", help="skip Surprise even if installed")
     parser.add_argument("--cg", action="store_true", help="also run the tutorial's CG (slow: ~25 s a split)")
+    parser.add_argument("--ranking", action="store_true", help="also the ranking table (lists users see)")
     parser.add_argument("--variant", action="append", default=[], metavar="K=V,...",
                         help="also run als with these parameters, e.g. features=8,samples=60")
     args = parser.parse_args()
@@ -116,9 +225,15 @@ def main() -> None:
         rmse = [r[0] for r in rows]
         print(f"| {name} | " + " | ".join(f"{x:.4f}" for x in rmse)
               + f" | {np.mean(rmse):.4f} | {np.mean([r[1] for r in rows]):.4f} | {np.mean([r[2] for r in rows]):.2f} |")
+    ranking = None
+    if args.ranking:
+        print()
+        ranking = ranking_table(args.data, splits)
     if args.json:
-        args.json.write_text(json.dumps({n: [dict(zip(("rmse", "mae", "fit_seconds"), r)) for r in rows]
-                                         for n, rows in results.items()}, indent=2))
+        args.json.write_text(json.dumps({
+            "rating": {n: [dict(zip(("rmse", "mae", "fit_seconds"), r)) for r in rows] for n, rows in results.items()},
+            "ranking": ranking,
+        }, indent=2))
 
 
 if __name__ == "__main__":
