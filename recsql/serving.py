@@ -33,8 +33,9 @@ from recsql.data.matrix import lookup_ids
 from recsql.data.source import read_only
 from recsql.db.migrate import connect
 from recsql.errors import InvalidParameter, UnknownMovie, UnknownUser
-from recsql.model.factors import Factors
+from recsql.model.factors import Factors, Ranking
 from recsql.model.foldin import FoldedUser, fold_in
+from recsql.model.ranking import blend
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class Recommendation:
     genres: str | None
     predicted_rating: float | None
     source: str = "model"
+    score: float | None = None  # what ordered the list (the view's ``score``)
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class _Active:
 
     info: store.ModelInfo
     movies: Factors
+    similar: sp.csr_matrix | None  # stored similar-movie scores, when they order the lists
 
     def rows(self, movie_ids: Iterable[int]) -> np.ndarray:
         """Rows of known movies; raises UnknownMovie naming every unknown id."""
@@ -185,7 +188,8 @@ class Recommender:
             return []  # the user has rated every movie (or the run stored no recommendations)
         active = self._model()
         user = self._stored_user(user_id, active)
-        return self._rank(active, user, set(self._ratings_of(user_id)) | excluded, limit)
+        rated = self._ratings_of(user_id)
+        return self._rank(active, user, set(rated), set(rated) | excluded, limit)
 
     # ------------------------------------------------------------------ computed
 
@@ -195,20 +199,21 @@ class Recommender:
         """Top ``limit`` movies for someone the model has never seen, from a few ratings."""
         active = self._model()
         folded = self._fold(active, ratings)
-        return self._rank(active, folded.scored_by(active.movies), set(ratings) | set(exclude), limit)
+        return self._rank(active, folded.scored_by(active.movies), set(ratings), set(ratings) | set(exclude), limit)
 
     def save_user(self, user_id: int, ratings: Mapping[int, float], limit: int = 10) -> list[Recommendation]:
         """Fold a user in and store their vector and recommendations under the active model,
         so SQL readers see them until the next retrain.  Returns the recommendations."""
         active = self._model()
         folded = self._fold(active, ratings)
-        recommendations = self._rank(active, folded.scored_by(active.movies), set(ratings), limit)
+        recommendations = self._rank(active, folded.scored_by(active.movies), set(ratings), set(ratings), limit)
         bind = self.bind
         with (bind.begin() if isinstance(bind, Engine) else nullcontext(bind)) as conn:
             store.save_user(
                 conn, active.info.model_id, user_id, folded.factors, folded.bias,
                 np.array([r.movie_id for r in recommendations], dtype=np.int64),
                 np.array([r.predicted_rating for r in recommendations], dtype=np.float64),
+                np.array([r.score for r in recommendations], dtype=np.float64),
             )
         return recommendations
 
@@ -249,19 +254,34 @@ class Recommender:
         rows = active.rows(ratings.keys())
         return fold_in(active.movies, rows, np.array([float(v) for v in ratings.values()]))
 
-    def _rank(self, active: _Active, user: Factors, excluded: set[int], limit: int) -> list[Recommendation]:
-        """The best ``limit`` movies for the one user of ``user`` that are not ``excluded``."""
-        n_movies = len(active.movies.movie_ids)
-        rows, known = lookup_ids(active.movies.movie_ids, np.array(sorted(excluded), dtype=np.int64))
+    def _rank(
+        self, active: _Active, user: Factors, rated: set[int], excluded: set[int], limit: int
+    ) -> list[Recommendation]:
+        """The best ``limit`` movies for the one user of ``user`` that are not ``excluded``,
+        ordered as the active model's stored lists are: by the item-item choice model
+        (here: the stored similar-movie lists of the ``rated`` movies, summed) blended with
+        the predicted rating, or by predicted rating alone."""
+        ids = active.movies.movie_ids
+        n_movies = len(ids)
+        rows, known = lookup_ids(ids, np.array(sorted(excluded), dtype=np.int64))
         cols = np.unique(rows[known])
-        rated = sp.csr_matrix((np.ones(len(cols)), (np.zeros(len(cols), dtype=np.int64), cols)), shape=(1, n_movies))
-        best, value = user.recommend(rated, limit, exact=True)
+        skip = sp.csr_matrix((np.ones(len(cols)), (np.zeros(len(cols), dtype=np.int64), cols)), shape=(1, n_movies))
+        rank: Ranking | None = None
+        if active.similar is not None:
+            liked, known = lookup_ids(ids, np.array(sorted(rated), dtype=np.int64))
+            choice = np.asarray(active.similar[liked[known]].sum(axis=0)).ravel()
+
+            def rank(_rows: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+                return blend(choice[None, :], user.clipped(predictions), user.global_mean)
+
+        best, value = user.recommend(skip, limit, exact=True, rank=rank)
         keep = best[0] >= 0
-        movie_ids = active.movies.movie_ids[best[0][keep]]
-        titles = self._titles(movie_ids)
+        cols, scores = best[0][keep], value[0][keep]
+        predicted = user.predict(np.zeros(len(cols), dtype=np.int64), cols)
+        titles = self._titles(ids[cols])
         return [
-            Recommendation(i + 1, int(m), *titles.get(int(m), (None, None)), float(v))
-            for i, (m, v) in enumerate(zip(movie_ids, value[0][keep]))
+            Recommendation(i + 1, int(m), *titles.get(int(m), (None, None)), float(p), score=float(v))
+            for i, (m, p, v) in enumerate(zip(ids[cols], predicted, scores))
         ]
 
     def _titles(self, movie_ids: np.ndarray) -> dict[int, tuple[str | None, str | None]]:
@@ -307,7 +327,9 @@ class Recommender:
             if self._active is not None and self._active.info.model_id == model_id:
                 return self._active
             info = store.get_model(conn, model_id)
-            self._active = _Active(info, store.load_movie_factors(conn, info))
+            movies = store.load_movie_factors(conn, info)
+            similar = store.load_similar(conn, info, movies.movie_ids) if info.lists == "items" else None
+            self._active = _Active(info, movies, similar)
         return self._active
 
 
@@ -317,7 +339,7 @@ SIMILAR_SQL = text(
     "FROM similar_movies WHERE movie_id = :movie_id ORDER BY rank LIMIT :limit"
 )
 RECOMMEND_SQL = text(
-    "SELECT rank, movie_id, title, genres, predicted_rating "
+    "SELECT rank, movie_id, title, genres, predicted_rating, score "
     "FROM recommended_movies WHERE user_id = :user_id ORDER BY rank LIMIT :limit"
 )
 POPULAR_SQL = text(
@@ -327,4 +349,5 @@ POPULAR_SQL = text(
 
 
 def _numbered(rows: Sequence[Any]) -> list[Recommendation]:
-    return [Recommendation(i + 1, r.movie_id, r.title, r.genres, r.predicted_rating) for i, r in enumerate(rows)]
+    return [Recommendation(i + 1, r.movie_id, r.title, r.genres, r.predicted_rating, score=r.score)
+            for i, r in enumerate(rows)]

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from sqlalchemy import Connection, Engine, delete, insert, select, text, update
 
 from recsql.data.matrix import lookup_ids
@@ -81,6 +82,12 @@ class ModelInfo:
     def source(self) -> Source | None:
         """The application tables it was trained from (None: recsql's ``ratings``)."""
         return Source.from_params(self.params.get("source"))
+
+    @property
+    def lists(self) -> str:
+        """What ordered its stored lists: ``items`` (the item-item model blended with the
+        ratings) or ``ratings`` (the rating model alone, as every version before it did)."""
+        return str(self.params.get("lists", "ratings"))
 
     @property
     def clip(self) -> tuple[float, float] | None:
@@ -180,7 +187,8 @@ def _output_rows(model_id: int, outputs: ModelOutputs) -> dict[str, dict[str, np
         "user_id": np.repeat(factors.user_ids, k)[filled],
         "rank": np.tile(np.arange(1, k + 1, dtype=np.int64), n)[filled],
         "movie_id": factors.movie_ids[outputs.recommended.indices.ravel()[filled]],
-        "predicted_rating": outputs.recommended.scores.ravel()[filled],
+        "predicted_rating": outputs.recommended.predicted.ravel()[filled],
+        "score": outputs.recommended.scores.ravel()[filled],
     }
     top = outputs.popular
     tables["movie_popularity"] = {
@@ -273,6 +281,12 @@ def activate(engine: Engine, model_id: int) -> None:
         )
 
 
+def record_params(engine: Engine, model_id: int, params: dict[str, Any]) -> None:
+    """Replace a running version's parameters (what the fit decided, e.g. which lists)."""
+    with engine.begin() as conn:
+        conn.execute(update(Model).where(Model.id == model_id).values(params=params))
+
+
 def record_timings(engine: Engine, model_id: int, timings: dict[str, float]) -> None:
     """Store the final per-phase timings (write and activate end after the version's rows)."""
     with engine.begin() as conn:
@@ -320,6 +334,19 @@ def load_movie_factors(conn: Connection, model: ModelInfo) -> Factors:
     )
 
 
+def load_similar(conn: Connection, model: ModelInfo, movie_ids: np.ndarray) -> sp.csr_matrix:
+    """A version's stored similar-movie scores as a movies x movies sparse matrix
+    (rows and columns in the order of ``movie_ids``)."""
+    movies, similar, scores = bulk.read_columns(
+        conn, f"SELECT movie_id, similar_movie_id, score FROM movie_similarities WHERE model_id = {int(model.model_id)}"
+    )
+    rows, known_rows = lookup_ids(movie_ids, movies)
+    cols, known_cols = lookup_ids(movie_ids, similar)
+    keep = known_rows & known_cols
+    shape = (len(movie_ids), len(movie_ids))
+    return sp.csr_matrix((scores[keep], (rows[keep], cols[keep])), shape=shape)
+
+
 def load_user(conn: Connection, model_id: int, user_id: int) -> tuple[np.ndarray, float] | None:
     """A stored user's feature vector and bias in a version, or None if it has none."""
     features = conn.execute(
@@ -343,6 +370,7 @@ def save_user(
     bias: float,
     recommended_ids: np.ndarray,
     predicted: np.ndarray,
+    scores: np.ndarray,
 ) -> None:
     """Store (or replace) one user's vector, bias and recommendations under a version,
     inside the caller's transaction."""
@@ -359,4 +387,5 @@ def save_user(
         "rank": np.arange(1, n + 1, dtype=np.int64),
         "movie_id": np.asarray(recommended_ids, dtype=np.int64),
         "predicted_rating": np.asarray(predicted, dtype=np.float64),
+        "score": np.asarray(scores, dtype=np.float64),
     })

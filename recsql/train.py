@@ -22,8 +22,16 @@ from recsql.data.source import Source
 from recsql.errors import InvalidParameter
 from recsql.evaluation.metrics import accuracy_metrics, list_metrics
 from recsql.evaluation.splits import split_random
-from recsql.model.factors import Metric, check_similarity_params
-from recsql.model.outputs import ModelOutputs, popularity
+from recsql.model.outputs import (
+    ListMetric,
+    ModelOutputs,
+    check_list_params,
+    item_model,
+    popularity,
+    recommendation_lists,
+    similar_lists,
+)
+from recsql.model.ranking import DEFAULT_ITEM_REGULARIZATION
 from recsql.model.solvers import DEFAULT_SOLVER, make_solver
 from recsql.model.topk import block_count
 from recsql.progress import Phases
@@ -57,7 +65,8 @@ def train(
     test_fraction: float | None = None,
     test_file: str | Path | None = None,
     similar_k: int = 20,
-    metric: Metric = "cosine",
+    metric: ListMetric = "items",
+    item_regularization: float = DEFAULT_ITEM_REGULARIZATION,
     recommend_n: int = store.DEFAULT_RECOMMEND_N,
     source: Source | str | Path | None = None,
     show_progress: bool = False,
@@ -74,6 +83,9 @@ def train(
     ``source`` (a :class:`~recsql.data.source.Source` or the path of its TOML file)
     trains from the application's own tables instead of recsql's ``ratings``; item
     titles are refreshed from its movies table, if it maps one.
+    ``metric`` says what orders the stored lists (:mod:`recsql.model.outputs`): ``items``
+    (default) the item-item choice model blended with the rating model, with
+    ``item_regularization`` as its lambda; ``cosine`` or ``l1`` the rating model alone.
     ``show_progress`` draws a progress bar per phase on stderr; the seconds each phase
     took are returned and stored in ``models.timings`` either way.
     """
@@ -87,7 +99,7 @@ def train(
     test: RatingMatrix | None = None
     if test_file is not None:
         test = ratings_from_file(test_file, duplicates)
-    check_similarity_params(similar_k, metric)
+    check_list_params(similar_k, metric)
     if recommend_n < 0:
         raise InvalidParameter(f"recommend_n must not be negative, not {recommend_n}")
     source = as_source(source)
@@ -97,13 +109,14 @@ def train(
             refresh_titles(engine, source)
     if test_fraction is not None and test is None:
         matrix, test = split_random(matrix, test_fraction, seed)
-    params = {
+    params: dict[str, Any] = {
         **model.params(),
         "duplicates": duplicates,
         "test_fraction": test_fraction,
         "test_file": str(test_file) if test_file is not None else None,
         "similar_k": similar_k,
         "metric": metric,
+        "item_regularization": item_regularization,
         "recommend_n": recommend_n,
         "source": source.to_params() if source is not None else None,
     }
@@ -111,16 +124,19 @@ def train(
     try:
         with phase("fit", total=model.steps()) as step:
             factors = model.fit(matrix, step)
+        with phase("items"):
+            items = item_model(matrix, metric, item_regularization)
         with phase("similarities", total=block_count(matrix.n_movies, matrix.n_movies)) as step:
-            similar = factors.similar_movies(similar_k, metric, step)
+            similar = similar_lists(factors, items, similar_k, metric, step)
         with phase("recommendations", total=block_count(matrix.n_users, matrix.n_movies)) as step:
-            recommended = factors.recommend(matrix.csr, recommend_n, step=step)
+            recommended = recommendation_lists(factors, items, matrix.csr, recommend_n, step)
         with phase("evaluate"):
             metrics = {
                 **accuracy_metrics(factors, matrix, test),
-                **list_metrics(factors, matrix, test, similar, recommended, larger_is_similar=metric != "l1"),
+                **list_metrics(factors, matrix, test, similar, recommended.indices, larger_is_similar=metric != "l1"),
                 **{k: v for k, v in factors.info.items() if isinstance(v, (int, float, bool))},
             }
+        store.record_params(engine, model_id, {**params, "lists": "items" if items is not None else "ratings"})
         outputs = ModelOutputs(factors, similar, recommended, popularity(matrix), n_ratings=matrix.nnz)
         with phase("write", total=len(store.OUTPUT_TABLES)) as step:
             store.save_outputs(engine, model_id, outputs, metrics=metrics, timings=timings, step=step)

@@ -61,6 +61,15 @@ def test_accuracy_on_movielens_100k(ml100k):
     assert rmse[0] <= 0.925, rmse
 
 
+def test_stored_lists_rank_on_movielens_100k(ml100k):
+    """Floors for the lists applications show (u1): the top-10 recommendations' NDCG@10
+    and the similar movies' "because you rated" NDCG@10, while RMSE stays where it was."""
+    metrics = recsql.evaluate(train_file=ml100k / "u1.base", test_file=ml100k / "u1.test").mean
+    assert metrics["ndcg_at_10"] >= 0.35, metrics
+    assert metrics["similar_ndcg_at_10"] >= 0.35, metrics
+    assert metrics["test_rmse"] <= 0.8925, metrics
+
+
 def test_sql_reproduces_predictions(engine, run, seed_data):
     run("import", "ratings", seed_data / "movie_ratings_data_set.csv")
     run("train")  # the default solver: biases, clipping, compressed Bayesian factors

@@ -9,8 +9,9 @@ import pytest
 import scipy.sparse as sp
 
 from recsql.data.matrix import RatingMatrix
-from recsql.evaluation.metrics import HeldOut, because_you_rated, coverage, ranking, top_k_quality
+from recsql.evaluation.metrics import HeldOut, because_you_rated, coverage, list_metrics, top_k_quality
 from recsql.model.factors import Factors
+from recsql.model.outputs import recommendation_lists
 from recsql.model.topk import TopK
 
 
@@ -84,7 +85,8 @@ def test_ranking_matches_brute_force(seed):
             scored.append((-prediction, col, movie))
         lists[user] = [movie for _, _, movie in sorted(scored)]
     p, r, n = brute_quality(lists, {u: rel for u, (_, rel) in cases.items()})
-    ours = ranking(factors, train, test)
+    stored = recommendation_lists(factors, None, train.csr, 10)  # ranked by predicted rating
+    ours = list_metrics(factors, train, test, factors.similar_movies(3), stored.indices)
     assert ours["ranked_users"] == len(cases)
     assert ours["precision_at_10"] == pytest.approx(p, abs=1e-12)
     assert ours["recall_at_10"] == pytest.approx(r, abs=1e-12)

@@ -69,6 +69,7 @@ def test_known_user_gets_the_stored_recommendations(trained, engine):
         )).scalars().all()
         rated = set(conn.execute(text("SELECT movie_id FROM ratings WHERE user_id = 1")).scalars())
     assert [r.movie_id for r in recs] == stored and {r.source for r in recs} == {"model"}
+    assert [r.score for r in recs] == sorted((r.score for r in recs), reverse=True)  # the view's order
     assert not rated & {r.movie_id for r in recs}
     assert all(r.title for r in recs)
     # Excluding more than the stored list holds falls back to ranking from the factors.
@@ -101,11 +102,21 @@ def test_popular_is_damped(trained, engine):
     assert [p.score for p in top] == sorted((p.score for p in top), reverse=True)
 
 
-def test_recommend_for_ratings(trained):
+def test_recommend_for_ratings(trained, engine):
     recs = trained.recommend_for_ratings({3: 5, 9: 4}, limit=5)
     assert len(recs) == 5 and not {3, 9} & {r.movie_id for r in recs}
-    scores = [r.predicted_rating for r in recs]
+    scores = [r.score for r in recs]
     assert scores == sorted(scores, reverse=True)
+    # The order is the stored model's, readable in SQL: the similar-movie scores of the
+    # rated movies, summed, times exp(0.5 * (predicted rating - mean)).
+    with engine.connect() as conn:
+        mean = conn.execute(text("SELECT global_mean FROM active_model")).scalar()
+        lent = dict(conn.execute(text(
+            "SELECT similar_movie_id, SUM(score) FROM similar_movies WHERE movie_id IN (3, 9) "
+            "GROUP BY similar_movie_id"
+        )).all())
+    for r in recs:
+        assert r.score == pytest.approx(lent.get(r.movie_id, 0.0) * np.exp(0.5 * (r.predicted_rating - mean)), rel=1e-9)
     with pytest.raises(UnknownMovie) as caught:
         trained.recommend_for_ratings({3: 5, 777: 4, 888: 1})
     assert "777, 888" in str(caught.value)

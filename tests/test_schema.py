@@ -123,3 +123,25 @@ def test_upgrade_keeps_runs_made_at_an_older_revision(db_url, run):
     assert [m.status for m in recsql.list_models(engine)] == ["active"]
     engine.dispose()
     raw.dispose()
+
+
+def test_upgrade_scores_lists_stored_before_scores(db_url, run):
+    """Recommendations stored at 0005 were ordered by predicted rating: after the upgrade
+    that is their score, and the view shows it."""
+    run("db", "upgrade", "--revision", "0005_popular")
+    raw = create_engine(normalize_url(db_url))
+    with raw.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO models (id, created_at, status, algorithm, params) "
+            "VALUES (1, CURRENT_TIMESTAMP, 'active', 'als', '{\"features\": 2}')"
+        ))
+        conn.execute(text("INSERT INTO user_recommendations VALUES (1, 7, 1, 3, 4.5), (1, 7, 2, 4, 4.25)"))
+    run("db", "upgrade")
+    with raw.connect() as conn:
+        rows = conn.execute(text("SELECT rank, movie_id, predicted_rating, score FROM recommended_movies "
+                                 "WHERE user_id = 7 ORDER BY rank")).all()
+    assert [tuple(r) for r in rows] == [(1, 3, 4.5, 4.5), (2, 4, 4.25, 4.25)]
+    run("db", "downgrade", "0005_popular")
+    with raw.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM recommended_movies")).scalar() == 2
+    raw.dispose()

@@ -23,7 +23,8 @@ from recsql.db.engine import DEFAULT_URL, URL_ENV
 from recsql.demo import run_demo
 from recsql.errors import RecsqlError
 from recsql.evaluation.tuning import require_matplotlib
-from recsql.model.factors import METRICS
+from recsql.model.outputs import LIST_METRICS
+from recsql.model.ranking import DEFAULT_ITEM_REGULARIZATION
 from recsql.model.solvers import DEFAULT_SOLVER, SOLVERS
 from recsql.progress import Phases, terminal
 
@@ -206,15 +207,29 @@ def _solver_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def _list_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """What orders the lists (train and evaluate)."""
+    options = [
+        click.option("--metric", type=click.Choice(LIST_METRICS), default="items", show_default=True,
+                     help="items: an item-item model of what users pick, blended with the ratings "
+                          "(catalogues up to 6,000 movies; beyond, cosine); cosine: the rating model's "
+                          "features; l1: the tutorial's difference score (slow on big catalogues)."),
+        click.option("--item-regularization", type=float, default=DEFAULT_ITEM_REGULARIZATION, show_default=True,
+                     help="items: the item-item model's L2 penalty."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @cli.command()
 @_solver_options
 @click.option("--test-fraction", type=float, default=None, help="Hold out this share of ratings to test on.")
 @click.option("--test-file", type=click.Path(dir_okay=False), default=None, help="Score this ratings file.")
 @click.option("--similar-k", type=int, default=20, show_default=True, help="Similar movies stored per movie.")
-@click.option("--metric", type=click.Choice(METRICS), default="cosine", show_default=True,
-              help="cosine: cosine similarity; l1: the tutorial's difference score (slow on big catalogues).")
+@_list_options
 @click.option("--recommend-n", type=int, default=10, show_default=True,
-              help="Recommendations stored per user (unrated movies, best predicted first).")
+              help="Recommendations stored per user (unrated movies, best first).")
 @click.option("--source", type=click.Path(dir_okay=False), default=None,
               help="TOML file mapping the application's own ratings (and items) tables; see README.")
 @click.pass_context
@@ -277,8 +292,7 @@ METRIC_COLUMNS = [
 @_solver_options
 @_holdout_options
 @click.option("--similar-k", type=int, default=20, show_default=True, help="Similar movies per movie to score.")
-@click.option("--metric", type=click.Choice(METRICS), default="cosine", show_default=True,
-              help="How similar movies are found (as for train).")
+@_list_options
 @json_option
 @click.pass_context
 def evaluate(ctx: click.Context, train_file: str | None, as_json: bool, **options: Any) -> None:
@@ -405,7 +419,8 @@ def _rating_pair(ctx: click.Context, param: click.Parameter, values: tuple[str, 
 
 RECOMMENDATION_COLUMNS = [
     Column("rank"), Column("movie_id", header="movie"), Column("title", align="<"),
-    Column("predicted_rating", header="predicted", format=".3f"), Column("genres", header="genre", align="<"),
+    Column("predicted_rating", header="predicted", format=".3f"), Column("score", format=".4g"),
+    Column("genres", header="genre", align="<"),
 ]
 
 

@@ -177,7 +177,8 @@ class MovieSimilarity(Base):
 
 
 class UserRecommendation(Base):
-    """Top-N movies a user has not rated, by predicted rating; rank 1 is the best."""
+    """Top-N movies a user has not rated, ordered by ``score`` (rank 1 is the best):
+    the ranking model's score, or the predicted rating when lists rank by it."""
 
     __tablename__ = "user_recommendations"
 
@@ -186,6 +187,7 @@ class UserRecommendation(Base):
     rank: Mapped[int] = mapped_column(Integer, primary_key=True)
     movie_id: Mapped[int] = mapped_column(BigInteger)
     predicted_rating: Mapped[float] = mapped_column(Float)
+    score: Mapped[float | None] = mapped_column(Float)
 
 
 class MoviePopularity(Base):

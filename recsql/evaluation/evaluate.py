@@ -19,7 +19,8 @@ from recsql.data.matrix import DuplicatePolicy
 from recsql.data.source import Source
 from recsql.evaluation.metrics import accuracy_metrics, list_metrics
 from recsql.evaluation.splits import Split, holdout
-from recsql.model.factors import Metric, check_similarity_params
+from recsql.model.outputs import ListMetric, check_list_params, item_model, recommendation_lists, similar_lists
+from recsql.model.ranking import DEFAULT_ITEM_REGULARIZATION
 from recsql.model.solvers import DEFAULT_SOLVER, make_solver
 
 
@@ -51,25 +52,29 @@ def evaluate_on(
     solver: str = DEFAULT_SOLVER,
     *,
     similar_k: int = 20,
-    metric: Metric = "cosine",
+    metric: ListMetric = "items",
+    item_regularization: float = DEFAULT_ITEM_REGULARIZATION,
     **solver_params: Any,
 ) -> Evaluation:
     """Fit ``solver`` on each training part and score its test part: ratings (RMSE,
     MAE), the top-10 recommendations (precision, recall, NDCG, coverage) and the
-    ``similar_k`` similar movies by ``metric`` (the "because you rated" NDCG@10)."""
-    check_similarity_params(similar_k, metric)
+    ``similar_k`` similar movies (the "because you rated" NDCG@10), both lists built as
+    ``train`` builds them for ``metric``."""
+    check_list_params(similar_k, metric)
     model = make_solver(solver, **solver_params)
     results = []
     for train, test in pairs:
         started = time.perf_counter()
         factors = model.fit(train)
-        fit_seconds = time.perf_counter() - started
-        similar = factors.similar_movies(similar_k, metric)
-        recommended = factors.recommend(train.csr, 10)
+        items = item_model(train, metric, item_regularization)
+        fit_seconds = time.perf_counter() - started  # both models: what a retrain fits
+        similar = similar_lists(factors, items, similar_k, metric)
+        recommended = recommendation_lists(factors, items, train.csr, 10)
         metrics = {
             **accuracy_metrics(factors, train, test),
-            **list_metrics(factors, train, test, similar, recommended, larger_is_similar=metric != "l1"),
+            **list_metrics(factors, train, test, similar, recommended.indices, larger_is_similar=metric != "l1"),
         }
+
         results.append(FoldResult(metrics, fit_seconds))
     return Evaluation(solver, model.params(), results)
 
@@ -86,14 +91,16 @@ def evaluate(
     source: Source | str | Path | None = None,
     solver: str = DEFAULT_SOLVER,
     similar_k: int = 20,
-    metric: Metric = "cosine",
+    metric: ListMetric = "items",
+    item_regularization: float = DEFAULT_ITEM_REGULARIZATION,
     **solver_params: Any,
 ) -> Evaluation:
     """Evaluate a solver on held-out ratings, from the database or from files."""
     make_solver(solver, **solver_params)  # reject bad parameters before reading anything
-    check_similarity_params(similar_k, metric)
+    check_list_params(similar_k, metric)
     pairs = holdout(
         engine, train_file=train_file, test_file=test_file, test_fraction=test_fraction,
         folds=folds, seed=seed, duplicates=duplicates, source=source,
     )
-    return evaluate_on(pairs, solver, similar_k=similar_k, metric=metric, seed=seed, **solver_params)
+    return evaluate_on(pairs, solver, similar_k=similar_k, metric=metric, item_regularization=item_regularization,
+                       seed=seed, **solver_params)

@@ -3,7 +3,7 @@
 RMSE here is the tutorial's: the root mean squared error over the known cells of a
 (pivoted, de-duplicated) rating matrix.  Ranking metrics rank the whole catalogue for
 each test user, leaving out the movies that user rated in training, and count a test
-rating >= 4 as relevant (see :func:`ranking`).
+rating >= 4 as relevant (see :func:`list_metrics`).
 """
 
 from __future__ import annotations
@@ -107,20 +107,6 @@ def top_k_quality(top: np.ndarray, relevant: sp.csr_matrix, k: int = 10) -> dict
     }
 
 
-def ranking(factors: Factors, train: RatingMatrix, test: RatingMatrix, k: int = 10) -> dict[str, float]:
-    """precision@k, recall@k and NDCG@k over test users with a relevant test rating.
-
-    For each such user the model ranks every movie it knows that the user did not rate in
-    training; relevant = a test rating >= 4 of a movie the model knows.
-    """
-    held = HeldOut.of(factors.user_ids, factors.movie_ids, train, test)
-    if len(held.users) == 0:
-        nan = float("nan")
-        return {f"precision_at_{k}": nan, f"recall_at_{k}": nan, f"ndcg_at_{k}": nan, "ranked_users": 0}
-    top, _ = factors.recommend(held.rated, k, held.users)
-    return {**top_k_quality(top, held.relevant, k), "ranked_users": int(len(held.users))}
-
-
 def because_you_rated(
     similar: TopK, held: HeldOut, *, larger_is_similar: bool = True, k: int = 10, step: Step = no_step
 ) -> float:
@@ -164,8 +150,7 @@ def coverage(recommended: np.ndarray, n_movies: int) -> float:
 
 
 def accuracy_metrics(factors: Factors, train: RatingMatrix, test: RatingMatrix | None) -> dict[str, float]:
-    """Train and test RMSE/MAE, and ranking quality on the test set (the names stored in
-    ``models.metrics``)."""
+    """Train and test RMSE/MAE of the rating model (the names stored in ``models.metrics``)."""
     fitted = score(factors, train)
     result: dict[str, float] = {"train_rmse": fitted.rmse, "train_mae": fitted.mae, "n_train": fitted.n}
     if test is not None:
@@ -174,7 +159,6 @@ def accuracy_metrics(factors: Factors, train: RatingMatrix, test: RatingMatrix |
             test_rmse=held_out.rmse, test_mae=held_out.mae,
             n_test=held_out.n, n_test_skipped=held_out.skipped,
         )
-        result.update(ranking(factors, train, test))
     return result
 
 
@@ -183,15 +167,30 @@ def list_metrics(
     train: RatingMatrix,
     test: RatingMatrix | None,
     similar: TopK,
-    recommended: TopK,
+    recommended: np.ndarray,
     *,
     larger_is_similar: bool = True,
+    k: int = 10,
 ) -> dict[str, float]:
-    """How the lists an application shows do: ``coverage`` of the recommendations (the
-    share of movies recommended to anyone) and, with a test set, the "because you rated"
-    NDCG@10 of the similar-movie lists (:func:`because_you_rated`)."""
-    result = {"coverage": coverage(recommended.indices, len(factors.movie_ids))}
-    if test is not None:
-        held = HeldOut.of(factors.user_ids, factors.movie_ids, train, test)
-        result["similar_ndcg_at_10"] = because_you_rated(similar, held, larger_is_similar=larger_is_similar)
+    """How the lists an application shows do.
+
+    ``recommended`` holds every training user's list (movie indices, best first, -1
+    where empty), as stored.  Always: ``coverage``, the share of movies recommended to
+    anyone.  With a test set: precision, recall and NDCG@k of each test user's list
+    (relevant = a test rating >= 4; the lists leave out training movies), and the
+    "because you rated" NDCG@k of the similar-movie lists (:func:`because_you_rated`).
+    """
+    result: dict[str, float] = {"coverage": coverage(recommended, len(factors.movie_ids))}
+    if test is None:
+        return result
+    held = HeldOut.of(factors.user_ids, factors.movie_ids, train, test)
+    if len(held.users) == 0:
+        nan = float("nan")
+        result.update({f"precision_at_{k}": nan, f"recall_at_{k}": nan, f"ndcg_at_{k}": nan, "ranked_users": 0})
+    else:
+        top = np.full((len(held.users), k), -1, dtype=np.int64)
+        width = min(k, recommended.shape[1])
+        top[:, :width] = recommended[held.users, :width]
+        result.update({**top_k_quality(top, held.relevant, k), "ranked_users": int(len(held.users))})
+    result[f"similar_ndcg_at_{k}"] = because_you_rated(similar, held, larger_is_similar=larger_is_similar, k=k)
     return result

@@ -21,6 +21,7 @@ Similarity metrics for similar movies:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -34,6 +35,8 @@ from recsql.model.topk import TopK, top_k_largest
 from recsql.progress import Step, no_step
 
 Metric = Literal["l1", "cosine"]
+# Scores to order a block of users' movies by, from (user rows, their predicted ratings).
+Ranking = Callable[[np.ndarray, np.ndarray], np.ndarray]
 METRICS: tuple[str, ...] = ("l1", "cosine")
 PREDICT_CHUNK = 500_000  # pairs per step: two 500k x (k + 2) gathers at a time
 
@@ -112,6 +115,7 @@ class Factors:
         users: np.ndarray | None = None,
         step: Step = no_step,
         exact: bool = False,
+        rank: Ranking | None = None,
     ) -> TopK:
         """For each user row, the ``limit`` movies with the highest predicted rating that
         the user has not rated.
@@ -121,7 +125,9 @@ class Factors:
         ``len(users) x min(limit, n_movies)``; a user with fewer unrated movies gets
         ``-1`` indices and ``nan`` scores in the empty slots.  Scores are predictions
         (clipped), computed one block of users at a time as one float32 matrix product
-        (float64 with ``exact``, for a handful of users).
+        (float64 with ``exact``, for a handful of users).  ``rank(rows, predictions)``
+        turns a block's (unclipped) predictions into other scores to order by, which are
+        then the scores returned (see :mod:`recsql.model.ranking`).
         """
         users = np.arange(rated.shape[0]) if users is None else np.asarray(users)
         n_movies = len(self.movie_ids)
@@ -137,12 +143,15 @@ class Factors:
         for start in range(0, len(users), block):
             rows = users[start : start + block]
             pred = user_terms[rows] @ movie_t
+            if rank is not None:
+                pred = rank(rows, pred)
             sub = rated[rows]
             pred[np.repeat(np.arange(len(rows)), np.diff(sub.indptr)), sub.indices] = -np.inf
             best, value = top_k_largest(pred, limit)
             value = value.astype(np.float64)
             empty = ~np.isfinite(value)
-            value = self.clipped(value)
+            if rank is None:
+                value = self.clipped(value)
             best[empty], value[empty] = -1, np.nan
             indices[start : start + len(rows)] = best
             scores[start : start + len(rows)] = value

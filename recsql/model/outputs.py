@@ -1,18 +1,32 @@
 """What a training run stores besides its factors, computed in memory: similar movies,
 recommendations and the popular movies shown to users without ratings.
 
-Pure: :mod:`recsql.store` turns a :class:`ModelOutputs` into table rows.
+Which model orders the lists is ``metric``: ``items`` (the default) ranks both with the
+item-item choice model blended with the rating model (:mod:`recsql.model.ranking`) when
+the catalogue allows it (:data:`~recsql.model.ranking.ITEM_MODEL_LIMIT`), else with the
+rating model as ``cosine`` does; ``cosine`` and ``l1`` (the tutorial's) rank similar
+movies by the rating model's feature vectors and recommendations by predicted rating.
+Training and evaluation both build their lists here, so what is measured is what is
+stored.  Pure: :mod:`recsql.store` turns a :class:`ModelOutputs` into table rows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+import scipy.sparse as sp
 
 from recsql.data.matrix import RatingMatrix
-from recsql.model.factors import Factors
+from recsql.errors import InvalidParameter
+from recsql.model.factors import METRICS, Factors, check_similarity_params
+from recsql.model.ranking import DEFAULT_ITEM_REGULARIZATION, ITEM_MODEL_LIMIT, ItemItem, blend, rated_by
 from recsql.model.topk import TopK, top_k_largest
+from recsql.progress import Step, no_step
+
+ListMetric = Literal["items", "cosine", "l1"]
+LIST_METRICS: tuple[str, ...] = ("items", *METRICS)
 
 PRIOR_COUNT = 20  # ratings' worth of "average" every movie starts with
 POPULAR_KEPT = 200
@@ -29,14 +43,70 @@ class Popularity:
 
 
 @dataclass(frozen=True)
+class Recommended:
+    """Each user's top-N movies: indices into the model's movies (-1: none), the score
+    that orders them, and their predicted ratings (NaN where empty)."""
+
+    indices: np.ndarray
+    scores: np.ndarray
+    predicted: np.ndarray
+
+
+@dataclass(frozen=True)
 class ModelOutputs:
     """Everything a model version stores: its factors and what was computed from them."""
 
     factors: Factors
     similar: TopK  # n_movies x K, indices into factors.movie_ids
-    recommended: TopK  # n_users x N, indices into factors.movie_ids; -1: none
+    recommended: Recommended
     popular: Popularity
     n_ratings: int
+
+
+def check_list_params(k: int, metric: str) -> None:
+    """Raise :class:`InvalidParameter` unless ``k`` similar movies by ``metric`` can be listed."""
+    if metric not in LIST_METRICS:
+        raise InvalidParameter(f"metric must be one of {', '.join(LIST_METRICS)}, not {metric!r}")
+    check_similarity_params(k, "cosine")
+
+
+def item_model(
+    matrix: RatingMatrix, metric: str, regularization: float = DEFAULT_ITEM_REGULARIZATION
+) -> ItemItem | None:
+    """The item-item model the lists use, or None (another metric, or too many movies)."""
+    if metric != "items" or matrix.n_movies > ITEM_MODEL_LIMIT:
+        return None
+    return ItemItem.fit(matrix, regularization)
+
+
+def similar_lists(
+    factors: Factors, items: ItemItem | None, k: int, metric: str, step: Step = no_step
+) -> TopK:
+    """Each movie's ``k`` most similar movies, by the item model when there is one."""
+    if items is not None:
+        return items.similar_movies(k, factors.movie_bias_or_zero, step)
+    return factors.similar_movies(k, "cosine" if metric == "items" else metric, step)  # type: ignore[arg-type]
+
+
+def recommendation_lists(
+    factors: Factors, items: ItemItem | None, rated: sp.csr_matrix, limit: int, step: Step = no_step
+) -> Recommended:
+    """Every user's top ``limit`` unrated movies, by the blended item model when there is
+    one, else by predicted rating."""
+    if items is None:
+        top = factors.recommend(rated, limit, step=step)
+        return Recommended(top.indices, top.scores, top.scores)
+    pattern = rated_by(rated)
+
+    def rank(rows: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+        return blend(items.choice_scores(pattern[rows]), factors.clipped(predictions), factors.global_mean)
+
+    top = factors.recommend(rated, limit, step=step, rank=rank)
+    filled = top.indices >= 0
+    predicted = np.full(top.indices.shape, np.nan)
+    users = np.broadcast_to(np.arange(len(top.indices))[:, None], top.indices.shape)
+    predicted[filled] = factors.predict(users[filled], top.indices[filled])
+    return Recommended(top.indices, top.scores, predicted)
 
 
 def popularity(matrix: RatingMatrix, n: int = POPULAR_KEPT, prior_count: float = PRIOR_COUNT) -> Popularity:
