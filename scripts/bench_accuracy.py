@@ -35,6 +35,7 @@ from recsql.data.matrix import RatingMatrix
 from recsql.data.ratings import ratings_from_file
 from recsql.evaluation.evaluate import evaluate_on
 from recsql.evaluation.metrics import HeldOut, because_you_rated, coverage, score, top_k_quality
+from recsql.model import ranking as ranking_module
 from recsql.model.solvers import make_solver
 from recsql.model.topk import TopK, top_k_largest
 
@@ -148,7 +149,33 @@ def list_quality(train: RatingMatrix, test: RatingMatrix, ranker: Ranker) -> dic
 RANKING_COLUMNS = ("precision_at_10", "recall_at_10", "ndcg_at_10", "coverage", "similar_ndcg_at_10")
 
 
-def ranking_table(data: Path, splits: list[int]) -> dict[str, list[dict[str, float]]]:
+# How the default's lists were chosen: each a variation of the default (blend 0.5, lambda 500).
+LIST_VARIANTS: dict[str, dict[str, float | str | int]] = {
+    "lists by rating model (--metric cosine, before)": {"metric": "cosine"},
+    "item model alone (blend 0)": {"blend": 0.0},
+    "blend 1.0": {"blend": 1.0},
+    "item lambda 250": {"item_regularization": 250.0},
+    "item lambda 1000": {"item_regularization": 1000.0},
+    "low-rank item model (rank 32: what catalogues above 6,000 movies get)": {"limit": 0},
+}
+
+
+def recsql_lists(train: RatingMatrix, test: RatingMatrix, metric: str = "items", item_regularization: float = 500.0,
+                 blend: float | None = None, limit: int | None = None) -> dict[str, float]:
+    """recsql's default (or a variant) through evaluate_on, with the fit seconds of both models."""
+    saved = ranking_module.BLEND, ranking_module.ITEM_MODEL_LIMIT
+    try:
+        if blend is not None:
+            ranking_module.BLEND = blend
+        if limit is not None:
+            ranking_module.ITEM_MODEL_LIMIT = limit
+        fold = evaluate_on([(train, test)], "als", metric=metric, item_regularization=item_regularization).folds[0]
+    finally:
+        ranking_module.BLEND, ranking_module.ITEM_MODEL_LIMIT = saved
+    return {**fold.metrics, "fit_seconds": fold.fit_seconds}
+
+
+def ranking_table(data: Path, splits: list[int], variants: bool = False) -> dict[str, list[dict[str, float]]]:
     rankers: dict[str, Ranker] = {
         "most popular": popular_ranker, "item cosine (all neighbours)": cosine_ranker,
         "EASE, lambda 500": ease_ranker(500.0),
@@ -161,7 +188,9 @@ def ranking_table(data: Path, splits: list[int]) -> dict[str, list[dict[str, flo
     results: dict[str, list[dict[str, float]]] = {"recsql als (default)": []}
     for k in splits:
         train, test = ratings_from_file(data / f"u{k}.base"), ratings_from_file(data / f"u{k}.test")
-        results["recsql als (default)"].append(evaluate_on([(train, test)], "als").folds[0].metrics)
+        results["recsql als (default)"].append(recsql_lists(train, test))
+        for name, params in (LIST_VARIANTS.items() if variants else ()):
+            results.setdefault(f"recsql: {name}", []).append(recsql_lists(train, test, **params))  # type: ignore[arg-type]
         for name, ranker in rankers.items():
             results.setdefault(name, []).append(list_quality(train, test, ranker))
         print(f"  ranking u{k}: " + ", ".join(f"{n} {r[-1]['ndcg_at_10']:.3f}" for n, r in results.items()),
@@ -169,11 +198,15 @@ def ranking_table(data: Path, splits: list[int]) -> dict[str, list[dict[str, flo
     print()
     print(f"MovieLens 100K, top-10 lists and top-20 similar movies, mean over u{','.join(map(str, splits))}")
     print()
-    print("| ranker | P@10 | R@10 | NDCG@10 | coverage | similar movies NDCG@10 |")
-    print("|---|---|---|---|---|---|")
+    print("| ranker | P@10 | R@10 | NDCG@10 | coverage | similar movies NDCG@10 | similar, u1 | fit s/split |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, rows in results.items():
         means = [np.mean([r.get(c, np.nan) for r in rows]) for c in RANKING_COLUMNS]
-        print(f"| {name} | " + " | ".join("-" if np.isnan(m) else f"{m:.3f}" for m in means) + " |")
+        first = rows[0].get("similar_ndcg_at_10", np.nan) if splits[0] == 1 else np.nan
+        fit = np.mean([r.get("fit_seconds", np.nan) for r in rows])
+        cells = [*means, first]
+        print(f"| {name} | " + " | ".join("-" if np.isnan(m) else f"{m:.3f}" for m in cells)
+              + (" | -" if np.isnan(fit) else f" | {fit:.2f}") + " |")
     return results
 
 
@@ -185,6 +218,7 @@ def main() -> None:
     parser.add_argument("--no-peers", action="store_true", help="skip Surprise even if installed")
     parser.add_argument("--cg", action="store_true", help="also run the tutorial's CG (slow: ~25 s a split)")
     parser.add_argument("--ranking", action="store_true", help="also the ranking table (lists users see)")
+    parser.add_argument("--list-variants", action="store_true", help="with --ranking: the variants of the default")
     parser.add_argument("--variant", action="append", default=[], metavar="K=V,...",
                         help="also run als with these parameters, e.g. features=8,samples=60")
     args = parser.parse_args()
@@ -228,7 +262,7 @@ def main() -> None:
     ranking = None
     if args.ranking:
         print()
-        ranking = ranking_table(args.data, splits)
+        ranking = ranking_table(args.data, splits, variants=args.list_variants)
     if args.json:
         args.json.write_text(json.dumps({
             "rating": {n: [dict(zip(("rmse", "mae", "fit_seconds"), r)) for r in rows] for n, rows in results.items()},

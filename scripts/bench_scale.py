@@ -35,7 +35,7 @@ import psycopg
 import recsql
 
 RECOMMENDED = "--samples 0 --features 10 --max-iterations 5"
-PHASES = ("read", "fit", "evaluate", "similarities", "recommendations", "write", "activate")
+PHASES = ("read", "fit", "items", "similarities", "recommendations", "evaluate", "write", "activate")
 
 
 def run_train(url: str, train_args: str) -> dict:

@@ -211,9 +211,9 @@ def _list_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """What orders the lists (train and evaluate)."""
     options = [
         click.option("--metric", type=click.Choice(LIST_METRICS), default="items", show_default=True,
-                     help="items: an item-item model of what users pick, blended with the ratings "
-                          "(catalogues up to 6,000 movies; beyond, cosine); cosine: the rating model's "
-                          "features; l1: the tutorial's difference score (slow on big catalogues)."),
+                     help="items: an item-item model of what users pick, blended with the ratings; "
+                          "cosine: the rating model's features; l1: the tutorial's difference score "
+                          "(slow on big catalogues)."),
         click.option("--item-regularization", type=float, default=DEFAULT_ITEM_REGULARIZATION, show_default=True,
                      help="items: the item-item model's L2 penalty."),
     ]
@@ -256,7 +256,8 @@ def train(ctx: click.Context, **options: Any) -> None:
 
 def _ranking_line(m: dict[str, Any]) -> str:
     return (f"test  precision@10 {m['precision_at_10']:.4f}  recall@10 {m['recall_at_10']:.4f}  "
-            f"NDCG@10 {m['ndcg_at_10']:.4f}")
+            f"NDCG@10 {m['ndcg_at_10']:.4f}  similar movies NDCG@10 {m['similar_ndcg_at_10']:.4f}  "
+            f"coverage {m['coverage']:.4f}")
 
 
 def _holdout_options(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -2,10 +2,9 @@
 recommendations and the popular movies shown to users without ratings.
 
 Which model orders the lists is ``metric``: ``items`` (the default) ranks both with the
-item-item choice model blended with the rating model (:mod:`recsql.model.ranking`) when
-the catalogue allows it (:data:`~recsql.model.ranking.ITEM_MODEL_LIMIT`), else with the
-rating model as ``cosine`` does; ``cosine`` and ``l1`` (the tutorial's) rank similar
-movies by the rating model's feature vectors and recommendations by predicted rating.
+item-item choice model blended with the rating model (:mod:`recsql.model.ranking`);
+``cosine`` and ``l1`` (the tutorial's) rank similar movies by the rating model's
+feature vectors and recommendations by predicted rating.
 Training and evaluation both build their lists here, so what is measured is what is
 stored.  Pure: :mod:`recsql.store` turns a :class:`ModelOutputs` into table rows.
 """
@@ -21,7 +20,7 @@ import scipy.sparse as sp
 from recsql.data.matrix import RatingMatrix
 from recsql.errors import InvalidParameter
 from recsql.model.factors import METRICS, Factors, check_similarity_params
-from recsql.model.ranking import DEFAULT_ITEM_REGULARIZATION, ITEM_MODEL_LIMIT, ItemItem, blend, rated_by
+from recsql.model.ranking import DEFAULT_ITEM_REGULARIZATION, ItemItem, blend, fit_item_model, rated_by
 from recsql.model.topk import TopK, top_k_largest
 from recsql.progress import Step, no_step
 
@@ -73,10 +72,10 @@ def check_list_params(k: int, metric: str) -> None:
 def item_model(
     matrix: RatingMatrix, metric: str, regularization: float = DEFAULT_ITEM_REGULARIZATION
 ) -> ItemItem | None:
-    """The item-item model the lists use, or None (another metric, or too many movies)."""
-    if metric != "items" or matrix.n_movies > ITEM_MODEL_LIMIT:
+    """The item-item model the lists use (None for the rating model's metrics)."""
+    if metric != "items":
         return None
-    return ItemItem.fit(matrix, regularization)
+    return fit_item_model(matrix, regularization)
 
 
 def similar_lists(

@@ -15,13 +15,14 @@ The stored lists blend the two: a recommendation's score is the choice score tim
 exp(BLEND * (predicted rating - mean)), so among movies a user is likely to pick, the
 ones they will like come first; a similar movie's score is B_ij times
 exp(BLEND * movie bias).  ``BLEND`` = 0.5 and lambda = 500 were chosen on MovieLens
-100K (docs/benchmarks.md).  B is a dense movies x movies matrix, so the model is fitted
-only up to :data:`ITEM_MODEL_LIMIT` movies; larger catalogues keep lists from the
-rating model.
+100K (docs/benchmarks.md).  B is solved exactly (a dense movies x movies inverse) up to
+:data:`ITEM_MODEL_LIMIT` movies and through a rank-:data:`ITEM_RANK` eigen-approximation
+of X^T X above (:class:`LowRankItemItem`), which on MovieLens 100K ranks as well.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,36 +32,31 @@ from recsql.data.matrix import RatingMatrix
 from recsql.model.topk import TopK, block_rows, top_k_largest
 from recsql.progress import Step, no_step
 
-# Above this many movies the dense inverse (movies^3 work, movies^2 memory) costs too much.
+# Up to this many movies B is solved exactly (dense: movies^3 work, movies^2 memory);
+# above it, through the top ITEM_RANK eigenvectors of X^T X (low-rank EASE).
 ITEM_MODEL_LIMIT = 6_000
+ITEM_RANK = 32
 DEFAULT_ITEM_REGULARIZATION = 500.0
 BLEND = 0.5
 
 
-@dataclass(frozen=True)
-class ItemItem:
-    """EASE's item-item weights (``weights[i, j]``: how much having rated i says about j)."""
+class ItemItem(ABC):
+    """EASE's item-item weights B (``B[i, j]``: how much having rated i says about j)."""
 
-    weights: np.ndarray  # n_movies x n_movies, float32, zero diagonal
+    n_movies: int
 
-    @classmethod
-    def fit(cls, matrix: RatingMatrix, regularization: float = DEFAULT_ITEM_REGULARIZATION) -> ItemItem:
-        """Fit on who rated what (every known cell counts as 1, whatever its rating)."""
-        rated = rated_by(matrix.csr)
-        gram = (rated.T @ rated).toarray()
-        gram[np.diag_indices_from(gram)] += regularization
-        precision = np.linalg.inv(gram)
-        weights = precision / (-np.diag(precision))[None, :]
-        np.fill_diagonal(weights, 0.0)
-        return cls(weights.astype(np.float32))
+    @abstractmethod
+    def weight_rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` of B (float32; the diagonal need not be zero)."""
 
+    @abstractmethod
     def choice_scores(self, rated: sp.csr_matrix) -> np.ndarray:
-        """x_u B for each row of a 0/1 users x movies matrix (dense, float32)."""
-        return np.asarray(rated.astype(np.float32) @ self.weights)
+        """x_u B for each row of a 0/1 users x movies matrix (dense, float32); entries of
+        movies a row has rated are meaningless (they are never ranked)."""
 
     def similar_movies(self, k: int, movie_bias: np.ndarray, step: Step = no_step) -> TopK:
         """Each movie's ``k`` best other movies by B_ij * exp(BLEND * b_j), best first."""
-        n = len(self.weights)
+        n = self.n_movies
         k = max(0, min(k, n - 1))
         boost = np.exp(BLEND * movie_bias).astype(np.float32)
         indices = np.empty((n, k), dtype=np.int64)
@@ -70,12 +66,89 @@ class ItemItem:
         block = block_rows(n)
         for start in range(0, n, block):
             stop = min(n, start + block)
-            blended = self.weights[start:stop] * boost[None, :]
+            blended = self.weight_rows(start, stop) * boost[None, :]
             blended[np.arange(stop - start), np.arange(start, stop)] = -np.inf
             best, value = top_k_largest(blended, k)
             indices[start:stop], scores[start:stop] = best, value
             step(1)
         return TopK(indices, scores)
+
+
+@dataclass(frozen=True)
+class ExactItemItem(ItemItem):
+    """B from the dense inverse P = (X^T X + lambda I)^-1: B_ij = -P_ij / P_jj."""
+
+    weights: np.ndarray  # n_movies x n_movies, float32, zero diagonal
+
+    @property
+    def n_movies(self) -> int:  # type: ignore[override]
+        return len(self.weights)
+
+    @classmethod
+    def fit(cls, rated: sp.csr_matrix, regularization: float) -> ExactItemItem:
+        gram = (rated.T @ rated).toarray().astype(np.float64)
+        gram[np.diag_indices_from(gram)] += regularization
+        precision = np.linalg.inv(gram)
+        weights = precision / (-np.diag(precision))[None, :]
+        np.fill_diagonal(weights, 0.0)
+        return cls(weights.astype(np.float32))
+
+    def weight_rows(self, start: int, stop: int) -> np.ndarray:
+        return self.weights[start:stop]
+
+    def choice_scores(self, rated: sp.csr_matrix) -> np.ndarray:
+        return np.asarray(rated.astype(np.float32) @ self.weights)
+
+
+@dataclass(frozen=True)
+class LowRankItemItem(ItemItem):
+    """B through the top eigenpairs (V, w) of G = X^T X: with S = w / (w + lambda),
+    P ~ (I - V S V^T) / lambda, so B_ij = (V S V^T)_ij / d_j, d_j = 1 - (V S V^T)_jj.
+    The eigenpairs come from a randomized subspace iteration through X (G is never
+    formed), so the cost grows with the ratings, not with movies^2."""
+
+    left: np.ndarray  # n_movies x r: V S
+    right: np.ndarray  # r x n_movies: V^T / d
+
+    @property
+    def n_movies(self) -> int:  # type: ignore[override]
+        return self.left.shape[0]
+
+    @classmethod
+    def fit(
+        cls, rated: sp.csr_matrix, regularization: float, rank: int = ITEM_RANK, seed: int = 0
+    ) -> LowRankItemItem:
+        n = rated.shape[1]
+        rank = max(1, min(rank, n - 1))
+        width = min(n, rank + 16)
+        x, xt = rated.astype(np.float32).tocsr(), rated.T.astype(np.float32).tocsr()
+        basis = np.random.default_rng(seed).normal(size=(n, width)).astype(np.float32)
+        for _ in range(3):  # subspace iteration: basis <- orth(G basis)
+            basis, _ = np.linalg.qr(xt @ (x @ basis))
+        projected = x @ basis
+        values, vectors = np.linalg.eigh((projected.T @ projected).astype(np.float64))
+        top = np.argsort(values)[::-1][:rank]
+        values = np.maximum(values[top], 0.0)
+        v = basis.astype(np.float64) @ vectors[:, top]
+        shrink = values / (values + regularization)
+        d = 1.0 - (v**2 * shrink).sum(axis=1)
+        return cls((v * shrink).astype(np.float32), (v / d[:, None]).T.astype(np.float32))
+
+    def weight_rows(self, start: int, stop: int) -> np.ndarray:
+        return self.left[start:stop] @ self.right
+
+    def choice_scores(self, rated: sp.csr_matrix) -> np.ndarray:
+        return np.asarray(rated.astype(np.float32) @ self.left) @ self.right
+
+
+def fit_item_model(
+    matrix: RatingMatrix, regularization: float = DEFAULT_ITEM_REGULARIZATION, seed: int = 0
+) -> ItemItem:
+    """The pick model of a rating matrix: exact up to ITEM_MODEL_LIMIT movies, low-rank above."""
+    rated = rated_by(matrix.csr)
+    if matrix.n_movies <= ITEM_MODEL_LIMIT:
+        return ExactItemItem.fit(rated, regularization)
+    return LowRankItemItem.fit(rated, regularization, seed=seed)
 
 
 def rated_by(ratings: sp.csr_matrix) -> sp.csr_matrix:

@@ -1,0 +1,66 @@
+"""The item-item pick model: exact EASE against its definition, the low-rank form against
+the exact one, and the blend that orders the stored lists."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import recsql
+from recsql.data.matrix import RatingMatrix
+from recsql.model import ranking
+from recsql.model.ranking import ExactItemItem, LowRankItemItem, rated_by
+
+
+def random_pattern(n_users: int, n_movies: int, density: float = 0.3, seed: int = 0) -> sp.csr_matrix:
+    rng = np.random.default_rng(seed)
+    return sp.csr_matrix((rng.random((n_users, n_movies)) < density).astype(np.float32))
+
+
+def test_exact_weights_minimize_the_ease_objective():
+    """B = argmin ||X - XB||^2 + lambda ||B||^2 with diag(B) = 0, checked column by column
+    by solving each column's own least-squares problem without movie j."""
+    x = random_pattern(40, 12)
+    lam = 3.0
+    model = ExactItemItem.fit(x, lam)
+    dense = x.toarray().astype(np.float64)
+    for j in range(12):
+        others = [i for i in range(12) if i != j]
+        a = dense[:, others]
+        column = np.linalg.solve(a.T @ a + lam * np.eye(11), a.T @ dense[:, j])
+        np.testing.assert_allclose(model.weights[others, j], column, atol=1e-4)
+        assert model.weights[j, j] == 0
+
+
+def test_low_rank_is_exact_when_the_ratings_have_low_rank():
+    """With fewer users than the rank kept, X^T X has no eigenvalue the low-rank form
+    drops, so both forms give the same weights and scores."""
+    x = random_pattern(10, 30, seed=2)
+    exact = ExactItemItem.fit(x, 2.0)
+    low = LowRankItemItem.fit(x, 2.0, rank=16)
+    weights = low.weight_rows(0, 30)
+    np.fill_diagonal(weights, 0.0)
+    np.testing.assert_allclose(weights, exact.weights, atol=2e-3)
+    users = random_pattern(5, 30, seed=3)
+    unrated = users.toarray() == 0
+    np.testing.assert_allclose(low.choice_scores(users)[unrated], exact.choice_scores(users)[unrated], atol=2e-3)
+
+
+def test_rated_by_counts_every_known_cell():
+    matrix = RatingMatrix.from_triples([1, 1, 2], [1, 2, 1], [0.0, 5.0, 3.0])  # a 0 rating is still known
+    assert rated_by(matrix.csr).toarray().tolist() == [[1.0, 1.0], [1.0, 0.0]]
+
+
+def test_low_rank_lists_rank_on_movielens_100k(ml100k, monkeypatch):
+    """The low-rank form (what catalogues above 6,000 movies get), forced on u1."""
+    monkeypatch.setattr(ranking, "ITEM_MODEL_LIMIT", 0)
+    metrics = recsql.evaluate(train_file=ml100k / "u1.base", test_file=ml100k / "u1.test").mean
+    assert metrics["ndcg_at_10"] >= 0.35 and metrics["similar_ndcg_at_10"] >= 0.35, metrics
+
+
+@pytest.mark.parametrize("blend", [0.0, 0.5])
+def test_the_blend_is_the_pick_score_times_the_rating_factor(blend, monkeypatch):
+    monkeypatch.setattr(ranking, "BLEND", blend)
+    choice, predicted = np.array([[2.0, -1.0]]), np.array([[4.0, 3.0]])
+    np.testing.assert_allclose(ranking.blend(choice, predicted, 3.5), choice * np.exp(blend * (predicted - 3.5)))
