@@ -21,7 +21,7 @@ from recsql.data.matrix import RatingMatrix
 from recsql.errors import InvalidParameter
 from recsql.model.factors import METRICS, Factors, check_similarity_params
 from recsql.model.ranking import DEFAULT_ITEM_REGULARIZATION, ItemItem, blend, fit_item_model, rated_by
-from recsql.model.topk import TopK, top_k_largest
+from recsql.model.topk import TopK, block_rows, top_k_largest
 from recsql.progress import Step, no_step
 
 ListMetric = Literal["items", "cosine", "l1"]
@@ -87,25 +87,52 @@ def similar_lists(
     return factors.similar_movies(k, "cosine" if metric == "items" else metric, step)  # type: ignore[arg-type]
 
 
+# The blend re-ranks each user's best picks: computing it for every movie of a large
+# catalogue (a rating product and an exp per cell) cost more than the pick model itself.
+# On MovieLens 100K, 50 candidates rank exactly as well as blending every movie
+# (NDCG@10 0.417 both); at 25 M ratings they keep the recommendation phase near the
+# rating model's.
+CANDIDATES = 50
+
+
 def recommendation_lists(
     factors: Factors, items: ItemItem | None, rated: sp.csr_matrix, limit: int, step: Step = no_step
 ) -> Recommended:
-    """Every user's top ``limit`` unrated movies, by the blended item model when there is
-    one, else by predicted rating."""
+    """Every user's top ``limit`` unrated movies: by predicted rating without an item
+    model; with one, its ``CANDIDATES`` best picks re-ranked by the blend with the
+    predicted rating (:func:`recsql.model.ranking.blend`)."""
     if items is None:
         top = factors.recommend(rated, limit, step=step)
         return Recommended(top.indices, top.scores, top.scores)
+    n_users, n_movies = rated.shape
+    limit = max(0, min(limit, n_movies))
+    width = min(n_movies, max(CANDIDATES, limit))
+    indices = np.full((n_users, limit), -1, dtype=np.int64)
+    scores = np.full((n_users, limit), np.nan)
+    predicted = np.full((n_users, limit), np.nan)
+    if limit == 0:
+        return Recommended(indices, scores, predicted)
     pattern = rated_by(rated)
-
-    def rank(rows: np.ndarray, predictions: np.ndarray) -> np.ndarray:
-        return blend(items.choice_scores(pattern[rows]), factors.clipped(predictions), factors.global_mean)
-
-    top = factors.recommend(rated, limit, step=step, rank=rank)
-    filled = top.indices >= 0
-    predicted = np.full(top.indices.shape, np.nan)
-    users = np.broadcast_to(np.arange(len(top.indices))[:, None], top.indices.shape)
-    predicted[filled] = factors.predict(users[filled], top.indices[filled])
-    return Recommended(top.indices, top.scores, predicted)
+    block = block_rows(n_movies)
+    for start in range(0, n_users, block):
+        rows = np.arange(start, min(n_users, start + block))
+        picks = pattern[rows]
+        choice = items.choice_scores(picks)
+        choice[np.repeat(np.arange(len(rows)), np.diff(picks.indptr)), picks.indices] = -np.inf
+        candidates, candidate_choice = top_k_largest(choice, width)
+        known = np.isfinite(candidate_choice)
+        ratings = np.full(candidates.shape, np.nan)
+        users = np.broadcast_to(rows[:, None], candidates.shape)
+        ratings[known] = factors.predict(users[known], candidates[known])
+        blended = np.where(known, blend(candidate_choice, ratings, factors.global_mean), -np.inf)
+        order, best = top_k_largest(blended, limit)
+        chosen = np.take_along_axis(candidates, order, axis=1)
+        kept = np.isfinite(best)
+        indices[rows] = np.where(kept, chosen, -1)
+        scores[rows] = np.where(kept, best, np.nan)
+        predicted[rows] = np.where(kept, np.take_along_axis(ratings, order, axis=1), np.nan)
+        step(1)
+    return Recommended(indices, scores, predicted)
 
 
 def popularity(matrix: RatingMatrix, n: int = POPULAR_KEPT, prior_count: float = PRIOR_COUNT) -> Popularity:
