@@ -22,7 +22,7 @@ from recsql.errors import RecsqlError
 from recsql.evaluation.evaluate import Evaluation, evaluate
 from recsql.evaluation.tuning import TuneRow, plot_tuning, tune
 from recsql.serving import Contribution, MovieInfo, PopularMovie, Recommendation, Recommender, SimilarMovie
-from recsql.store import ModelInfo, list_models
+from recsql.store import ModelInfo, activate_model, list_models, output_counts, prune_models, show_model
 from recsql.train import TrainResult, train
 
 __version__ = "0.1.0"
@@ -33,7 +33,7 @@ __all__ = [
     "ImportResult", "generate", "GenerateResult", "Source",
     # training and evaluating
     "train", "TrainResult", "evaluate", "Evaluation", "tune", "TuneRow", "plot_tuning",
-    "list_models", "ModelInfo",
+    "list_models", "show_model", "output_counts", "activate_model", "prune_models", "ModelInfo",
     # serving
     "Recommender", "Recommendation", "PopularMovie", "Contribution", "SimilarMovie", "MovieInfo",
     "RecsqlError",

@@ -43,6 +43,14 @@ class NoActiveModel(RecsqlError):
     """No training run has finished yet, so there is nothing to serve."""
 
 
+class UnknownModel(RecsqlError, LookupError):
+    """A model id that is not in the ``models`` table."""
+
+    def __init__(self, model_id: object):
+        super().__init__(f"unknown model {model_id}: see `recsql models` for the ids")
+        self.model_id = model_id
+
+
 class UnknownMovie(RecsqlError, LookupError):
     """A movie id that the active model (or the catalogue) does not know."""
 

@@ -30,6 +30,7 @@ from recsql.db import bulk
 from recsql.db.tables import (
     ACTIVE,
     FAILED,
+    PRUNED,
     READY,
     RETIRED,
     RUNNING,
@@ -38,7 +39,7 @@ from recsql.db.tables import (
     UserFeature,
     UserRecommendation,
 )
-from recsql.errors import NoActiveModel
+from recsql.errors import InvalidParameter, NoActiveModel, UnknownModel
 from recsql.model.factors import Factors
 from recsql.model.outputs import ModelOutputs
 from recsql.progress import Step, no_step
@@ -127,7 +128,17 @@ def active_model_id(conn: Connection) -> int:
 
 
 def get_model(conn: Connection, model_id: int) -> ModelInfo:
-    return _info(conn.execute(select(Model.__table__).where(Model.id == model_id)).one())
+    """One model version's record, or :class:`UnknownModel`."""
+    row = conn.execute(select(Model.__table__).where(Model.id == model_id)).first()
+    if row is None:
+        raise UnknownModel(model_id)
+    return _info(row)
+
+
+def show_model(engine: Engine, model_id: int) -> ModelInfo:
+    """One model version's record (parameters, metrics, timings, counts, error)."""
+    with engine.connect() as conn:
+        return get_model(conn, model_id)
 
 
 def count_rows(conn: Connection, table: str, column: str, value: int, model_id: int) -> int:
@@ -270,15 +281,78 @@ def discard_outputs(engine: Engine, model_id: int) -> None:
             conn.execute(text(f"DELETE FROM {table} WHERE model_id = :model_id"), {"model_id": model_id})
 
 
-def activate(engine: Engine, model_id: int) -> None:
-    """Make ``model_id`` the one active model: a single short transaction of two UPDATEs."""
+# A model whose rows are all there and were never discarded: it can be (re)activated.
+COMPLETE = (READY, ACTIVE, RETIRED)
+DEFAULT_KEEP = 3
+PRUNE_BATCH = 50_000
+
+
+def activate_model(engine: Engine, model_id: int) -> None:
+    """Make ``model_id`` the one active model: a new version that is ready, or an earlier
+    one that was retired (a rollback).  One short transaction of two UPDATEs."""
     with engine.begin() as conn:
+        status = conn.execute(select(Model.status).where(Model.id == model_id)).scalar()
+        if status is None:
+            raise UnknownModel(model_id)
+        if status not in COMPLETE:
+            raise InvalidParameter(
+                f"model {model_id} is {status}; only a complete model (ready, active or retired) can be activated"
+            )
+        if status == ACTIVE:
+            return
         conn.execute(update(Model).where(Model.status == ACTIVE).values(status=RETIRED))
-        conn.execute(
-            update(Model)
-            .where(Model.id == model_id, Model.status == READY)
-            .values(status=ACTIVE, activated_at=_now())
-        )
+        conn.execute(update(Model).where(Model.id == model_id).values(status=ACTIVE, activated_at=_now()))
+
+
+def output_counts(engine: Engine, model_id: int) -> dict[str, int]:
+    """How many rows each output table holds for a model (what ``models show`` prints)."""
+    with engine.connect() as conn:
+        get_model(conn, model_id)
+        return {
+            table: conn.execute(text(f"SELECT COUNT(*) FROM {table} WHERE model_id = :m"), {"m": model_id}).scalar_one()
+            for table in OUTPUT_TABLES
+        }
+
+
+def prune_models(engine: Engine, keep: int = DEFAULT_KEEP, batch: int = PRUNE_BATCH) -> list[int]:
+    """Delete the output rows of failed models and of all but the ``keep`` newest complete
+    ones (the active model is always kept); returns the pruned model ids.
+
+    Their ``models`` rows stay, marked ``pruned``, as history.  Rows go in batches of
+    ``batch``, each its own short transaction, so readers of the views never wait on a
+    long delete.  Running and ready models are left alone.
+    """
+    if keep < 1:
+        raise InvalidParameter(f"keep must be at least 1 (the active model), not {keep}")
+    with engine.connect() as conn:
+        versions = conn.execute(select(Model.id, Model.status).order_by(Model.id.desc())).all()
+    active = [v.id for v in versions if v.status == ACTIVE]
+    retired = [v.id for v in versions if v.status == RETIRED]
+    kept = set(active) | set(retired[: max(0, keep - len(active))])
+    doomed = []
+    for version in versions:
+        if (version.status == RETIRED and version.id not in kept) or version.status == FAILED:
+            # Marked first, in its own transaction: from then on it cannot be activated,
+            # so its rows can go while readers read the active model's.
+            with engine.begin() as conn:
+                marked = conn.execute(
+                    update(Model).where(Model.id == version.id, Model.status == version.status).values(status=PRUNED)
+                ).rowcount
+            if marked:
+                doomed.append(version.id)
+    row = "ctid" if engine.dialect.name == "postgresql" else "rowid"
+    # Pruned earlier too: a prune that was interrupted may have left rows behind.
+    for model_id in doomed + [v.id for v in versions if v.status == PRUNED]:
+        for table in OUTPUT_TABLES:
+            while True:
+                with engine.begin() as conn:
+                    deleted = conn.execute(text(
+                        f"DELETE FROM {table} WHERE {row} IN "
+                        f"(SELECT {row} FROM {table} WHERE model_id = :m LIMIT :n)"
+                    ), {"m": model_id, "n": batch}).rowcount
+                if deleted < batch:
+                    break
+    return doomed
 
 
 def record_params(engine: Engine, model_id: int, params: dict[str, Any]) -> None:

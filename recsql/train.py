@@ -69,6 +69,7 @@ def train(
     item_regularization: float = DEFAULT_ITEM_REGULARIZATION,
     recommend_n: int = store.DEFAULT_RECOMMEND_N,
     source: Source | str | Path | None = None,
+    keep: int = store.DEFAULT_KEEP,
     show_progress: bool = False,
 ) -> TrainResult:
     """Train a new model version from the stored ratings and make it the active one.
@@ -86,6 +87,8 @@ def train(
     ``metric`` says what orders the stored lists (:mod:`recsql.model.outputs`): ``items``
     (default) the item-item choice model blended with the rating model, with
     ``item_regularization`` as its lambda; ``cosine`` or ``l1`` the rating model alone.
+    After activation, the output rows of all but the ``keep`` newest complete models
+    (and of failed ones) are deleted (:func:`recsql.store.prune_models`).
     ``show_progress`` draws a progress bar per phase on stderr; the seconds each phase
     took are returned and stored in ``models.timings`` either way.
     """
@@ -102,6 +105,8 @@ def train(
     check_list_params(similar_k, metric)
     if recommend_n < 0:
         raise InvalidParameter(f"recommend_n must not be negative, not {recommend_n}")
+    if keep < 1:
+        raise InvalidParameter(f"keep must be at least 1 (the model being trained), not {keep}")
     source = as_source(source)
     with phase("read"):
         matrix = ratings_from_database(engine, duplicates, source)
@@ -141,11 +146,16 @@ def train(
         with phase("write", total=len(store.OUTPUT_TABLES)) as step:
             store.save_outputs(engine, model_id, outputs, metrics=metrics, timings=timings, step=step)
         with phase("activate"):
-            store.activate(engine, model_id)
+            store.activate_model(engine, model_id)
         store.record_timings(engine, model_id, timings)
     except BaseException as exc:
         store.fail(engine, model_id, exc)
         raise
+    # The new model is active whatever happens now; an interrupted prune is finished by
+    # the next one.
+    with phase("prune"):
+        store.prune_models(engine, keep)
+    store.record_timings(engine, model_id, timings)
     return TrainResult(
         model_id=model_id,
         algorithm=solver,

@@ -16,6 +16,8 @@ def _commands(group: click.Group, prefix: str = "recsql"):
     for name, command in group.commands.items():
         path = f"{prefix} {name}"
         if isinstance(command, click.Group):
+            if command.invoke_without_command:  # e.g. `recsql models` lists, `recsql models show` shows
+                yield path, command
             yield from _commands(command, path)
         else:
             yield path, command

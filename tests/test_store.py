@@ -132,3 +132,63 @@ def test_recommended_movies_view(engine, run, ratings_file):
     with engine.connect() as conn:
         readme = conn.execute(text(readme_sql()["the recommendations of user 1"])).all()
     assert [(r.rank, r.movie_id) for r in readme] == [(r.rank, r.movie_id) for r in by_user[1]]
+
+
+def _statuses(engine) -> list[str]:
+    return [m.status for m in recsql.list_models(engine)]
+
+
+def test_keep_prunes_old_models_and_rollback_works(engine, run, ratings_file):
+    run("import", "ratings", ratings_file)
+    for features in (2, 3, 2, 3):
+        run("train", "--features", features, "--samples", 0, "--keep", 2)
+    models = recsql.list_models(engine)
+    assert [m.status for m in models] == ["active", "retired", "pruned", "pruned"]
+    for m in models:
+        rows = sum(recsql.output_counts(engine, m.model_id).values())
+        assert (rows > 0) == (m.status != "pruned"), (m.model_id, m.status, rows)
+    # Roll back to the retired model: the views follow it.
+    newest, previous = models[0].model_id, models[1].model_id
+    run("models", "activate", previous)
+    assert _statuses(engine)[:2] == ["retired", "active"]
+    assert _count(engine, "SELECT model_id FROM active_model") == previous
+    assert _count(engine, "SELECT COUNT(*) FROM similar_movies") == 8 * 7
+    with engine.connect() as conn:
+        features = conn.execute(text(
+            "SELECT COUNT(DISTINCT f.feature) FROM movie_features f JOIN active_model a ON a.model_id = f.model_id"
+        )).scalar()
+    assert features == models[1].params["features"]
+    # A pruned model, an unknown one: one clear message each, nothing changes.
+    assert "only a complete model" in run("models", "activate", models[2].model_id, ok=False).output
+    assert "unknown model 999" in run("models", "activate", 999, ok=False).output
+    assert _count(engine, "SELECT model_id FROM active_model") == previous
+    run("models", "activate", newest)
+    assert "pruned 1 models" in run("models", "prune", "--keep", 1).output
+    assert _statuses(engine)[:2] == ["active", "pruned"]
+    assert "keep must be at least 1" in run("models", "prune", "--keep", 0, ok=False).output
+
+
+def test_prune_deletes_in_batches_and_never_the_active_model(engine, run, ratings_file):
+    run("import", "ratings", ratings_file)
+    run("train", "--features", 2, "--keep", 5)
+    run("train", "--features", 3, "--keep", 5)
+    active = _count(engine, "SELECT model_id FROM active_model")
+    before = _count(engine, f"SELECT COUNT(*) FROM movie_similarities WHERE model_id = {active}")
+    pruned = recsql.prune_models(engine, keep=1, batch=7)  # many small batches
+    assert len(pruned) == 1 and pruned[0] != active
+    assert sum(recsql.output_counts(engine, pruned[0]).values()) == 0
+    assert _count(engine, f"SELECT COUNT(*) FROM movie_similarities WHERE model_id = {active}") == before
+    assert recsql.prune_models(engine, keep=1) == []  # nothing left to prune
+
+
+def test_models_show(engine, run, ratings_file):
+    run("import", "ratings", ratings_file)
+    run("train", "--features", 2, "--samples", 0, "--test-fraction", 0.25)
+    model = recsql.list_models(engine)[0]
+    shown = json.loads(run("models", "show", model.model_id, "--json").output)
+    assert shown["model_id"] == model.model_id and shown["metrics"] == model.metrics
+    assert shown["rows"] == recsql.output_counts(engine, model.model_id)
+    assert shown["rows"]["movie_features"] == 8 * 2
+    text_out = run("models", "show", model.model_id).output
+    assert "metrics.test_rmse" in text_out and "rows.movie_similarities" in text_out
+    assert "unknown model 42" in run("models", "show", 42, ok=False).output

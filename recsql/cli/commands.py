@@ -8,6 +8,7 @@ line and exit 1; database errors likewise; only bugs show a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 import recsql
-from recsql.cli.output import Column, json_option, show
+from recsql.cli.output import Column, json_option, show, to_json
 from recsql.data.files import FORMATS
 from recsql.data.matrix import DUPLICATE_POLICIES
 from recsql.db.engine import DEFAULT_URL, URL_ENV
@@ -232,6 +233,8 @@ def _list_options(command: Callable[..., Any]) -> Callable[..., Any]:
               help="Recommendations stored per user (unrated movies, best first).")
 @click.option("--source", type=click.Path(dir_okay=False), default=None,
               help="TOML file mapping the application's own ratings (and items) tables; see README.")
+@click.option("--keep", type=int, default=3, show_default=True,
+              help="Complete models whose rows are kept (the new one included); older ones are pruned.")
 @click.pass_context
 def train(ctx: click.Context, **options: Any) -> None:
     """Train a new model from the stored ratings and make it the active one.
@@ -531,7 +534,7 @@ MODEL_COLUMNS = [
 ]
 
 
-@cli.command()
+@cli.group(cls=_Group, invoke_without_command=True)
 @json_option
 @click.pass_context
 def models(ctx: click.Context, as_json: bool) -> None:
@@ -540,7 +543,10 @@ def models(ctx: click.Context, as_json: bool) -> None:
     \b
     Example:
         recsql models --json
+        recsql models show 3
     """
+    if ctx.invoked_subcommand is not None:
+        return
     found = recsql.list_models(_engine(ctx))
     if not found and not as_json:
         _say(ctx, "no training runs yet; run `recsql train`")
@@ -548,6 +554,61 @@ def models(ctx: click.Context, as_json: bool) -> None:
     rows = [{**vars(m), **{k: m.params.get(k) for k in ("features", "regularization")},
              **{k: (m.metrics or {}).get(k) for k in ("train_rmse", "test_rmse")}} for m in found]
     show(rows, MODEL_COLUMNS, as_json=as_json, document=found)
+
+
+@models.command("show")
+@click.argument("model_id", type=int)
+@json_option
+@click.pass_context
+def models_show(ctx: click.Context, model_id: int, as_json: bool) -> None:
+    """Show one model: status, parameters, metrics, phase seconds and rows per table.
+
+    \b
+    Example:
+        recsql models show 3 --json
+    """
+    engine = _engine(ctx)
+    model = recsql.show_model(engine, model_id)
+    counts = recsql.output_counts(engine, model_id)
+    if as_json:
+        click.echo(to_json({**dataclasses.asdict(model), "rows": counts}))
+        return
+    fields = {k: v for k, v in dataclasses.asdict(model).items() if k not in ("params", "metrics", "timings")}
+    sections = [("", fields), ("params.", model.params), ("metrics.", model.metrics or {}),
+                ("seconds.", model.timings or {}), ("rows.", counts)]
+    show([{"name": prefix + name, "value": value} for prefix, values in sections for name, value in values.items()],
+         [Column("name", align="<"), Column("value", align="<")], as_json=False)
+
+
+@models.command("activate")
+@click.argument("model_id", type=int)
+@click.pass_context
+def models_activate(ctx: click.Context, model_id: int) -> None:
+    """Make a complete model the active one: a ready one, or a retired one (a rollback).
+
+    \b
+    Example:
+        recsql models activate 2
+    """
+    recsql.activate_model(_engine(ctx), model_id)
+    _say(ctx, f"model {model_id} is active")
+
+
+@models.command("prune")
+@click.option("--keep", type=int, default=3, show_default=True,
+              help="Complete models whose rows are kept, the active one included.")
+@click.pass_context
+def models_prune(ctx: click.Context, keep: int) -> None:
+    """Delete the rows of failed models and of all but the KEEP newest complete ones.
+
+    The models' rows stay, marked pruned; the active model is never pruned.
+
+    \b
+    Example:
+        recsql models prune --keep 2
+    """
+    pruned = recsql.prune_models(_engine(ctx), keep=keep)
+    _say(ctx, f"pruned {len(pruned)} models" + (f": {', '.join(map(str, pruned))}" if pruned else ""))
 
 
 @cli.command()

@@ -46,6 +46,7 @@ READY = "ready"
 ACTIVE = "active"
 RETIRED = "retired"
 FAILED = "failed"
+PRUNED = "pruned"  # its output rows were deleted by prune; the row stays as history
 
 
 class Base(DeclarativeBase):
