@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, inspect, select, text
 
 from recsql.data.files import read_movies_file, read_ratings_file
 from recsql.db.tables import Movie, Rating
@@ -98,6 +98,11 @@ BAD_RATINGS = [
     ("user_id,movie_id,value\n1,2,5\n1,3,4,9\n", 3, "expected 3 fields, found 4"),
     ("user_id,movie_id,value\r\n1,2,5\r\n\r\n2,3,4", 3, "empty line"),
     ("user_id,movie_id,value\n1.5,2,5\n", 2, "user id '1.5' is not a whole number"),
+    ("user_id,movie_id,value\n1,2,5\n1e3,2,5\n", 3, "user id '1e3' is not a whole number"),
+    ("user_id,movie_id,value\n1,-4,5\n", 2, "movie id -4 is negative"),
+    ("user_id,movie_id,value\n9223372036854775808,2,5\n", 2,
+     "user id 9223372036854775808 is outside the 64-bit integer range"),
+    ("user_id,movie_id,value\n1,123456789012345678901,5\n", 2, "is outside the 64-bit integer range"),
     ("user_id,movie_id,value\n1,2,nan\n", 2, "rating 'nan' is not a number"),
     (b"user_id,movie_id,value\n1,2,5\n\xff\xfe,3,4\n", 3, "not valid UTF-8"),
     ("", None, "the file is empty"),
@@ -147,3 +152,41 @@ def test_hundred_thousand_ratings_import(engine, run, ml100k):
     expected = 1 * 6110 + 2 * 11370 + 3 * 27145 + 4 * 34174 + 5 * 21201
     assert count == 100_000 and total == expected
     assert np.isclose(total / count, expected / 100_000)
+
+
+def test_ids_are_exact_64_bit_integers(engine, tmp_path):
+    """Ids above 2^53 stay distinct (no float round trip); the largest BIGINT is accepted."""
+    import recsql
+
+    big = ["1541815603606036480", "1541815603606036481", "9223372036854775807"]
+    path = _write(tmp_path, "big.csv", "user_id,movie_id,value\n" + "\n".join(f"{u},{m},4" for u in big for m in big))
+    recsql.import_ratings(engine, path)
+    with engine.connect() as conn:
+        users = sorted(set(conn.execute(select(Rating.user_id)).scalars()))
+    assert users == sorted(int(u) for u in big)
+    frame = read_ratings_file(_write(tmp_path, "t.csv", "userId,movieId,rating,timestamp\n1,2,4,-86400\n"))
+    assert frame.rated_at.tolist() == [-86400]  # a rating from 1969 is still a time
+
+
+def test_an_interrupted_first_import_leaves_the_table_usable(engine, tmp_path, monkeypatch):
+    """A load into the empty table drops its index first; interrupted (Ctrl-C) mid-insert,
+    the drop rolls back with the rows, and later imports work."""
+    import recsql
+    from recsql.data import load
+
+    path = _write(tmp_path, "r.csv", "user_id,movie_id,value\n1,2,5\n2,3,4\n")
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(load, "insert_columns", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        recsql.import_ratings(engine, path)
+    monkeypatch.undo()
+    with engine.connect() as conn:
+        indexes = {index["name"] for index in inspect(conn).get_indexes("ratings")}
+    assert "ix_ratings_user_id_movie_id" in indexes
+    assert _ratings(engine) == []
+    recsql.import_ratings(engine, path)
+    recsql.import_ratings(engine, path, replace=True)
+    assert len(_ratings(engine)) == 2

@@ -78,7 +78,7 @@ def read_ratings_file(path: str | Path, format: str | None = None) -> pd.DataFra
         }
     )
     if layout.fields == 4:
-        frame["rated_at"] = _integers(path, table.iloc[:, 3], lines, "timestamp")
+        frame["rated_at"] = _integers(path, table.iloc[:, 3], lines, "timestamp", negative=True)
     frame.attrs["format"] = format
     return frame
 
@@ -230,13 +230,29 @@ def _numbers(path: Path, column: pd.Series, lines: np.ndarray, what: str) -> np.
     return values
 
 
-def _integers(path: Path, column: pd.Series, lines: np.ndarray, what: str) -> np.ndarray:
-    values = _numbers(path, column, lines, what)
-    bad = (values != np.round(values)) | (np.abs(values) >= 2**63)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise InputError(path, f"{what} {column.iloc[i].strip()!r} is not a whole number", int(lines[i]))
-    return values.astype(np.int64)
+BIGINT_MAX = "9223372036854775807"
+
+
+def _integers(path: Path, column: pd.Series, lines: np.ndarray, what: str, *, negative: bool = False) -> np.ndarray:
+    """Whole numbers, parsed exactly (never through a float: ids above 2^53 stay distinct),
+    within the 64-bit range the tables store; negative ones only where ``negative``."""
+    stripped = column.str.strip()
+
+    def refuse(bad: np.ndarray, reason: str) -> None:
+        if bad.any():
+            i = int(np.argmax(bad))
+            raw = stripped.iloc[i]
+            raise InputError(path, f"missing {what}" if raw == "" else reason.format(raw=raw), int(lines[i]))
+
+    refuse(~stripped.str.fullmatch(r"[+-]?\d+").to_numpy(dtype=bool), f"{what} {{raw!r}} is not a whole number")
+    digits = stripped.str.lstrip("+-").str.lstrip("0")
+    length = digits.str.len().to_numpy()
+    refuse((length > 19) | ((length == 19) & (digits > BIGINT_MAX).to_numpy(dtype=bool)),
+           f"{what} {{raw}} is outside the 64-bit integer range")
+    values = stripped.astype(np.int64).to_numpy()
+    if not negative:
+        refuse(values < 0, f"{what} {{raw}} is negative")
+    return values
 
 
 def _genres_from_flags(path: Path, flags: pd.DataFrame, lines: np.ndarray) -> pd.Series:

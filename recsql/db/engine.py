@@ -52,6 +52,7 @@ def make_engine(url: str | None = None) -> Engine:
         raise DatabaseUnavailable(f"cannot use database URL {redact(url)!r}: {exc}") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
     elif engine.dialect.name != "postgresql":
         raise DatabaseUnavailable(
             f"recsql supports SQLite and PostgreSQL, not {engine.dialect.name} ({redact(url)})"
@@ -66,6 +67,10 @@ def make_engine(url: str | None = None) -> Engine:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # The sqlite3 module opens transactions itself, and only before INSERT/UPDATE/DELETE:
+    # DDL (DROP INDEX before a bulk load, the migrations) would run outside them and
+    # survive a rollback.  recsql begins every transaction itself instead (_sqlite_begin).
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     # WAL lets applications read the views while a retrain writes.
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -77,3 +82,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA cache_size=-262144")  # 256 MB
     cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    """BEGIN for every SQLAlchemy transaction, so DDL is inside it and rolls back with it."""
+    connection.exec_driver_sql("BEGIN")
