@@ -35,6 +35,14 @@ class InputError(RecsqlError):
         self.reason = reason
 
 
+class Busy(RecsqlError):
+    """Another process holds the writer lock (a retrain, activation or prune is running)."""
+
+
+class Terminated(RecsqlError):
+    """The process was asked to stop (SIGTERM) while it worked; nothing it did is visible."""
+
+
 class NoRatings(RecsqlError):
     """There is nothing to train on."""
 

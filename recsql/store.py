@@ -16,7 +16,7 @@ features, biases, ranked lists): :func:`save_outputs` encodes it and
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ from sqlalchemy import Connection, Engine, delete, insert, select, text, update
 from recsql.data.matrix import lookup_ids
 from recsql.data.source import Source
 from recsql.db import bulk
+from recsql.db.lock import lock_is_free, writer_lock
 from recsql.db.tables import (
     ACTIVE,
     FAILED,
@@ -112,11 +113,43 @@ def _now() -> datetime:
 # ---------------------------------------------------------------------- listing, lookup
 
 
+DEAD = "dead"  # shown, never stored: running or ready while no process holds the writer lock
+
+
 def list_models(engine: Engine) -> list[ModelInfo]:
-    """Every model version, newest first."""
+    """Every model version, newest first.  A run still marked running (or ready) while
+    no process holds the writer lock died; it is listed as ``dead`` (and reclaimed by
+    the next writer)."""
     with engine.connect() as conn:
-        rows = conn.execute(select(Model.__table__).order_by(Model.id.desc())).all()
-    return [_info(r) for r in rows]
+        infos = [_info(r) for r in conn.execute(select(Model.__table__).order_by(Model.id.desc())).all()]
+    if any(i.status in (RUNNING, READY) for i in infos) and lock_is_free(engine):
+        infos = [replace(i, status=DEAD) if i.status in (RUNNING, READY) else i for i in infos]
+    return infos
+
+
+def running_description(engine: Engine) -> str:
+    """Which model the current writer is building, for a "busy" message."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(Model.id, Model.created_at).where(Model.status.in_((RUNNING, READY))).order_by(Model.id.desc())
+        ).first()
+    return f"model {row.id}, started {row.created_at:%Y-%m-%d %H:%M:%S}" if row else ""
+
+
+def reclaim_dead(engine: Engine) -> list[int]:
+    """For a caller holding the writer lock: runs left ``running`` or ``ready`` belong to
+    processes that died (killed, crashed); their rows are deleted and they are marked
+    failed.  Returns their ids."""
+    with engine.connect() as conn:
+        dead = list(conn.execute(select(Model.id).where(Model.status.in_((RUNNING, READY)))).scalars())
+    for model_id in dead:
+        discard_outputs(engine, model_id)
+        with engine.begin() as conn:
+            conn.execute(update(Model).where(Model.id == model_id).values(
+                status=FAILED, finished_at=_now(),
+                error="its process stopped before it finished (killed or crashed); found by the next writer",
+            ))
+    return dead
 
 
 def active_model_id(conn: Connection) -> int:
@@ -287,9 +320,16 @@ DEFAULT_KEEP = 3
 PRUNE_BATCH = 50_000
 
 
-def activate_model(engine: Engine, model_id: int) -> None:
+def activate_model(engine: Engine, model_id: int, wait: float = 0.0) -> None:
     """Make ``model_id`` the one active model: a new version that is ready, or an earlier
-    one that was retired (a rollback).  One short transaction of two UPDATEs."""
+    one that was retired (a rollback), holding the writer lock (``wait`` seconds for it)."""
+    with writer_lock(engine, wait, holder=lambda: running_description(engine)):
+        switch_active(engine, model_id)
+
+
+def switch_active(engine: Engine, model_id: int) -> None:
+    """The activation itself, for a caller holding the writer lock: one short
+    transaction of two UPDATEs, the moment every view switches."""
     with engine.begin() as conn:
         status = conn.execute(select(Model.status).where(Model.id == model_id)).scalar()
         if status is None:
@@ -314,13 +354,24 @@ def output_counts(engine: Engine, model_id: int) -> dict[str, int]:
         }
 
 
-def prune_models(engine: Engine, keep: int = DEFAULT_KEEP, batch: int = PRUNE_BATCH) -> list[int]:
+def prune_models(engine: Engine, keep: int = DEFAULT_KEEP, batch: int = PRUNE_BATCH, wait: float = 0.0) -> list[int]:
+    """:func:`prune`, holding the writer lock (``wait`` seconds for it); dead runs are
+    reclaimed first (:func:`reclaim_dead`), so they are pruned too."""
+    if keep < 1:
+        raise InvalidParameter(f"keep must be at least 1 (the active model), not {keep}")
+    with writer_lock(engine, wait, holder=lambda: running_description(engine)):
+        reclaim_dead(engine)
+        return prune(engine, keep, batch)
+
+
+def prune(engine: Engine, keep: int = DEFAULT_KEEP, batch: int = PRUNE_BATCH) -> list[int]:
     """Delete the output rows of failed models and of all but the ``keep`` newest complete
     ones (the active model is always kept); returns the pruned model ids.
 
     Their ``models`` rows stay, marked ``pruned``, as history.  Rows go in batches of
     ``batch``, each its own short transaction, so readers of the views never wait on a
-    long delete.  Running and ready models are left alone.
+    long delete.  Running and ready models are left alone.  The caller holds the
+    writer lock.
     """
     if keep < 1:
         raise InvalidParameter(f"keep must be at least 1 (the active model), not {keep}")

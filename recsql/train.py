@@ -19,6 +19,7 @@ from recsql.data.load import refresh_titles
 from recsql.data.matrix import DuplicatePolicy, RatingMatrix
 from recsql.data.ratings import as_source, ratings_from_database, ratings_from_file
 from recsql.data.source import Source
+from recsql.db.lock import writer_lock
 from recsql.errors import InvalidParameter
 from recsql.evaluation.metrics import accuracy_metrics, list_metrics
 from recsql.evaluation.splits import split_random
@@ -70,6 +71,7 @@ def train(
     recommend_n: int = store.DEFAULT_RECOMMEND_N,
     source: Source | str | Path | None = None,
     keep: int = store.DEFAULT_KEEP,
+    wait: float = 0.0,
     show_progress: bool = False,
 ) -> TrainResult:
     """Train a new model version from the stored ratings and make it the active one.
@@ -87,7 +89,9 @@ def train(
     ``metric`` says what orders the stored lists (:mod:`recsql.model.outputs`): ``items``
     (default) the item-item choice model blended with the rating model, with
     ``item_regularization`` as its lambda; ``cosine`` or ``l1`` the rating model alone.
-    After activation, the output rows of all but the ``keep`` newest complete models
+    Only one writer runs at a time: with another retrain (or activation, or prune)
+    running, this one waits up to ``wait`` seconds, then raises
+    :class:`~recsql.errors.Busy`.  After activation, the output rows of all but the ``keep`` newest complete models
     (and of failed ones) are deleted (:func:`recsql.store.prune_models`).
     ``show_progress`` draws a progress bar per phase on stderr; the seconds each phase
     took are returned and stored in ``models.timings`` either way.
@@ -108,61 +112,65 @@ def train(
     if keep < 1:
         raise InvalidParameter(f"keep must be at least 1 (the model being trained), not {keep}")
     source = as_source(source)
-    with phase("read"):
-        matrix = ratings_from_database(engine, duplicates, source)
-        if source is not None:
-            refresh_titles(engine, source)
-    if test_fraction is not None and test is None:
-        matrix, test = split_random(matrix, test_fraction, seed)
-    params: dict[str, Any] = {
-        **model.params(),
-        "duplicates": duplicates,
-        "test_fraction": test_fraction,
-        "test_file": str(test_file) if test_file is not None else None,
-        "similar_k": similar_k,
-        "metric": metric,
-        "item_regularization": item_regularization,
-        "recommend_n": recommend_n,
-        "source": source.to_params() if source is not None else None,
-    }
-    model_id = store.start(engine, solver, params)
-    try:
-        with phase("fit", total=model.steps()) as step:
-            factors = model.fit(matrix, step)
-        with phase("items"):
-            items = item_model(matrix, metric, item_regularization)
-        with phase("similarities", total=block_count(matrix.n_movies, matrix.n_movies)) as step:
-            similar = similar_lists(factors, items, similar_k, metric, step)
-        with phase("recommendations", total=block_count(matrix.n_users, matrix.n_movies)) as step:
-            recommended = recommendation_lists(factors, items, matrix.csr, recommend_n, step)
-        with phase("evaluate"):
-            metrics = {
-                **accuracy_metrics(factors, matrix, test),
-                **list_metrics(factors, matrix, test, similar, recommended.indices, larger_is_similar=metric != "l1"),
-                **{k: v for k, v in factors.info.items() if isinstance(v, (int, float, bool))},
-            }
-        store.record_params(engine, model_id, {**params, "lists": "items" if items is not None else "ratings"})
-        outputs = ModelOutputs(factors, similar, recommended, popularity(matrix), n_ratings=matrix.nnz)
-        with phase("write", total=len(store.OUTPUT_TABLES)) as step:
-            store.save_outputs(engine, model_id, outputs, metrics=metrics, timings=timings, step=step)
-        with phase("activate"):
-            store.activate_model(engine, model_id)
+    # One writer at a time; runs whose process died before finishing are cleaned up first.
+    with writer_lock(engine, wait, holder=lambda: store.running_description(engine)):
+        store.reclaim_dead(engine)
+        with phase("read"):
+            matrix = ratings_from_database(engine, duplicates, source)
+            if source is not None:
+                refresh_titles(engine, source)
+        if test_fraction is not None and test is None:
+            matrix, test = split_random(matrix, test_fraction, seed)
+        params: dict[str, Any] = {
+            **model.params(),
+            "duplicates": duplicates,
+            "test_fraction": test_fraction,
+            "test_file": str(test_file) if test_file is not None else None,
+            "similar_k": similar_k,
+            "metric": metric,
+            "item_regularization": item_regularization,
+            "recommend_n": recommend_n,
+            "source": source.to_params() if source is not None else None,
+        }
+        model_id = store.start(engine, solver, params)
+        try:
+            with phase("fit", total=model.steps()) as step:
+                factors = model.fit(matrix, step)
+            with phase("items"):
+                items = item_model(matrix, metric, item_regularization)
+            with phase("similarities", total=block_count(matrix.n_movies, matrix.n_movies)) as step:
+                similar = similar_lists(factors, items, similar_k, metric, step)
+            with phase("recommendations", total=block_count(matrix.n_users, matrix.n_movies)) as step:
+                recommended = recommendation_lists(factors, items, matrix.csr, recommend_n, step)
+            with phase("evaluate"):
+                metrics = {
+                    **accuracy_metrics(factors, matrix, test),
+                    **list_metrics(factors, matrix, test, similar, recommended.indices,
+                                   larger_is_similar=metric != "l1"),
+                    **{k: v for k, v in factors.info.items() if isinstance(v, (int, float, bool))},
+                }
+            store.record_params(engine, model_id, {**params, "lists": "items" if items is not None else "ratings"})
+            outputs = ModelOutputs(factors, similar, recommended, popularity(matrix), n_ratings=matrix.nnz)
+            with phase("write", total=len(store.OUTPUT_TABLES)) as step:
+                store.save_outputs(engine, model_id, outputs, metrics=metrics, timings=timings, step=step)
+            with phase("activate"):
+                store.switch_active(engine, model_id)
+            store.record_timings(engine, model_id, timings)
+        except BaseException as exc:
+            store.fail(engine, model_id, exc)
+            raise
+        # The new model is active whatever happens now; an interrupted prune is finished by
+        # the next one.
+        with phase("prune"):
+            store.prune(engine, keep)
         store.record_timings(engine, model_id, timings)
-    except BaseException as exc:
-        store.fail(engine, model_id, exc)
-        raise
-    # The new model is active whatever happens now; an interrupted prune is finished by
-    # the next one.
-    with phase("prune"):
-        store.prune_models(engine, keep)
-    store.record_timings(engine, model_id, timings)
-    return TrainResult(
-        model_id=model_id,
-        algorithm=solver,
-        params=params,
-        metrics=metrics,
-        timings=timings,
-        n_users=matrix.n_users,
-        n_movies=matrix.n_movies,
-        n_ratings=matrix.nnz,
-    )
+        return TrainResult(
+            model_id=model_id,
+            algorithm=solver,
+            params=params,
+            metrics=metrics,
+            timings=timings,
+            n_users=matrix.n_users,
+            n_movies=matrix.n_movies,
+            n_ratings=matrix.nnz,
+        )

@@ -22,6 +22,9 @@ def run(name: str, job: Callable[[], object]) -> int:
         job()
     except click.exceptions.Exit as exc:  # --help
         return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{name} failed: interrupted (SIGINT); the previous model stays active", file=sys.stderr)
+        return 130
     except click.ClickException as exc:  # a bad argument
         print(f"{name} failed: {exc.format_message()}", file=sys.stderr)
         return 1

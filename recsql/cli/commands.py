@@ -9,6 +9,7 @@ line and exit 1; database errors likewise; only bugs show a traceback.
 from __future__ import annotations
 
 import dataclasses
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +23,7 @@ from recsql.data.files import FORMATS
 from recsql.data.matrix import DUPLICATE_POLICIES
 from recsql.db.engine import DEFAULT_URL, URL_ENV
 from recsql.demo import run_demo
-from recsql.errors import RecsqlError
+from recsql.errors import RecsqlError, Terminated
 from recsql.evaluation.tuning import require_matplotlib
 from recsql.model.outputs import LIST_METRICS
 from recsql.model.ranking import DEFAULT_ITEM_REGULARIZATION
@@ -235,6 +236,8 @@ def _list_options(command: Callable[..., Any]) -> Callable[..., Any]:
               help="TOML file mapping the application's own ratings (and items) tables; see README.")
 @click.option("--keep", type=int, default=3, show_default=True,
               help="Complete models whose rows are kept (the new one included); older ones are pruned.")
+@click.option("--wait", type=float, default=0.0, show_default=True,
+              help="Seconds to wait for another retrain, activation or prune to finish.")
 @click.pass_context
 def train(ctx: click.Context, **options: Any) -> None:
     """Train a new model from the stored ratings and make it the active one.
@@ -582,23 +585,27 @@ def models_show(ctx: click.Context, model_id: int, as_json: bool) -> None:
 
 @models.command("activate")
 @click.argument("model_id", type=int)
+@click.option("--wait", type=float, default=0.0, show_default=True,
+              help="Seconds to wait for another retrain, activation or prune to finish.")
 @click.pass_context
-def models_activate(ctx: click.Context, model_id: int) -> None:
+def models_activate(ctx: click.Context, model_id: int, wait: float) -> None:
     """Make a complete model the active one: a ready one, or a retired one (a rollback).
 
     \b
     Example:
         recsql models activate 2
     """
-    recsql.activate_model(_engine(ctx), model_id)
+    recsql.activate_model(_engine(ctx), model_id, wait=wait)
     _say(ctx, f"model {model_id} is active")
 
 
 @models.command("prune")
 @click.option("--keep", type=int, default=3, show_default=True,
               help="Complete models whose rows are kept, the active one included.")
+@click.option("--wait", type=float, default=0.0, show_default=True,
+              help="Seconds to wait for another retrain, activation or prune to finish.")
 @click.pass_context
-def models_prune(ctx: click.Context, keep: int) -> None:
+def models_prune(ctx: click.Context, keep: int, wait: float) -> None:
     """Delete the rows of failed models and of all but the KEEP newest complete ones.
 
     The models' rows stay, marked pruned; the active model is never pruned.
@@ -607,7 +614,7 @@ def models_prune(ctx: click.Context, keep: int) -> None:
     Example:
         recsql models prune --keep 2
     """
-    pruned = recsql.prune_models(_engine(ctx), keep=keep)
+    pruned = recsql.prune_models(_engine(ctx), keep=keep, wait=wait)
     _say(ctx, f"pruned {len(pruned)} models" + (f": {', '.join(map(str, pruned))}" if pruned else ""))
 
 
@@ -654,4 +661,15 @@ def demo(ctx: click.Context) -> None:
 
 
 def main() -> None:
+    stop_on_sigterm()
     cli(prog_name="recsql")
+
+
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM (systemd, `timeout`, cron's kill) into an exception, so a retrain
+    in progress is marked failed with the reason instead of vanishing mid-run."""
+
+    def terminated(_signal: int, _frame: object) -> None:
+        raise Terminated("stopped by SIGTERM; the previous model stays active")
+
+    signal.signal(signal.SIGTERM, terminated)
