@@ -141,7 +141,51 @@ def test_upgrade_scores_lists_stored_before_scores(db_url, run):
         rows = conn.execute(text("SELECT rank, movie_id, predicted_rating, score FROM recommended_movies "
                                  "WHERE user_id = 7 ORDER BY rank")).all()
     assert [tuple(r) for r in rows] == [(1, 3, 4.5, 4.5), (2, 4, 4.25, 4.25)]
-    run("db", "downgrade", "0005_popular")
+    assert "pass --yes" in run("db", "downgrade", "0005_popular", ok=False).output
+    run("db", "downgrade", "0005_popular", "--yes")
     with raw.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM recommended_movies")).scalar() == 2
     raw.dispose()
+
+
+def test_setup_is_all_or_nothing(db_url):
+    """An application view with one of recsql's names makes the first-use setup fail:
+    one clear error, and not a single recsql table (or version) is left behind."""
+    raw = create_engine(normalize_url(db_url))
+    with raw.begin() as conn:
+        conn.execute(text("CREATE TABLE app_items (id INTEGER PRIMARY KEY)"))
+        conn.execute(text("CREATE VIEW similar_movies AS SELECT id FROM app_items"))
+    with pytest.raises(SchemaError, match="nothing was created"):
+        recsql.connect(db_url)
+    with raw.connect() as conn:
+        inspector = inspect(conn)
+        assert inspector.get_table_names() == ["app_items"]
+        assert inspector.get_view_names() == ["similar_movies"]
+    raw.dispose()
+
+
+def test_two_commands_on_a_new_database_set_it_up_once(db_url):
+    """First use from two processes at once: both succeed, the schema is made once."""
+    env = {**os.environ, "RECSQL_DATABASE_URL": db_url}
+    command = [sys.executable, "-m", "recsql", "models"]
+    children = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for _ in range(3)]
+    for child in children:
+        out, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err
+        assert "no training runs yet" in out
+    engine = recsql.connect(db_url)
+    with engine.connect() as conn:
+        assert migrate.current_revision(conn) == migrate.head_revision()
+    engine.dispose()
+
+
+def test_downgrade_with_data_needs_yes(db_url, run, tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("user_id,movie_id,value\n1,2,5\n")
+    run("import", "ratings", path)
+    out = run("db", "downgrade", "base", ok=False).output
+    assert "ratings hold rows" in out and "--yes" in out
+    assert "current: " + migrate.head_revision() in run("db", "status").output  # nothing dropped
+    run("db", "downgrade", "base", "--yes")
+    assert "none (no recsql tables)" in run("db", "status").output

@@ -108,15 +108,16 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
 
 @db_group.command("downgrade")
 @click.argument("revision")
+@click.option("--yes", is_flag=True, help="Downgrade even though recsql's tables hold rows (they may be dropped).")
 @click.pass_context
-def db_downgrade(ctx: click.Context, revision: str) -> None:
+def db_downgrade(ctx: click.Context, revision: str, yes: bool) -> None:
     """Migrate down to REVISION; `base` removes everything recsql created, nothing else.
 
     \b
     Example:
         recsql db downgrade base
     """
-    reached = recsql.downgrade(_url(ctx), revision)
+    reached = recsql.downgrade(_url(ctx), revision, yes=yes)
     _say(ctx, f"database schema at revision {reached or 'base (recsql removed)'}")
 
 

@@ -25,10 +25,12 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from recsql.db.engine import make_engine
+from recsql.db.lock import writer_lock
 from recsql.db.tables import RECSQL_TABLES
-from recsql.errors import SchemaError, SchemaOutOfDate
+from recsql.errors import InvalidParameter, SchemaError, SchemaOutOfDate
 
 VERSION_TABLE = "recsql_alembic_version"
 UPGRADE_COMMAND = "recsql db upgrade"
@@ -96,10 +98,24 @@ def upgrade(url: str | None = None, revision: str = "head") -> str | None:
         engine.dispose()
 
 
-def downgrade(url: str | None = None, revision: str = "base") -> str | None:
-    """Migrate down; ``base`` removes every table and view recsql created, nothing else."""
+def downgrade(url: str | None = None, revision: str = "base", *, yes: bool = False) -> str | None:
+    """Migrate down; ``base`` removes every table and view recsql created, nothing else.
+
+    A downgrade drops tables or columns, so while any of recsql's tables holds rows it
+    is refused unless ``yes``.
+    """
     engine = make_engine(url)
     try:
+        if not yes:
+            with engine.connect() as connection:
+                present = set(inspect(connection).get_table_names()) & set(RECSQL_TABLES)
+                filled = [t for t in sorted(present)
+                          if connection.execute(text(f"SELECT 1 FROM {t} LIMIT 1")).first() is not None]
+            if filled:
+                raise InvalidParameter(
+                    f"a downgrade can drop data, and {', '.join(filled)} hold rows; "
+                    f"pass --yes to downgrade to {revision} anyway"
+                )
         with engine.begin() as connection:
             command.downgrade(alembic_config(connection), revision)
             if revision == "base":
@@ -127,6 +143,27 @@ def _upgrade(engine: Engine, revision: str = "head") -> str | None:
         return current_revision(connection)
 
 
+SETUP_WAIT_SECONDS = 60.0
+
+
+def _set_up(engine: Engine) -> None:
+    """Create recsql's schema in a fresh database: one process at a time (two commands
+    on a brand-new database must not both create it) and all or nothing (DDL runs in
+    one transaction on both databases, so a failure leaves no table behind)."""
+    with writer_lock(engine, SETUP_WAIT_SECONDS):
+        with engine.connect() as connection:
+            if current_revision(connection) is not None:
+                return  # another process set it up while this one waited
+        try:
+            _upgrade(engine)
+        except SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise SchemaError(
+                f"setting up recsql's tables failed, so nothing was created: {reason} "
+                f"(a table or view of the application may have one of recsql's names)"
+            ) from None
+
+
 def ensure_current(engine: Engine) -> None:
     """Set up a fresh database, accept a current one, refuse an outdated or unknown one."""
     with engine.connect() as connection:
@@ -145,7 +182,7 @@ def ensure_current(engine: Engine) -> None:
                 f"recsql schema version; they belong to something else, so recsql will not "
                 f"touch them. Use another database (or schema) for recsql."
             )
-        _upgrade(engine)
+        _set_up(engine)
         return
     if current not in all_revisions():
         raise SchemaError(
