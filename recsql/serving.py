@@ -296,16 +296,20 @@ class Recommender:
     def _ratings_of(self, user_id: int) -> dict[int, float]:
         """The user's ratings (the highest of repeated ones), from where the model read them."""
         source = self._model().info.source
-        with self._connection() as conn:
-            if source is None:
-                rows: Sequence[Any] = conn.execute(
+        rows: Sequence[Any]
+        if source is None:
+            with self._connection() as conn:
+                rows = conn.execute(
                     text("SELECT movie_id, MAX(value) AS value FROM ratings WHERE user_id = :u GROUP BY movie_id"),
                     {"u": user_id},
                 ).all()
-            else:
-                with read_only(conn) if isinstance(self.bind, Engine) else nullcontext(conn):
-                    sql = text(source.ratings_sql(conn, user_filter=True))
-                    rows = [(movie, value) for _, movie, value in conn.execute(sql, {"user_id": user_id})]
+        else:
+            # The application's query runs read-only whichever way recsql was called: on a
+            # connection of its own (a host's transaction may already have written, and
+            # can no longer be made read-only).
+            with self.bind.engine.connect() as own, read_only(own):
+                sql = text(source.ratings_sql(own, user_filter=True))
+                rows = [(movie, value) for _, movie, value in own.execute(sql, {"user_id": user_id})]
         ratings: dict[int, float] = {}
         for movie, value in rows:
             ratings[int(movie)] = max(float(value), ratings.get(int(movie), float("-inf")))

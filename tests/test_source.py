@@ -121,3 +121,26 @@ def test_bad_toml_is_one_clear_error(run, tmp_path):
     assert "needs movie, rating" in run("train", "--source", bad, ok=False).output
     bad.write_text("[ratings\n")
     assert "not valid TOML" in run("train", "--source", bad, ok=False).output
+
+
+def test_serving_runs_the_source_query_read_only_on_any_bind(shop, engine, db_url):
+    """A query that writes whenever it is allowed to trains fine (training reads
+    read-only) and must not write when serving explains, even on the host's connection."""
+    if "postgresql" not in db_url:
+        pytest.skip("SQLite has no SELECT that can write")
+    raw, _ = shop
+    with raw.begin() as conn:
+        conn.execute(text("CREATE TABLE writes (n INTEGER)"))
+        conn.execute(text(
+            "CREATE FUNCTION write_if_allowed() RETURNS integer AS $$ "
+            "BEGIN IF current_setting('transaction_read_only') = 'off' THEN INSERT INTO writes VALUES (1); END IF; "
+            "RETURN 0; END $$ LANGUAGE plpgsql"
+        ))
+    query = "SELECT customer_id AS u, product_id AS m, stars + write_if_allowed() AS r FROM reviews"
+    recsql.train(engine, source=Source(query=query, user="u", movie="m", rating="r"), samples=0)
+    with engine.connect() as conn:
+        assert recsql.Recommender(conn).explain(5001, 103)
+        conn.commit()
+    assert recsql.Recommender(engine).explain(5001, 103)
+    with raw.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM writes")).scalar() == 0
