@@ -118,6 +118,8 @@ def _adds_the_mean(node: ast.AST) -> bool:
         return (isinstance(side, ast.Name) and side.id == "global_mean") or (
             isinstance(side, ast.Attribute) and side.attr == "global_mean")
 
+    if isinstance(node, ast.AugAssign):  # x += global_mean
+        return isinstance(node.op, ast.Add) and is_mean(node.value)
     return isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and (is_mean(node.left) or is_mean(node.right))
 
 
