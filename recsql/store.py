@@ -32,6 +32,7 @@ from recsql.db.tables import (
     ACTIVE,
     FAILED,
     PRUNED,
+    PRUNING,
     READY,
     RETIRED,
     RUNNING,
@@ -87,9 +88,10 @@ class ModelInfo:
 
     @property
     def lists(self) -> str:
-        """What ordered its stored lists: ``items`` (the item-item model blended with the
-        ratings) or ``ratings`` (the rating model alone, as every version before it did)."""
-        return str(self.params.get("lists", "ratings"))
+        """What ordered its stored lists: ``items`` (``--metric items``: the item-item model
+        blended with the ratings) or ``ratings`` (the rating model alone, as every version
+        before ``items`` did)."""
+        return "items" if self.params.get("metric") == "items" else "ratings"
 
     @property
     def clip(self) -> tuple[float, float] | None:
@@ -307,17 +309,25 @@ def _mark_ready(
     )
 
 
-def discard_outputs(engine: Engine, model_id: int) -> None:
-    """Delete whatever rows a version managed to write (its outputs never became visible)."""
-    with engine.begin() as conn:
-        for table in OUTPUT_TABLES:
-            conn.execute(text(f"DELETE FROM {table} WHERE model_id = :model_id"), {"model_id": model_id})
-
-
 # A model whose rows are all there and were never discarded: it can be (re)activated.
 COMPLETE = (READY, ACTIVE, RETIRED)
 DEFAULT_KEEP = 3
 PRUNE_BATCH = 50_000
+
+
+def discard_outputs(engine: Engine, model_id: int, batch: int = PRUNE_BATCH) -> None:
+    """Delete every output row of a version that is not active (a failed, dead or pruned
+    one), ``batch`` rows per short transaction, so readers of the views never wait on a
+    long delete and an interrupted delete loses nothing but time."""
+    row = "ctid" if engine.dialect.name == "postgresql" else "rowid"
+    for table in OUTPUT_TABLES:
+        while True:
+            with engine.begin() as conn:
+                deleted = conn.execute(text(
+                    f"DELETE FROM {table} WHERE {row} IN (SELECT {row} FROM {table} WHERE model_id = :m LIMIT :n)"
+                ), {"m": model_id, "n": batch}).rowcount
+            if deleted < batch:
+                break
 
 
 def activate_model(engine: Engine, model_id: int, wait: float = 0.0) -> None:
@@ -357,8 +367,6 @@ def output_counts(engine: Engine, model_id: int) -> dict[str, int]:
 def prune_models(engine: Engine, keep: int = DEFAULT_KEEP, batch: int = PRUNE_BATCH, wait: float = 0.0) -> list[int]:
     """:func:`prune`, holding the writer lock (``wait`` seconds for it); dead runs are
     reclaimed first (:func:`reclaim_dead`), so they are pruned too."""
-    if keep < 1:
-        raise InvalidParameter(f"keep must be at least 1 (the active model), not {keep}")
     with writer_lock(engine, wait, holder=lambda: running_description(engine)):
         reclaim_dead(engine)
         return prune(engine, keep, batch)
@@ -368,10 +376,10 @@ def prune(engine: Engine, keep: int = DEFAULT_KEEP, batch: int = PRUNE_BATCH) ->
     """Delete the output rows of failed models and of all but the ``keep`` newest complete
     ones (the active model is always kept); returns the pruned model ids.
 
-    Their ``models`` rows stay, marked ``pruned``, as history.  Rows go in batches of
-    ``batch``, each its own short transaction, so readers of the views never wait on a
-    long delete.  Running and ready models are left alone.  The caller holds the
-    writer lock.
+    Their ``models`` rows stay, marked ``pruned``, as history.  Each is marked
+    ``pruning`` before its rows go (:func:`discard_outputs`), so it cannot be activated
+    meanwhile, and a prune that was interrupted is finished by the next one.  Running and
+    ready models are left alone.  The caller holds the writer lock.
     """
     if keep < 1:
         raise InvalidParameter(f"keep must be at least 1 (the active model), not {keep}")
@@ -383,33 +391,18 @@ def prune(engine: Engine, keep: int = DEFAULT_KEEP, batch: int = PRUNE_BATCH) ->
     doomed = []
     for version in versions:
         if (version.status == RETIRED and version.id not in kept) or version.status == FAILED:
-            # Marked first, in its own transaction: from then on it cannot be activated,
-            # so its rows can go while readers read the active model's.
             with engine.begin() as conn:
                 marked = conn.execute(
-                    update(Model).where(Model.id == version.id, Model.status == version.status).values(status=PRUNED)
+                    update(Model).where(Model.id == version.id, Model.status == version.status).values(status=PRUNING)
                 ).rowcount
             if marked:
                 doomed.append(version.id)
-    row = "ctid" if engine.dialect.name == "postgresql" else "rowid"
-    # Pruned earlier too: a prune that was interrupted may have left rows behind.
-    for model_id in doomed + [v.id for v in versions if v.status == PRUNED]:
-        for table in OUTPUT_TABLES:
-            while True:
-                with engine.begin() as conn:
-                    deleted = conn.execute(text(
-                        f"DELETE FROM {table} WHERE {row} IN "
-                        f"(SELECT {row} FROM {table} WHERE model_id = :m LIMIT :n)"
-                    ), {"m": model_id, "n": batch}).rowcount
-                if deleted < batch:
-                    break
+    unfinished = [v.id for v in versions if v.status == PRUNING]
+    for model_id in unfinished + doomed:
+        discard_outputs(engine, model_id, batch)
+        with engine.begin() as conn:
+            conn.execute(update(Model).where(Model.id == model_id).values(status=PRUNED))
     return doomed
-
-
-def record_params(engine: Engine, model_id: int, params: dict[str, Any]) -> None:
-    """Replace a running version's parameters (what the fit decided, e.g. which lists)."""
-    with engine.begin() as conn:
-        conn.execute(update(Model).where(Model.id == model_id).values(params=params))
 
 
 def record_timings(engine: Engine, model_id: int, timings: dict[str, float]) -> None:

@@ -149,21 +149,21 @@ def train(
                                    larger_is_similar=metric != "l1"),
                     **{k: v for k, v in factors.info.items() if isinstance(v, (int, float, bool))},
                 }
-            store.record_params(engine, model_id, {**params, "lists": "items" if items is not None else "ratings"})
             outputs = ModelOutputs(factors, similar, recommended, popularity(matrix), n_ratings=matrix.nnz)
             with phase("write", total=len(store.OUTPUT_TABLES)) as step:
                 store.save_outputs(engine, model_id, outputs, metrics=metrics, timings=timings, step=step)
             with phase("activate"):
                 store.switch_active(engine, model_id)
-            store.record_timings(engine, model_id, timings)
         except BaseException as exc:
             store.fail(engine, model_id, exc)
             raise
         # The new model is active whatever happens now; an interrupted prune is finished by
         # the next one.
-        with phase("prune"):
-            store.prune(engine, keep)
-        store.record_timings(engine, model_id, timings)
+        try:
+            with phase("prune"):
+                store.prune(engine, keep)
+        finally:
+            store.record_timings(engine, model_id, timings)
         return TrainResult(
             model_id=model_id,
             algorithm=solver,

@@ -4,7 +4,6 @@ the exact one, and the blend that orders the stored lists."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import scipy.sparse as sp
 
 import recsql
@@ -59,8 +58,36 @@ def test_low_rank_lists_rank_on_movielens_100k(ml100k, monkeypatch):
     assert metrics["ndcg_at_10"] >= 0.35 and metrics["similar_ndcg_at_10"] >= 0.35, metrics
 
 
-@pytest.mark.parametrize("blend", [0.0, 0.5])
-def test_the_blend_is_the_pick_score_times_the_rating_factor(blend, monkeypatch):
-    monkeypatch.setattr(ranking, "BLEND", blend)
-    choice, predicted = np.array([[2.0, -1.0]]), np.array([[4.0, 3.0]])
-    np.testing.assert_allclose(ranking.blend(choice, predicted, 3.5), choice * np.exp(blend * (predicted - 3.5)))
+def test_stored_recommendations_are_the_blend_brute_forced():
+    """The training lists against a plain computation: EASE's pick score of every unrated
+    movie (X B), times exp(0.5 * (clipped predicted rating - mean)), best 4 per user."""
+    from recsql.model.factors import Factors
+    from recsql.model.outputs import recommendation_lists
+
+    rng = np.random.default_rng(7)
+    n_users, n_movies = 15, 25
+    pattern = random_pattern(n_users, n_movies, density=0.4, seed=5)
+    ratings = sp.csr_matrix((rng.integers(1, 6, pattern.nnz).astype(float), pattern.indices, pattern.indptr),
+                            shape=pattern.shape)
+    factors = Factors(
+        np.arange(n_users), np.arange(n_movies), rng.normal(size=(n_users, 3)), rng.normal(size=(n_movies, 3)),
+        global_mean=3.2, user_bias=rng.normal(size=n_users), movie_bias=rng.normal(size=n_movies), clip=(1.0, 5.0),
+    )
+    items = ExactItemItem.fit(rated_by(ratings), 2.0)
+    got = recommendation_lists(factors, items, ratings, 4)
+
+    x = pattern.toarray().astype(np.float64)
+    gram = x.T @ x + 2.0 * np.eye(n_movies)
+    weights = np.zeros((n_movies, n_movies))
+    for j in range(n_movies):  # each column's own ridge regression, without movie j
+        others = [i for i in range(n_movies) if i != j]
+        weights[others, j] = np.linalg.solve(gram[np.ix_(others, others)], gram[others, j])
+    predicted = np.clip(factors.user_factors @ factors.movie_factors.T + 3.2
+                        + factors.user_bias[:, None] + factors.movie_bias[None, :], 1, 5)
+    score = (x @ weights) * np.exp(0.5 * (predicted - 3.2))
+    score[x > 0] = -np.inf
+    for u in range(n_users):
+        expected = np.argsort(-score[u], kind="stable")[:4]
+        assert got.indices[u].tolist() == expected.tolist()
+        np.testing.assert_allclose(got.scores[u], score[u, expected], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(got.predicted[u], predicted[u, expected], atol=1e-12)

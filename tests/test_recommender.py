@@ -163,7 +163,7 @@ def test_explanation_adds_up(trained, engine):
     folded = fold_in(movies, idx, np.array([rated[i] for i in ids]))
     target, _ = lookup_ids(movies.movie_ids, np.array([3]))
     # The shares add up to the prediction (before clipping) less the mean and the movie's bias.
-    unclipped = (folded.scored_by(movies).user_terms(np.array([0])) @ movies.movie_terms(target).T).item()
+    unclipped = float(folded.scored_by(movies).user_terms[0] @ movies.movie_terms[target[0]])
     assert sum(shares) == pytest.approx(unclipped - movies.global_mean - movies.movie_bias[target[0]], abs=1e-9)
 
 

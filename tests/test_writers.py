@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 
@@ -45,6 +46,25 @@ def test_a_second_writer_is_refused_or_waits(trained, run):
         assert "another recsql writer" in run("models", "activate", 1, ok=False).output
     assert [m.status for m in recsql.list_models(trained)] == ["active"]  # the refusals wrote nothing
     run("train", "--samples", 0, "--wait", 5)
+    assert [m.status for m in recsql.list_models(trained)] == ["active", "retired"]
+
+
+def test_a_waiting_writer_goes_on_when_the_lock_is_released(trained, run):
+    held, release = threading.Event(), threading.Event()
+
+    def other_writer() -> None:
+        with writer_lock(trained):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=other_writer)
+    thread.start()
+    held.wait(10)
+    threading.Timer(1.0, release.set).start()
+    started = time.monotonic()
+    run("train", "--samples", 0, "--wait", 20)
+    assert time.monotonic() - started >= 0.9  # it waited for the other writer
+    thread.join()
     assert [m.status for m in recsql.list_models(trained)] == ["active", "retired"]
 
 

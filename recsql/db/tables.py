@@ -46,6 +46,7 @@ READY = "ready"
 ACTIVE = "active"
 RETIRED = "retired"
 FAILED = "failed"
+PRUNING = "pruning"  # prune is deleting its output rows; it can no longer be activated
 PRUNED = "pruned"  # its output rows were deleted by prune; the row stays as history
 
 

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 
 from recsql.data.matrix import RatingMatrix, lookup_ids
 from recsql.model.factors import Factors
+from recsql.model.ranking import rated_by
 from recsql.model.topk import TopK, block_rows, top_k_largest
 from recsql.progress import Step, no_step
 
@@ -127,13 +128,14 @@ def because_you_rated(
         (weights.ravel().astype(np.float32), similar.indices.ravel(), np.arange(0, n * width + 1, width)),
         shape=(n_movies, n_movies),
     )
+    on_a_list = rated_by(lends)  # scores can be 0; being listed is what lets a movie rank
     top = np.full((len(held.users), k), -1, dtype=np.int64)
     block = block_rows(n_movies)
     for start in range(0, len(held.users), block):
         rows = held.users[start : start + block]
         rated = held.rated[rows]
         scores = np.asarray((rated.astype(np.float32) @ lends).todense())
-        listed = np.asarray((rated @ (lends != 0)).todense()) > 0
+        listed = np.asarray((rated @ on_a_list).todense()) > 0
         scores[~listed] = -np.inf
         scores[np.repeat(np.arange(len(rows)), np.diff(rated.indptr)), rated.indices] = -np.inf
         best, value = top_k_largest(scores, k)

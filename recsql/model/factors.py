@@ -7,7 +7,7 @@ The model is
     rating(u, m) = global_mean + user_bias[u] + movie_bias[m] + user_factors[u] . movie_factors[m]
 
 clipped to ``clip``.  It is written out exactly once, as a dot product of two augmented
-vectors (:meth:`Factors.user_terms` . :meth:`Factors.movie_terms`), which every
+vectors (:attr:`Factors.user_terms` . :attr:`Factors.movie_terms`), which every
 prediction and ranking below uses; the README's SQL query is the same sum over the
 stored rows.
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -41,10 +42,10 @@ METRICS: tuple[str, ...] = ("l1", "cosine")
 PREDICT_CHUNK = 500_000  # pairs per step: two 500k x (k + 2) gathers at a time
 
 
-def check_similarity_params(k: int, metric: str) -> None:
-    """Raise :class:`InvalidParameter` unless ``k`` and ``metric`` are usable."""
-    if metric not in METRICS:
-        raise InvalidParameter(f"metric must be one of {', '.join(METRICS)}, not {metric!r}")
+def check_similarity_params(k: int, metric: str, metrics: tuple[str, ...] = METRICS) -> None:
+    """Raise :class:`InvalidParameter` unless ``k`` and ``metric`` (one of ``metrics``) are usable."""
+    if metric not in metrics:
+        raise InvalidParameter(f"metric must be one of {', '.join(metrics)}, not {metric!r}")
     if k < 1:
         raise InvalidParameter(f"the number of similar movies must be at least 1, not {k}")
 
@@ -71,22 +72,19 @@ class Factors:
 
     # ------------------------------------------------------------------ the formula
 
-    def user_terms(self, rows: np.ndarray | None = None) -> np.ndarray:
-        """``[p_u, 1, global_mean + b_u]`` per user row: the user's half of a prediction."""
-        factors = self.user_factors if rows is None else self.user_factors[rows]
-        bias = np.zeros(len(factors)) if self.user_bias is None else (
-            self.user_bias if rows is None else self.user_bias[rows]
-        )
-        return np.hstack([factors, np.ones((len(factors), 1)), (self.global_mean + bias)[:, None]])
+    @cached_property
+    def user_terms(self) -> np.ndarray:
+        """``[p_u, 1, global_mean + b_u]`` per user row: the user's half of a prediction
+        (built once per Factors; every prediction and ranking indexes it)."""
+        n = len(self.user_factors)
+        return np.hstack([self.user_factors, np.ones((n, 1)), (self.global_mean + self.user_bias_or_zero)[:, None]])
 
-    def movie_terms(self, cols: np.ndarray | None = None) -> np.ndarray:
+    @cached_property
+    def movie_terms(self) -> np.ndarray:
         """``[q_m, b_m, 1]`` per movie column: the movie's half, so that
-        ``user_terms . movie_terms = global_mean + b_u + b_m + p_u . q_m``."""
-        factors = self.movie_factors if cols is None else self.movie_factors[cols]
-        bias = np.zeros(len(factors)) if self.movie_bias is None else (
-            self.movie_bias if cols is None else self.movie_bias[cols]
-        )
-        return np.hstack([factors, bias[:, None], np.ones((len(factors), 1))])
+        ``user_terms[u] . movie_terms[m] = global_mean + b_u + b_m + p_u . q_m``."""
+        n = len(self.movie_factors)
+        return np.hstack([self.movie_factors, self.movie_bias_or_zero[:, None], np.ones((n, 1))])
 
     def clipped(self, values: np.ndarray) -> np.ndarray:
         """``values`` bounded to the rating scale (unchanged for an unclipped model)."""
@@ -99,7 +97,7 @@ class Factors:
         feature vectors at once.
         """
         rows, cols = np.asarray(rows), np.asarray(cols)
-        users, movies = self.user_terms(), self.movie_terms()  # once: small next to the pairs
+        users, movies = self.user_terms, self.movie_terms
         pred = np.empty(len(rows))
         for start in range(0, len(rows), PREDICT_CHUNK):
             r, c = rows[start : start + PREDICT_CHUNK], cols[start : start + PREDICT_CHUNK]
@@ -137,8 +135,8 @@ class Factors:
         if limit == 0 or len(users) == 0:
             return TopK(indices, scores)
         dtype = np.float64 if exact else np.float32
-        movie_t = np.ascontiguousarray(self.movie_terms().T, dtype=dtype)
-        user_terms = self.user_terms().astype(dtype)
+        movie_t = np.ascontiguousarray(self.movie_terms.T, dtype=dtype)
+        user_terms = self.user_terms.astype(dtype)
         block = topk.block_rows(n_movies)
         for start in range(0, len(users), block):
             rows = users[start : start + block]
@@ -219,9 +217,9 @@ class Factors:
     @property
     def movie_bias_or_zero(self) -> np.ndarray:
         """The movie biases, zeros for a model without them."""
-        return np.zeros(len(self.movie_ids)) if self.movie_bias is None else self.movie_bias
+        return np.zeros(len(self.movie_factors)) if self.movie_bias is None else self.movie_bias
 
     @property
     def user_bias_or_zero(self) -> np.ndarray:
         """The user biases, zeros for a model without them."""
-        return np.zeros(len(self.user_ids)) if self.user_bias is None else self.user_bias
+        return np.zeros(len(self.user_factors)) if self.user_bias is None else self.user_bias

@@ -12,14 +12,13 @@ stored.  Pure: :mod:`recsql.store` turns a :class:`ModelOutputs` into table rows
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import scipy.sparse as sp
 
 from recsql.data.matrix import RatingMatrix
-from recsql.errors import InvalidParameter
-from recsql.model.factors import METRICS, Factors, check_similarity_params
+from recsql.model.factors import METRICS, Factors, Metric, check_similarity_params
 from recsql.model.ranking import DEFAULT_ITEM_REGULARIZATION, ItemItem, blend, fit_item_model, rated_by
 from recsql.model.topk import TopK, block_rows, top_k_largest
 from recsql.progress import Step, no_step
@@ -64,9 +63,7 @@ class ModelOutputs:
 
 def check_list_params(k: int, metric: str) -> None:
     """Raise :class:`InvalidParameter` unless ``k`` similar movies by ``metric`` can be listed."""
-    if metric not in LIST_METRICS:
-        raise InvalidParameter(f"metric must be one of {', '.join(LIST_METRICS)}, not {metric!r}")
-    check_similarity_params(k, "cosine")
+    check_similarity_params(k, metric, LIST_METRICS)
 
 
 def item_model(
@@ -81,10 +78,11 @@ def item_model(
 def similar_lists(
     factors: Factors, items: ItemItem | None, k: int, metric: str, step: Step = no_step
 ) -> TopK:
-    """Each movie's ``k`` most similar movies, by the item model when there is one."""
+    """Each movie's ``k`` most similar movies: by the item model (``metric`` items, for
+    which :func:`item_model` always fits one), else by the rating model's features."""
     if items is not None:
         return items.similar_movies(k, factors.movie_bias_or_zero, step)
-    return factors.similar_movies(k, "cosine" if metric == "items" else metric, step)  # type: ignore[arg-type]
+    return factors.similar_movies(k, cast(Metric, metric), step)
 
 
 # The blend re-ranks each user's best picks: computing it for every movie of a large

@@ -43,7 +43,10 @@ BLEND = 0.5
 class ItemItem(ABC):
     """EASE's item-item weights B (``B[i, j]``: how much having rated i says about j)."""
 
-    n_movies: int
+    @property
+    @abstractmethod
+    def n_movies(self) -> int:
+        """How many movies B relates."""
 
     @abstractmethod
     def weight_rows(self, start: int, stop: int) -> np.ndarray:
@@ -81,7 +84,7 @@ class ExactItemItem(ItemItem):
     weights: np.ndarray  # n_movies x n_movies, float32, zero diagonal
 
     @property
-    def n_movies(self) -> int:  # type: ignore[override]
+    def n_movies(self) -> int:
         return len(self.weights)
 
     @classmethod
@@ -111,8 +114,8 @@ class LowRankItemItem(ItemItem):
     right: np.ndarray  # r x n_movies: V^T / d
 
     @property
-    def n_movies(self) -> int:  # type: ignore[override]
-        return self.left.shape[0]
+    def n_movies(self) -> int:
+        return len(self.left)
 
     @classmethod
     def fit(
