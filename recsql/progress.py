@@ -6,6 +6,7 @@ The pure code (solvers, neighbours) knows nothing of bars: it takes an optional
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +21,23 @@ def no_step(_n: int = 1) -> None:
     """The step callback when nobody is watching."""
 
 
+# Fault injection for the crash tests: with RECSQL_STALL=PHASE (or PHASE:STEPS) a job
+# announces "recsql: stalled at ..." on stderr and sleeps when it enters that phase (or
+# after that many of its steps), so a test can kill a real process at a known point.
+STALL_ENV = "RECSQL_STALL"
+STALL_MARK = "recsql: stalled at"
+
+
+def _stall_point(name: str) -> int | None:
+    phase, _, steps = os.environ.get(STALL_ENV, "").partition(":")
+    return int(steps or 0) if phase == name else None
+
+
+def _stall(where: str) -> None:
+    print(f"{STALL_MARK} {where}", file=sys.stderr, flush=True)
+    time.sleep(3600)
+
+
 class Phases:
     """Times named phases into ``timings``; ``show`` draws a tqdm bar for each on stderr."""
 
@@ -32,8 +50,21 @@ class Phases:
         bar = tqdm(total=total, desc=f"{name:<15}", unit="step", leave=False, disable=not self.show,
                    file=sys.stderr, dynamic_ncols=True)
         started = time.perf_counter()
+        stall = _stall_point(name)
+        update: Step = bar.update
+        if stall == 0:
+            _stall(name)
+        elif stall is not None:
+            done = 0
+
+            def update(n: int = 1) -> object:
+                nonlocal done
+                done += n
+                if done >= stall:
+                    _stall(f"{name}:{done}")
+                return bar.update(n)
         try:
-            yield bar.update
+            yield update
         finally:
             bar.close()
             self.timings[name] = round(time.perf_counter() - started, 4)

@@ -15,7 +15,8 @@ features, biases, ranked lists): :func:`save_outputs` encodes it and
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -269,13 +270,20 @@ def save_outputs(
         def write(table: str) -> None:
             with engine.begin() as conn:
                 bulk.insert_columns(conn, table, tables[table])
-            step(1)
 
         try:
+            # Progress is counted here, in the thread that receives signals; a signal
+            # lets the tables in flight finish, then everything written is deleted.
             with ThreadPoolExecutor(max_workers=2) as pool:
-                list(pool.map(write, OUTPUT_TABLES))
-        except BaseException:
-            discard_outputs(engine, model_id)
+                try:
+                    for done in as_completed([pool.submit(write, table) for table in OUTPUT_TABLES]):
+                        done.result()
+                        step(1)
+                except BaseException:
+                    pool.shutdown(cancel_futures=True)  # tables not yet started never start
+                    raise
+        except BaseException as exc:
+            _without_masking(exc, "deleting its rows", lambda: discard_outputs(engine, model_id))
             raise
         with engine.begin() as conn:
             _mark_ready(conn, model_id, outputs, metrics, timings)
@@ -412,14 +420,31 @@ def record_timings(engine: Engine, model_id: int, timings: dict[str, float]) -> 
 
 
 def fail(engine: Engine, model_id: int, error: BaseException) -> None:
-    """Mark a version failed, with the error's text."""
+    """Mark a version failed, with the error's text.
+
+    Called while ``error`` is on its way up: if marking fails too (the database that
+    broke the write is still broken), ``error`` stays the one raised and recorded in
+    its notes, and the run is left to be reclaimed as dead by the next writer.
+    """
     message = str(error) or type(error).__name__
-    with engine.begin() as conn:
-        conn.execute(
-            update(Model)
-            .where(Model.id == model_id)
-            .values(status=FAILED, finished_at=_now(), error=message[:2000])
-        )
+
+    def mark() -> None:
+        with engine.begin() as conn:
+            conn.execute(
+                update(Model)
+                .where(Model.id == model_id)
+                .values(status=FAILED, finished_at=_now(), error=message[:2000])
+            )
+
+    _without_masking(error, "marking it failed", mark)
+
+
+def _without_masking(error: BaseException, what: str, cleanup: Callable[[], None]) -> None:
+    """Run a cleanup after ``error``; a second failure is noted on ``error``, never raised."""
+    try:
+        cleanup()
+    except Exception as second:  # noqa: BLE001 - the original error is the one that matters
+        error.add_note(f"recsql: {what} also failed: {type(second).__name__}: {second}")
 
 
 # ---------------------------------------------------------------------- loading a version

@@ -155,7 +155,7 @@ def train(
             with phase("activate"):
                 store.switch_active(engine, model_id)
         except BaseException as exc:
-            store.fail(engine, model_id, exc)
+            store.fail(engine, model_id, exc)  # never masks exc: see store.fail
             raise
         # The new model is active whatever happens now; an interrupted prune is finished by
         # the next one.

@@ -6,8 +6,10 @@ import json
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 import recsql
+from recsql import store
 from recsql.db import bulk
 from recsql.errors import DatabaseUnavailable, NoActiveModel, NoRatings, UnknownMovie
 from tests.helpers import readme_sql
@@ -70,6 +72,37 @@ def test_failed_retrain_keeps_previous_model(engine, run, ratings_file, monkeypa
     assert _count(engine, "SELECT COUNT(*) FROM movie_features") == before
     assert _count(engine, f"SELECT COUNT(*) FROM user_features WHERE model_id = {models[0].model_id}") == 0
     assert _count(engine, "SELECT model_id FROM active_model") == models[1].model_id
+
+
+def test_a_write_error_is_the_one_recorded_even_when_cleaning_up_fails(engine, run, ratings_file, monkeypatch):
+    """A lock timeout mid-write on a database that stays broken: the cleanup's own errors
+    are noted on the original, never raised or recorded instead of it, and the rows the
+    run left are reclaimed by the next retrain."""
+    run("import", "ratings", ratings_file)
+    run("train", "--features", 3)
+    served = _count(engine, "SELECT COUNT(*) FROM similar_movies")
+    original = bulk.insert_columns
+
+    def time_out_on_second_table(conn, table, columns):
+        if table == store.OUTPUT_TABLES[1]:
+            raise OperationalError("INSERT", {}, Exception("canceling statement due to lock timeout"))
+        return original(conn, table, columns)
+
+    def broken_cleanup(*_args, **_kwargs):
+        raise OperationalError("DELETE", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(bulk, "insert_columns", time_out_on_second_table)
+    monkeypatch.setattr(store, "discard_outputs", broken_cleanup)
+    with pytest.raises(OperationalError, match="lock timeout") as raised:
+        recsql.train(engine, features=4, samples=0)
+    if engine.dialect.name == "postgresql":  # SQLite rolls the one write transaction back instead
+        assert "deleting its rows also failed" in "".join(raised.value.__notes__)
+    failed = recsql.list_models(engine)[0]
+    assert failed.status == "failed" and "lock timeout" in failed.error
+    assert _count(engine, "SELECT COUNT(*) FROM similar_movies") == served
+    monkeypatch.undo()
+    recsql.train(engine, features=2, samples=0)
+    assert sum(recsql.output_counts(engine, failed.model_id).values()) == 0
 
 
 def test_bad_parameters_leave_no_run(engine, run, ratings_file, tmp_path):

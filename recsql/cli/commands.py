@@ -662,15 +662,17 @@ def demo(ctx: click.Context) -> None:
 
 
 def main() -> None:
-    stop_on_sigterm()
+    stop_on_signals()
     cli(prog_name="recsql")
 
 
-def stop_on_sigterm() -> None:
-    """Turn SIGTERM (systemd, `timeout`, cron's kill) into an exception, so a retrain
-    in progress is marked failed with the reason instead of vanishing mid-run."""
+def stop_on_signals() -> None:
+    """Turn SIGTERM (systemd, `timeout`, cron's kill) and SIGINT (Ctrl-C) into one
+    exception, so a retrain in progress is marked failed with the reason instead of
+    vanishing mid-run, and the command ends with one line and exit code 1."""
 
-    def terminated(_signal: int, _frame: object) -> None:
-        raise Terminated("stopped by SIGTERM; the previous model stays active")
+    def terminated(number: int, _frame: object) -> None:
+        raise Terminated(f"stopped by {signal.Signals(number).name}; the previous model stays active")
 
     signal.signal(signal.SIGTERM, terminated)
+    signal.signal(signal.SIGINT, terminated)

@@ -22,6 +22,10 @@ from recsql.errors import Busy
 # pg_advisory_lock key: the bytes of "recsql" as an integer.
 ADVISORY_KEY = int.from_bytes(b"recsql", "big")
 POLL_SECONDS = 0.2
+# Server-side TCP keepalives on the lock's connection, so a writer whose host vanished
+# (no FIN ever arrives) loses the lock after about idle + interval * count seconds
+# instead of the server default of two hours.
+KEEPALIVE = {"tcp_keepalives_idle": 30, "tcp_keepalives_interval": 10, "tcp_keepalives_count": 3}
 
 
 @contextmanager
@@ -65,6 +69,9 @@ def _try_postgres(engine: Engine) -> Callable[[], None] | None:
     conn = engine.connect()
     try:
         locked = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_KEY}).scalar()
+        if locked:
+            for name, seconds in KEEPALIVE.items():
+                conn.execute(text("SELECT set_config(:name, :value, false)"), {"name": name, "value": str(seconds)})
         conn.commit()
     except BaseException:
         conn.close()
