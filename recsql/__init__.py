@@ -18,6 +18,7 @@ applications, ``cli/`` prints.
 from recsql.data.load import GenerateResult, ImportResult, generate, import_movies, import_ratings
 from recsql.data.source import Source
 from recsql.db.migrate import connect, downgrade, schema_status, upgrade
+from recsql.db.roles import grant_reader
 from recsql.errors import RecsqlError
 from recsql.evaluation.evaluate import Evaluation, evaluate
 from recsql.evaluation.tuning import TuneRow, plot_tuning, tune
@@ -29,7 +30,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     # setting up and loading
-    "connect", "upgrade", "downgrade", "schema_status", "import_ratings", "import_movies",
+    "connect", "upgrade", "downgrade", "schema_status", "grant_reader", "import_ratings", "import_movies",
     "ImportResult", "generate", "GenerateResult", "Source",
     # training and evaluating
     "train", "TrainResult", "evaluate", "Evaluation", "tune", "TuneRow", "plot_tuning",

@@ -113,11 +113,28 @@ class Recommender:
     def __init__(self, bind: Engine | Connection):
         self.bind = bind
         self._active: _Active | None = None
+        self._owns_bind = False
 
     @classmethod
     def from_url(cls, url: str | None = None) -> Recommender:
-        """A Recommender on its own engine (URL, else ``$RECSQL_DATABASE_URL``)."""
-        return cls(connect(url))
+        """A Recommender on its own engine (URL, else ``$RECSQL_DATABASE_URL``);
+        :meth:`close` (or a ``with`` block) disposes of it."""
+        recommender = cls(connect(url))
+        recommender._owns_bind = True
+        return recommender
+
+    def close(self) -> None:
+        """Drop the loaded model; dispose of the engine if :meth:`from_url` made it
+        (an engine or connection the caller passed in stays the caller's)."""
+        self._active = None
+        if self._owns_bind and isinstance(self.bind, Engine):
+            self.bind.dispose()
+
+    def __enter__(self) -> Recommender:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     def load(self) -> int:
         """Load the active model's movie factors now (otherwise the first call that needs

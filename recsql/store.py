@@ -410,7 +410,20 @@ def prune(engine: Engine, keep: int = DEFAULT_KEEP, batch: int = PRUNE_BATCH) ->
         discard_outputs(engine, model_id, batch)
         with engine.begin() as conn:
             conn.execute(update(Model).where(Model.id == model_id).values(status=PRUNED))
+    if unfinished or doomed:
+        reclaim_space(engine)
     return doomed
+
+
+def reclaim_space(engine: Engine) -> None:
+    """PostgreSQL: VACUUM the output tables, so the next retrain writes into the space the
+    pruned rows left instead of growing the tables (autovacuum wakes once a minute and
+    may not have run between two retrains).  VACUUM does not block readers.  SQLite
+    reuses freed pages by itself."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f"VACUUM (ANALYZE) {', '.join(OUTPUT_TABLES)}"))
 
 
 def record_timings(engine: Engine, model_id: int, timings: dict[str, float]) -> None:

@@ -8,14 +8,14 @@ marks it failed and re-raises; the previously active model stays active.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 
 from recsql import store
-from recsql.data.load import refresh_titles
+from recsql.data.load import refresh_titles, stored_scale
 from recsql.data.matrix import DuplicatePolicy, RatingMatrix
 from recsql.data.ratings import as_source, ratings_from_database, ratings_from_file
 from recsql.data.source import Source
@@ -117,8 +117,12 @@ def train(
         store.reclaim_dead(engine)
         with phase("read"):
             matrix = ratings_from_database(engine, duplicates, source)
+            scale = None
             if source is not None:
                 refresh_titles(engine, source)
+            else:
+                with engine.connect() as conn:
+                    scale = stored_scale(conn)
         if test_fraction is not None and test is None:
             matrix, test = split_random(matrix, test_fraction, seed)
         params: dict[str, Any] = {
@@ -136,6 +140,8 @@ def train(
         try:
             with phase("fit", total=model.steps()) as step:
                 factors = model.fit(matrix, step)
+            if scale is not None and factors.clip is not None:
+                factors = replace(factors, clip=scale)  # predictions span the scale, not the data
             with phase("items"):
                 items = item_model(matrix, metric, item_regularization)
             with phase("similarities", total=block_count(matrix.n_movies, matrix.n_movies)) as step:

@@ -7,10 +7,12 @@ The jobs call recsql's Python API directly (see migrate.py and retrain.py).
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from collections.abc import Callable
 
 import click
+import psycopg
 from sqlalchemy.exc import SQLAlchemyError
 
 from recsql import RecsqlError
@@ -31,7 +33,7 @@ def run(name: str, job: Callable[[], object]) -> int:
     except RecsqlError as exc:
         print(f"{name} failed: {exc}", file=sys.stderr)
         return 1
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, psycopg.Error, sqlite3.Error) as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         print(f"{name} failed: database error: {reason}", file=sys.stderr)
         return 1

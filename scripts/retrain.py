@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cron import run
 
 import recsql
-from recsql.cli.commands import stop_on_sigterm
+from recsql.cli.commands import stop_on_signals
 from recsql.cli.commands import train as train_command
 from recsql.cli.output import to_json
 
@@ -36,5 +36,5 @@ def retrain(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    stop_on_sigterm()
+    stop_on_signals()
     sys.exit(run("retrain", lambda: retrain(sys.argv[1:])))

@@ -6,10 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from sqlalchemy import func, inspect, select, text
 
+import recsql
 from recsql.data.files import read_movies_file, read_ratings_file
+from recsql.data.load import stored_scale, upsert_movies
 from recsql.db.tables import Movie, Rating
 
 
@@ -190,3 +193,51 @@ def test_an_interrupted_first_import_leaves_the_table_usable(engine, tmp_path, m
     recsql.import_ratings(engine, path)
     recsql.import_ratings(engine, path, replace=True)
     assert len(_ratings(engine)) == 2
+
+
+def _scale(engine) -> tuple[float, float] | None:
+    with engine.connect() as conn:
+        return stored_scale(conn)
+
+
+def test_the_rating_scale_refuses_ratings_off_it(engine, run, tmp_path):
+    """The first import sets the scale; a later file with 99 or -7 is refused by line and
+    changes nothing; --rating-scale widens it; a scale the stored ratings break is refused."""
+    run("import", "ratings", _write(tmp_path, "one.csv", "user_id,movie_id,value\n1,4,3\n"))
+    assert _scale(engine) is None  # one value is no scale yet
+    run("import", "ratings", _write(tmp_path, "a.csv", "user_id,movie_id,value\n1,2,5\n1,3,1\n"), "--replace")
+    assert _scale(engine) == (1, 5)
+    before = _ratings(engine)
+    for bad, line in (("2,2,99\n2,3,4\n", 2), ("2,2,4\n2,3,-7\n", 3)):
+        out = run("import", "ratings", _write(tmp_path, "b.csv", "user_id,movie_id,value\n" + bad), ok=False).output
+        assert f"b.csv, line {line}: rating" in out and "outside the rating scale 1,5" in out
+        assert "--rating-scale" in out and "Traceback" not in out
+    assert _ratings(engine) == before and _scale(engine) == (1, 5)
+    run("import", "ratings", _write(tmp_path, "c.csv", "user_id,movie_id,value\n3,2,10\n"), "--rating-scale", "1,10")
+    assert _scale(engine) == (1, 10) and len(_ratings(engine)) == 3
+    out = run("import", "ratings", _write(tmp_path, "d.csv", "user_id,movie_id,value\n4,2,2\n"),
+              "--rating-scale", "1,5", ok=False).output
+    assert "the stored ratings span 1 to 10" in out and _scale(engine) == (1, 10)
+    for scale in ("5,1", "1", "a,b", "1,inf"):
+        assert "LOW < HIGH" in run("import", "ratings", tmp_path / "d.csv", "--rating-scale", scale, ok=False).output
+    assert _scale(engine) == (1, 10) and len(_ratings(engine)) == 3
+
+
+def test_predictions_are_clipped_to_the_stored_scale(engine, run, tmp_path):
+    """A catalogue rated 1..5 so far, on a scale of 0.5..10: stored predictions may span the scale."""
+    lines = "\n".join(f"{u},{m},{(u + m) % 5 + 1}" for u in range(1, 9) for m in range(1, 7))
+    run("import", "ratings", _write(tmp_path, "r.csv", "user_id,movie_id,value\n" + lines), "--rating-scale", "0.5,10")
+    run("train", "--features", 2, "--samples", 0)
+    model = recsql.list_models(engine)[0]
+    assert (model.rating_min, model.rating_max) == (0.5, 10)
+
+
+def test_titles_with_any_line_break_round_trip(engine):
+    """Titles from an application's table may hold \\r, \\n or both: stored exactly
+    (PostgreSQL's CSV COPY ends a row at an unquoted \\r)."""
+    titles = ["a\rb", "c\nd", "e\r\nf", "", "g,\"h\""]
+    with engine.begin() as conn:
+        upsert_movies(conn, pd.DataFrame({"movie_id": range(1, 6), "title": titles, "genres": [None] * 5}))
+    with engine.connect() as conn:
+        stored = conn.execute(select(Movie.title).order_by(Movie.movie_id)).scalars().all()
+    assert stored == titles

@@ -12,6 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
 import recsql
+from recsql.data.load import stored_scale
 from recsql.db import migrate
 from recsql.db.engine import normalize_url
 from recsql.db.tables import RECSQL_TABLES, RECSQL_VIEWS, Base
@@ -141,8 +142,7 @@ def test_upgrade_scores_lists_stored_before_scores(db_url, run):
         rows = conn.execute(text("SELECT rank, movie_id, predicted_rating, score FROM recommended_movies "
                                  "WHERE user_id = 7 ORDER BY rank")).all()
     assert [tuple(r) for r in rows] == [(1, 3, 4.5, 4.5), (2, 4, 4.25, 4.25)]
-    assert "pass --yes" in run("db", "downgrade", "0005_popular", ok=False).output
-    run("db", "downgrade", "0005_popular", "--yes")
+    run("db", "downgrade", "0005_popular")  # keeps every row: no --yes needed
     with raw.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM recommended_movies")).scalar() == 2
     raw.dispose()
@@ -189,3 +189,65 @@ def test_downgrade_with_data_needs_yes(db_url, run, tmp_path):
     assert "current: " + migrate.head_revision() in run("db", "status").output  # nothing dropped
     run("db", "downgrade", "base", "--yes")
     assert "none (no recsql tables)" in run("db", "status").output
+
+
+def _served(engine) -> dict[str, list[tuple]]:
+    """Every view row and the active model's features, as an application would read them."""
+    active = "WHERE model_id = (SELECT model_id FROM active_model)"
+    queries = [f"SELECT * FROM {view}" for view in RECSQL_VIEWS]
+    queries += [f"SELECT * FROM {table} {active}" for table in ("user_features", "movie_features")]
+    with engine.connect() as conn:
+        return {q: sorted(map(tuple, conn.execute(text(q)))) for q in queries}
+
+
+def _predictions(url: str) -> list[float]:
+    with recsql.Recommender.from_url(url) as recommender:
+        return [recommender.predict(user, movie) for user in (1, 5, 12) for movie in (1, 4, 8)]
+
+
+@pytest.mark.parametrize("revision", migrate.all_revisions()[:-1])
+def test_every_downgrade_round_trips_with_models_stored(db_url, run, tmp_path, revision):
+    """Down to each older revision and up again with two models stored: every view and
+    prediction is as before; the older version's views still serve meanwhile; rows of a
+    model pruned while downgraded are deleted on the way up."""
+    path = tmp_path / "r.csv"
+    path.write_text("user_id,movie_id,value\n" + "\n".join(
+        f"{u},{m},{(u * m) % 5 + 1}" for u in range(1, 13) for m in range(1, 9) if (u + m) % 3))
+    run("import", "ratings", path, "--rating-scale", "0.5,5")
+    run("train", "--features", 2, "--samples", 0)
+    run("train", "--features", 3, "--samples", 0)
+    engine = recsql.connect(db_url)
+    old, active = (m.model_id for m in reversed(recsql.list_models(engine)))
+    before, predicted = _served(engine), _predictions(db_url)
+    engine.dispose()
+    run("db", "downgrade", revision)
+    raw = create_engine(normalize_url(db_url))
+    with raw.begin() as conn:
+        if revision >= "0002":
+            assert conn.execute(text("SELECT COUNT(*) FROM similar_movies")).scalar() > 0
+        # What the older version's prune would do: forget model `old` in the tables it knows.
+        conn.execute(text(f"UPDATE models SET status = 'failed' WHERE id = {old}"))
+        for table in ("user_features", "movie_features", "movie_similarities"):
+            conn.execute(text(f"DELETE FROM {table} WHERE model_id = {old}"))
+    raw.dispose()
+    run("db", "upgrade")
+    engine = recsql.connect(db_url)
+    assert _served(engine) == before
+    assert _predictions(db_url) == predicted
+    assert sum(recsql.output_counts(engine, old).values()) == 0
+    with engine.connect() as conn:
+        assert stored_scale(conn) == (0.5, 5)
+        assert conn.execute(text("SELECT model_id FROM active_model")).scalar() == active
+    engine.dispose()
+
+
+def test_upgrade_takes_the_rating_scale_from_stored_ratings(db_url, run):
+    """A database with ratings but no scale (before 0007) gets the range they span."""
+    run("db", "upgrade", "--revision", "0006_list_scores")
+    raw = create_engine(normalize_url(db_url))
+    with raw.begin() as conn:
+        conn.execute(text("INSERT INTO ratings (user_id, movie_id, value) VALUES (1, 2, 0.5), (1, 3, 10)"))
+    run("db", "upgrade")
+    with raw.connect() as conn:
+        assert stored_scale(conn) == (0.5, 10)
+    raw.dispose()

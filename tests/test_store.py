@@ -201,6 +201,26 @@ def test_keep_prunes_old_models_and_rollback_works(engine, run, ratings_file):
     assert "keep must be at least 1" in run("models", "prune", "--keep", 0, ok=False).output
 
 
+def test_retrains_reuse_the_space_pruned_rows_leave(postgresql_url, tmp_path):
+    """PostgreSQL: a prune VACUUMs the output tables, so retrains at a steady --keep stop
+    growing them (without it each ML-100K retrain added ~11.5 MB; see bench_growth.py)."""
+    engine = recsql.connect(postgresql_url)
+    path = tmp_path / "r.csv"
+    path.write_text("user_id,movie_id,value\n" + "\n".join(
+        f"{u},{m},{(u * m) % 5 + 1}" for u in range(1, 301) for m in range(1, 41) if (u + m) % 3))
+    recsql.import_ratings(engine, path)
+    sizes = []
+    for _ in range(6):
+        recsql.train(engine, samples=0, features=4, keep=1)
+        with engine.connect() as conn:
+            sizes.append(conn.execute(text(
+                "SELECT SUM(pg_relation_size(c)) FROM unnest(CAST(:t AS regclass[])) AS c"
+            ), {"t": list(store.OUTPUT_TABLES)}).scalar_one())
+    engine.dispose()
+    # Two versions' worth of pages at most (the new one is written before the old is pruned).
+    assert max(sizes[2:]) <= max(sizes[:2]), sizes
+
+
 def test_prune_deletes_in_batches_and_never_the_active_model(engine, run, ratings_file):
     run("import", "ratings", ratings_file)
     run("train", "--features", 2, "--keep", 5)
@@ -225,3 +245,14 @@ def test_models_show(engine, run, ratings_file):
     text_out = run("models", "show", model.model_id).output
     assert "metrics.test_rmse" in text_out and "rows.movie_similarities" in text_out
     assert "unknown model 42" in run("models", "show", 42, ok=False).output
+
+
+def test_too_few_ratings_for_the_bayesian_model_is_one_clear_message(engine, run, tmp_path):
+    path = tmp_path / "one.csv"
+    path.write_text("user_id,movie_id,value\n1,2,5\n")
+    run("import", "ratings", path)
+    out = run("train", ok=False).output
+    assert "could not fit 1 ratings" in out and "--samples 0" in out
+    assert [m.status for m in recsql.list_models(engine)] == ["failed"]
+    run("train", "--samples", 0)
+    assert [m.status for m in recsql.list_models(engine)] == ["active", "pruned"]

@@ -12,6 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from recsql.db.evolve import KEPT_TABLES
+
 revision = "0001_tables"
 down_revision = None
 branch_labels = None
@@ -88,6 +90,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    for table in KEPT_TABLES:  # what later revisions' downgrades kept (recsql.db.evolve)
+        op.execute(f"DROP TABLE IF EXISTS {table}")
     for table in ("movie_similarities", "movie_features", "user_features"):
         op.drop_table(table)
     op.drop_index("uq_models_one_active", table_name="models")

@@ -18,6 +18,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from recsql.db.evolve import add_column_unless_kept, create_table_unless_kept, drop_orphans
+
 revision = "0003_biases"
 down_revision = "0002_views"
 branch_labels = None
@@ -43,27 +45,26 @@ WHERE status = 'active'
 def upgrade() -> None:
     op.execute("DROP VIEW active_model")
     for column in ("global_mean", "rating_min", "rating_max"):
-        op.add_column("models", sa.Column(column, sa.Float(), nullable=True))
+        add_column_unless_kept("models", sa.Column(column, sa.Float(), nullable=True))
     for table, key in (("user_biases", "user_id"), ("movie_biases", "movie_id")):
-        op.create_table(
+        create_table_unless_kept(
             table,
             sa.Column("model_id", sa.Integer(), nullable=False),
             sa.Column(key, sa.BigInteger(), nullable=False),
             sa.Column("bias", sa.Float(), nullable=False),
             sa.PrimaryKeyConstraint("model_id", key, name=f"pk_{table}"),
         )
-    op.execute("UPDATE models SET global_mean = 0 WHERE status <> 'failed'")
-    op.execute("INSERT INTO user_biases (model_id, user_id, bias) SELECT DISTINCT model_id, user_id, 0 FROM user_features")
-    op.execute("INSERT INTO movie_biases (model_id, movie_id, bias) SELECT DISTINCT model_id, movie_id, 0 FROM movie_features")
+    # Runs without biases (made before this revision, or after a downgrade to it).
+    op.execute("UPDATE models SET global_mean = 0 WHERE status <> 'failed' AND global_mean IS NULL")
+    for table, key, features in (("user_biases", "user_id", "user_features"),
+                                 ("movie_biases", "movie_id", "movie_features")):
+        op.execute(f"INSERT INTO {table} (model_id, {key}, bias) SELECT DISTINCT model_id, {key}, 0 FROM {features} "
+                   f"WHERE model_id NOT IN (SELECT model_id FROM {table})")
     op.execute(ACTIVE_MODEL_V2)
+    drop_orphans()
 
 
 def downgrade() -> None:
+    # The bias tables and columns stay for the way back up (recsql.db.evolve).
     op.execute("DROP VIEW active_model")
-    op.drop_table("movie_biases")
-    op.drop_table("user_biases")
-    # Plain DROP COLUMN (SQLite >= 3.35): a batch copy of `models` would break the
-    # similar_movies view, which refers to it.
-    for column in ("rating_max", "rating_min", "global_mean"):
-        op.drop_column("models", column)
     op.execute(ACTIVE_MODEL_V1)

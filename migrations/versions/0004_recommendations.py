@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from recsql.db.evolve import create_table_unless_kept, drop_orphans
+
 revision = "0004_recommendations"
 down_revision = "0003_biases"
 branch_labels = None
@@ -30,7 +32,7 @@ LEFT JOIN movies m ON m.movie_id = r.movie_id
 
 
 def upgrade() -> None:
-    op.create_table(
+    create_table_unless_kept(
         "user_recommendations",
         sa.Column("model_id", sa.Integer(), nullable=False),
         sa.Column("user_id", sa.BigInteger(), nullable=False),
@@ -40,8 +42,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("model_id", "user_id", "rank", name="pk_user_recommendations"),
     )
     op.execute(RECOMMENDED_MOVIES)
+    drop_orphans()
 
 
 def downgrade() -> None:
-    op.execute("DROP VIEW recommended_movies")
-    op.drop_table("user_recommendations")
+    op.execute("DROP VIEW recommended_movies")  # the table stays for the way back up (recsql.db.evolve)

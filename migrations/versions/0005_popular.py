@@ -14,6 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from recsql.db.evolve import create_table_unless_kept, drop_orphans
+
 revision = "0005_popular"
 down_revision = "0004_recommendations"
 branch_labels = None
@@ -35,7 +37,7 @@ LEFT JOIN movies m ON m.movie_id = p.movie_id
 
 
 def upgrade() -> None:
-    op.create_table(
+    create_table_unless_kept(
         "movie_popularity",
         sa.Column("model_id", sa.Integer(), nullable=False),
         sa.Column("rank", sa.Integer(), nullable=False),
@@ -46,8 +48,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("model_id", "rank", name="pk_movie_popularity"),
     )
     op.execute(POPULAR_MOVIES)
+    drop_orphans()
 
 
 def downgrade() -> None:
-    op.execute("DROP VIEW popular_movies")
-    op.drop_table("movie_popularity")
+    op.execute("DROP VIEW popular_movies")  # the table stays for the way back up (recsql.db.evolve)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from recsql.db.evolve import add_column_unless_kept, drop_orphans
+
 revision = "0006_list_scores"
 down_revision = "0005_popular"
 branch_labels = None
@@ -49,13 +51,12 @@ LEFT JOIN movies m ON m.movie_id = r.movie_id
 
 def upgrade() -> None:
     op.execute("DROP VIEW recommended_movies")
-    op.add_column("user_recommendations", sa.Column("score", sa.Float(), nullable=True))
-    op.execute("UPDATE user_recommendations SET score = predicted_rating")
+    add_column_unless_kept("user_recommendations", sa.Column("score", sa.Float(), nullable=True))
+    op.execute("UPDATE user_recommendations SET score = predicted_rating WHERE score IS NULL")
     op.execute(RECOMMENDED_MOVIES)
+    drop_orphans()
 
 
 def downgrade() -> None:
-    op.execute("DROP VIEW recommended_movies")
-    # Plain DROP COLUMN (SQLite >= 3.35): a batch copy of the table would break the views.
-    op.execute("ALTER TABLE user_recommendations DROP COLUMN score")
+    op.execute("DROP VIEW recommended_movies")  # the column stays for the way back up (recsql.db.evolve)
     op.execute(RECOMMENDED_MOVIES_0004)

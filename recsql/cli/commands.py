@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import signal
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
 import click
+import psycopg
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -39,7 +41,8 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except RecsqlError as exc:
             raise click.ClickException(str(exc)) from None
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, psycopg.Error, sqlite3.Error) as exc:
+            # The driver's own errors reach here from the bulk paths (COPY, raw cursors).
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
             raise click.ClickException(f"database error: {reason}") from None
 
@@ -108,17 +111,32 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
 
 @db_group.command("downgrade")
 @click.argument("revision")
-@click.option("--yes", is_flag=True, help="Downgrade even though recsql's tables hold rows (they may be dropped).")
+@click.option("--yes", is_flag=True, help="Downgrade to base even though recsql's tables hold rows (deletes them).")
 @click.pass_context
 def db_downgrade(ctx: click.Context, revision: str, yes: bool) -> None:
-    """Migrate down to REVISION; `base` removes everything recsql created, nothing else.
+    """Migrate down to REVISION (rows are kept for the way back up); `base` removes
+    everything recsql created, nothing else.
 
     \b
     Example:
-        recsql db downgrade base
+        recsql db downgrade 0006_list_scores
     """
     reached = recsql.downgrade(_url(ctx), revision, yes=yes)
     _say(ctx, f"database schema at revision {reached or 'base (recsql removed)'}")
+
+
+@db_group.command("grant-reader")
+@click.argument("role")
+@click.pass_context
+def db_grant_reader(ctx: click.Context, role: str) -> None:
+    """Let ROLE read recommendations and nothing else (PostgreSQL; run again after `db upgrade`).
+
+    \b
+    Example:
+        recsql db grant-reader shop_web
+    """
+    granted = recsql.grant_reader(_engine(ctx), role)
+    _say(ctx, f"{role} may now SELECT from {', '.join(granted)}")
 
 
 @db_group.command("status")
@@ -159,15 +177,19 @@ _format_option = click.option(
 @click.argument("path", type=click.Path(dir_okay=False))
 @_format_option
 @click.option("--replace", is_flag=True, help="Delete all stored ratings first (same transaction).")
+@click.option("--rating-scale", metavar="LOW,HIGH",
+              help="The catalogue's rating scale (stored; default: the stored one, else the first import's span).")
 @click.pass_context
-def import_ratings(ctx: click.Context, path: str, format: str | None, replace: bool) -> None:
+def import_ratings(ctx: click.Context, path: str, format: str | None, replace: bool, rating_scale: str | None) -> None:
     """Import ratings from PATH: all of the file or, on any bad line, none of it.
+
+    A rating outside the catalogue's rating scale is a bad line.
 
     \b
     Example:
-        recsql import ratings movie_ratings_data_set.csv
+        recsql import ratings movie_ratings_data_set.csv --rating-scale 1,5
     """
-    result = recsql.import_ratings(_engine(ctx), path, format=format, replace=replace)
+    result = recsql.import_ratings(_engine(ctx), path, format=format, replace=replace, rating_scale=rating_scale)
     _say(ctx, f"imported {result.rows} ratings from {result.path} ({result.format} format)")
 
 

@@ -19,8 +19,10 @@ imported.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +52,9 @@ class _Layout:
     quoted: bool = True
 
 
+_QUOTE, _NEWLINE, _CR = ord('"'), ord("\n"), ord("\r")
+
+
 RATING_LAYOUTS = {
     "tutorial": _Layout(",", ("user_id", "movie_id", "value"), 3),
     "movielens": _Layout(",", ("userid", "movieid", "rating", "timestamp"), 4),
@@ -60,6 +65,15 @@ MOVIE_LAYOUTS = {
     "movielens": _Layout(",", ("movieid", "title", "genres"), 3),
     "movielens-100k": _Layout("|", None, 24, encoding="latin-1", quoted=False),
 }
+
+
+class LineNumbers:
+    """Each row's line in its file, kept in ``frame.attrs["lines"]`` for errors found after
+    parsing (the rating scale is checked on import).  Compared by identity, because pandas
+    compares attrs when it combines frames."""
+
+    def __init__(self, numbers: np.ndarray):
+        self.numbers = numbers
 
 
 def read_ratings_file(path: str | Path, format: str | None = None) -> pd.DataFrame:
@@ -80,6 +94,7 @@ def read_ratings_file(path: str | Path, format: str | None = None) -> pd.DataFra
     if layout.fields == 4:
         frame["rated_at"] = _integers(path, table.iloc[:, 3], lines, "timestamp", negative=True)
     frame.attrs["format"] = format
+    frame.attrs["lines"] = LineNumbers(lines)
     return frame
 
 
@@ -128,8 +143,39 @@ def _layout(layouts: dict[str, _Layout], format: str, path: Path) -> _Layout:
     return layouts[format]
 
 
+# A byte-order mark says how the file is encoded, whatever its format's usual encoding
+# (spreadsheets save "Unicode text" as UTF-16 with one).  UTF-32's marks come first:
+# little-endian UTF-32's starts with little-endian UTF-16's.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+_NUL_REASON = "has a NUL byte (0x00): not a text file, or UTF-16 without a byte-order mark; save it as UTF-8"
+_BOM_INSIDE_REASON = "a byte-order mark (U+FEFF) inside the file, as joining files leaves; remove it"
+
+
+def _encoding(data: bytes, default: str) -> str:
+    """The encoding the file's byte-order mark names, else ``default``."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return encoding
+    return default
+
+
 def _detect(path: Path, data: bytes, layouts: dict[str, _Layout], kind: str) -> str:
-    first = data.split(b"\n", 1)[0].decode("latin-1").lstrip("\ufeff\xef\xbb\xbf").strip()
+    encoding = _encoding(data, "latin-1")  # without a mark: any byte decodes, and headers are ASCII
+    if encoding == "latin-1":
+        end = data.find(b"\n")
+        first = data[: end if end >= 0 else len(data)].decode("latin-1")
+    else:  # the first line of a multi-byte encoding; a cut character at the end is harmless
+        first = data[:65536].decode(encoding, errors="replace").split("\n", 1)[0]
+    if "\x00" in first:
+        raise InputError(path, _NUL_REASON, 1)
+    first = first.lstrip("\ufeff\xef\xbb\xbf").strip()
     fields = [f.strip().lower() for f in first.split(",")]
     for name, layout in layouts.items():
         if layout.header is not None and tuple(fields[: len(layout.header)]) == layout.header:
@@ -152,19 +198,35 @@ def _decode(path: Path, data: bytes, encoding: str) -> str:
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise InputError(
-            path, f"not valid {encoding.removesuffix('-sig').upper()} text (byte 0x{data[exc.start]:02x})", line
-        ) from None
+        line = data[: exc.start].decode(encoding, errors="replace").count("\n") + 1
+        name = encoding.removesuffix("-sig").upper()
+        raise InputError(path, f"not valid {name} text (byte 0x{data[exc.start]:02x})", line) from None
 
 
 def _parse(path: Path, data: bytes, layout: _Layout) -> tuple[pd.DataFrame, np.ndarray]:
     """Split into string fields; returns the table and each row's line number in the file."""
-    text = _decode(path, data, layout.encoding).rstrip("\r\n\t ")
-    body = text.encode(layout.encoding.removesuffix("-sig"), errors="replace")
-    starts, counts = _record_field_counts(body, layout)
+    text = _decode(path, data, _encoding(data, layout.encoding)).rstrip("\r\n\t ")
+    if not text:
+        raise InputError(path, "the file is empty")
+    # Characters the tokenizer would read differently from the checks below (a NUL; a
+    # byte-order mark, which it drops at the start of its input only) are refused.
+    for char, reason in (("\x00", _NUL_REASON), ("\ufeff", _BOM_INSIDE_REASON)):
+        at = text.find(char)
+        if at >= 0:
+            raise InputError(path, reason, text.count("\n", 0, at) + 1)
+    # A forced format with a header must not take a row of data for it (and drop it).
+    if layout.header is not None and re.match(r"[ \t]*[+-]?[0-9]", text):
+        raise InputError(
+            path, f"expected the header line {','.join(layout.header)}, found data (is this another --format?)", 1
+        )
+    # Offsets and line numbers are counted in UTF-8 bytes: delimiters, quotes and line
+    # breaks are ASCII, so they are single bytes whatever the file's encoding.
+    body = text.encode("utf-8", errors="replace")
+    starts, counts = _record_field_counts(path, body, layout)
     lines = _line_numbers(body, starts)
+    first = 0
     if layout.header is not None:
+        first = int(starts[1]) if len(starts) > 1 else len(body)
         starts, counts, lines = starts[1:], counts[1:], lines[1:]
     if len(starts) == 0:
         raise InputError(path, "the file has a header but no data rows")
@@ -173,10 +235,14 @@ def _parse(path: Path, data: bytes, layout: _Layout) -> tuple[pd.DataFrame, np.n
         i = int(np.argmax(bad))
         reason = "empty line" if counts[i] == 0 else f"expected {layout.fields} fields, found {counts[i]}"
         raise InputError(path, reason, int(lines[i]))
+    # Only the data rows go to the tokenizer, with the columns named: a header with more
+    # or fewer names than the rows have fields cannot shift or drop a column.
     table = pd.read_csv(
-        io.StringIO(text),
+        io.BytesIO(body[first:]),
         sep=layout.sep,
-        header=0 if layout.header is not None else None,
+        header=None,
+        names=list(range(layout.fields)),
+        encoding="utf-8",
         dtype=str,
         keep_default_na=False,
         na_filter=False,
@@ -190,32 +256,86 @@ def _parse(path: Path, data: bytes, layout: _Layout) -> tuple[pd.DataFrame, np.n
     return table, lines
 
 
-def _record_field_counts(body: bytes, layout: _Layout) -> tuple[np.ndarray, np.ndarray]:
+def _record_field_counts(path: Path, body: bytes, layout: _Layout) -> tuple[np.ndarray, np.ndarray]:
     """Start offset and number of fields of every record, without a Python loop per line.
 
-    Delimiters and line breaks inside double quotes do not count (for quoted formats).
-    An empty record (blank line) has 0 fields.
+    Delimiters and line breaks inside quoted fields do not count (for quoted formats),
+    read as the tokenizer that splits the fields reads quotes, so both agree on every
+    record.  An empty record (blank line) has 0 fields.  A quoted field that never
+    closes is refused, and so is a carriage return that does not end a line: outside
+    quotes the tokenizer would break the line there, and inside them PostgreSQL's COPY
+    would (the bulk writer does not quote a lone one).
     """
     raw = np.frombuffer(body, dtype=np.uint8)
-    outside = np.ones(len(raw), dtype=bool)
+    returns = np.flatnonzero(raw == _CR)
+    stray = returns[raw[np.minimum(returns + 1, len(raw) - 1)] != _NEWLINE]
+    if len(stray):
+        line = body.count(b"\n", 0, int(stray[0])) + 1
+        raise InputError(path, "a carriage return (\\r) inside a line; lines must end in \\n or \\r\\n", line)
+    sep = ord(layout.sep)
+    marks = np.flatnonzero((raw == sep) | (raw == _NEWLINE))
     if layout.quoted and b'"' in body:
-        outside = (np.cumsum(raw == ord('"')) % 2) == 0
-    breaks = np.flatnonzero((raw == ord("\n")) & outside)
+        outside, unclosed = _outside_quotes(raw, marks, sep)
+        if unclosed is not None:
+            line = body.count(b"\n", 0, unclosed) + 1
+            raise InputError(path, 'a quoted field starts here and never ends (unbalanced ")', line)
+        marks = marks[outside]
+    kinds = raw[marks]
+    breaks = marks[kinds == _NEWLINE]
     starts = np.concatenate([[0], breaks + 1])
-    delims = np.flatnonzero((raw == ord(layout.sep)) & outside)
+    delims = marks[kinds == sep]
     counts = np.bincount(np.searchsorted(breaks, delims), minlength=len(starts)) + 1
     ends = np.concatenate([breaks, [len(raw)]])
     length = ends - starts
     # A record that is empty, or only "\r", is a blank line.
-    lone_cr = (length == 1) & (raw[np.minimum(starts, len(raw) - 1)] == ord("\r"))
+    lone_cr = (length == 1) & (raw[np.minimum(starts, len(raw) - 1)] == _CR)
     counts[(length == 0) | lone_cr] = 0
     return starts, counts
 
 
+def _outside_quotes(raw: np.ndarray, positions: np.ndarray, sep: int) -> tuple[np.ndarray, int | None]:
+    """Whether each byte at ``positions`` (none of them a quote) lies outside quoted
+    fields, read as the CSV tokenizer reads quotes; and the offset of the quote that
+    opens a field left open at the end (None if every quoted field closes).
+
+    A quote opens a quoted field only at the start of a field; elsewhere in an unquoted
+    field it is a literal character, and inside a quoted field ``""`` is an escaped quote.
+    So a run of consecutive quotes acts on the state (in a quoted field or not) in one of
+    three ways: an odd run at the start of a field toggles it (opens a field, or ends one
+    whose text ends in escaped quotes); an odd run elsewhere leaves it outside (it closes
+    the field, or is literal text); an even run changes nothing (escaped quotes inside;
+    an empty field or literal text outside).  Toggles since the last reset, counted with
+    cumulative sums, give the state after every run: no loop over the runs.
+    """
+    quotes = np.flatnonzero(raw == _QUOTE)
+    new_run = np.ones(len(quotes), dtype=bool)
+    new_run[1:] = np.diff(quotes) > 1
+    run_starts = quotes[new_run]
+    odd = np.diff(np.append(np.flatnonzero(new_run), len(quotes))) % 2 == 1
+    before = raw[np.maximum(run_starts - 1, 0)]
+    at_field_start = (run_starts == 0) | (before == sep) | (before == _NEWLINE)
+    toggles = np.cumsum(at_field_start & odd)
+    reset = np.where(odd & ~at_field_start, np.arange(len(run_starts)), -1)
+    last_reset = np.maximum.accumulate(reset)
+    inside = (toggles - np.where(last_reset >= 0, toggles[np.maximum(last_reset, 0)], 0)) % 2 == 1
+    run = np.searchsorted(run_starts, positions, side="right") - 1
+    outside = (run < 0) | ~inside[np.maximum(run, 0)]
+    unclosed = None
+    if inside[-1]:
+        opened = inside & ~np.concatenate([[False], inside[:-1]])
+        unclosed = int(run_starts[np.flatnonzero(opened)[-1]])
+    return outside, unclosed
+
+
 def _line_numbers(body: bytes, starts: np.ndarray) -> np.ndarray:
     raw = np.frombuffer(body, dtype=np.uint8)
-    newlines = np.flatnonzero(raw == ord("\n"))
+    newlines = np.flatnonzero(raw == _NEWLINE)
     return np.searchsorted(newlines, starts) + 1
+
+
+def _shown(raw: str) -> str:
+    """A field as a message quotes it: repr, cut short (a field can be megabytes of junk)."""
+    return repr(raw) if len(raw) <= 40 else repr(raw[:40]) + "..."
 
 
 def _numbers(path: Path, column: pd.Series, lines: np.ndarray, what: str) -> np.ndarray:
@@ -225,29 +345,40 @@ def _numbers(path: Path, column: pd.Series, lines: np.ndarray, what: str) -> np.
     if bad.any():
         i = int(np.argmax(bad))
         raw = stripped.iloc[i]
-        reason = f"missing {what}" if raw == "" else f"{what} {raw!r} is not a number"
+        if raw == "":
+            reason = f"missing {what}"
+        elif np.isinf(values[i]):
+            reason = f"{what} {_shown(raw)} is not a finite number"
+        else:
+            reason = f"{what} {_shown(raw)} is not a number"
         raise InputError(path, reason, int(lines[i]))
     return values
 
 
 BIGINT_MAX = "9223372036854775807"
+BIGINT_MIN_DIGITS = "9223372036854775808"  # -2^63 is a BIGINT too
 
 
 def _integers(path: Path, column: pd.Series, lines: np.ndarray, what: str, *, negative: bool = False) -> np.ndarray:
-    """Whole numbers, parsed exactly (never through a float: ids above 2^53 stay distinct),
-    within the 64-bit range the tables store; negative ones only where ``negative``."""
+    """Whole numbers in ASCII digits, parsed exactly (never through a float: ids above
+    2^53 stay distinct), within the 64-bit range the tables store; negative ones only
+    where ``negative``."""
     stripped = column.str.strip()
 
     def refuse(bad: np.ndarray, reason: str) -> None:
         if bad.any():
             i = int(np.argmax(bad))
             raw = stripped.iloc[i]
-            raise InputError(path, f"missing {what}" if raw == "" else reason.format(raw=raw), int(lines[i]))
+            shown = raw if len(raw) <= 40 else raw[:40] + "..."
+            raise InputError(path, f"missing {what}" if raw == "" else reason.format(raw=shown), int(lines[i]))
 
-    refuse(~stripped.str.fullmatch(r"[+-]?\d+").to_numpy(dtype=bool), f"{what} {{raw!r}} is not a whole number")
+    # [0-9], not \d: \d also matches other scripts' digits, which int() would accept.
+    whole = stripped.str.fullmatch(r"[+-]?[0-9]+").to_numpy(dtype=bool)
+    refuse(~whole, f"{what} {{raw!r}} is not a whole number")
     digits = stripped.str.lstrip("+-").str.lstrip("0")
     length = digits.str.len().to_numpy()
-    refuse((length > 19) | ((length == 19) & (digits > BIGINT_MAX).to_numpy(dtype=bool)),
+    limit = np.where(stripped.str.startswith("-").to_numpy(dtype=bool), BIGINT_MIN_DIGITS, BIGINT_MAX)
+    refuse((length > 19) | ((length == 19) & (digits.to_numpy(dtype=str) > limit)),
            f"{what} {{raw}} is outside the 64-bit integer range")
     values = stripped.astype(np.int64).to_numpy()
     if not negative:
@@ -271,12 +402,17 @@ def _ml100k_genre_names(item_path: Path) -> tuple[str, ...]:
     genre_file = item_path.with_name("u.genre")
     if not genre_file.is_file():
         return ML100K_GENRES
-    pairs = []
-    for line in genre_file.read_text(encoding="latin-1").splitlines():
+    pairs = {}
+    try:
+        text = genre_file.read_bytes().decode("latin-1")
+    except OSError as exc:
+        raise InputError(genre_file, f"cannot read: {exc.strerror}") from None
+    for number, line in enumerate(text.splitlines(), 1):  # 19 lines: no bulk path here
         if "|" in line:
             name, _, index = line.rpartition("|")
-            pairs.append((int(index), name))
-    names = tuple(name for _, name in sorted(pairs))
-    if len(names) != len(ML100K_GENRES):
-        raise InputError(genre_file, f"expected {len(ML100K_GENRES)} genres, found {len(names)}")
-    return names
+            if not re.fullmatch(r"[0-9]+", index.strip()) or int(index) >= len(ML100K_GENRES) or int(index) in pairs:
+                raise InputError(genre_file, f"expected name|index with a new index 0-18, found {line[:80]!r}", number)
+            pairs[int(index)] = name
+    if len(pairs) != len(ML100K_GENRES):
+        raise InputError(genre_file, f"expected {len(ML100K_GENRES)} genres, found {len(pairs)}")
+    return tuple(pairs[i] for i in range(len(ML100K_GENRES)))

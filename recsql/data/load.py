@@ -9,15 +9,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, delete, func, select, text
+from sqlalchemy import Connection, Engine, delete, func, insert, select, text
 
-from recsql.data.files import read_movies_file, read_ratings_file
+from recsql.data.files import LineNumbers, read_movies_file, read_ratings_file
 from recsql.data.source import Source, read_only
 from recsql.data.synthetic import Catalogue, synthetic_ratings
 from recsql.db.bulk import indexes_dropped, insert_columns, upsert_columns
-from recsql.db.tables import Movie, Rating
-from recsql.errors import InvalidParameter
+from recsql.db.tables import Movie, Rating, RatingScale
+from recsql.errors import InputError, InvalidParameter
 
 
 @dataclass(frozen=True)
@@ -36,14 +37,24 @@ class GenerateResult:
 
 
 def import_ratings(
-    engine: Engine, path: str | Path, format: str | None = None, replace: bool = False
+    engine: Engine,
+    path: str | Path,
+    format: str | None = None,
+    replace: bool = False,
+    rating_scale: Scale | str | None = None,
 ) -> ImportResult:
-    """Append the ratings of a file (or replace all ratings) in one transaction."""
+    """Append the ratings of a file (or replace all ratings) in one transaction.
+
+    Every rating must lie on the catalogue's scale: ``rating_scale`` (``(1, 5)`` or
+    ``"1,5"``) sets it, else the stored one applies, else the first import's ratings
+    define it.  A value outside it refuses the whole file, naming its line.
+    """
+    scale = parse_scale(rating_scale) if rating_scale is not None else None
     frame = read_ratings_file(path, format)
     with engine.begin() as conn:
         if replace:
             conn.execute(delete(Rating))
-        insert_ratings(conn, frame)
+        insert_ratings(conn, frame, scale, where=path)
     return ImportResult(str(path), frame.attrs["format"], len(frame))
 
 
@@ -93,18 +104,77 @@ def load_catalogue(conn: Connection, catalogue: Catalogue) -> None:
     insert_ratings(conn, catalogue.ratings)
 
 
-def insert_ratings(conn: Connection, frame: pd.DataFrame) -> None:
-    """Append ratings (columns user_id, movie_id, value and optionally rated_at).
+def insert_ratings(
+    conn: Connection, frame: pd.DataFrame, scale: Scale | None = None, where: object = "ratings"
+) -> None:
+    """Append ratings (columns user_id, movie_id, value and optionally rated_at), after
+    checking them against the rating scale (:func:`keep_on_scale`).
 
     Into an empty table the rows go in without its indexes, which are built once after
     the rows (much faster than maintaining them row by row).
     """
+    lines = frame.attrs.get("lines")
+    keep_on_scale(conn, frame["value"].to_numpy(dtype=np.float64), scale, where,
+                  lines.numbers if isinstance(lines, LineNumbers) else None)
     columns = {c: frame[c].to_numpy() for c in frame.columns}
     if conn.execute(select(Rating.id).limit(1)).first() is None:
         with indexes_dropped(conn, Rating.__table__):  # type: ignore[arg-type]
             insert_columns(conn, Rating.__tablename__, columns)
     else:
         insert_columns(conn, Rating.__tablename__, columns)
+
+
+Scale = tuple[float, float]
+
+
+def parse_scale(value: Scale | str) -> Scale:
+    """``"1,5"`` or ``(1, 5)`` as (low, high); refuses anything that is not low < high."""
+    try:
+        parts = [float(v) for v in (value.split(",") if isinstance(value, str) else value)]
+    except (TypeError, ValueError):
+        parts = []
+    if len(parts) != 2 or not all(np.isfinite(parts)) or parts[0] >= parts[1]:
+        raise InvalidParameter(f"a rating scale is two numbers LOW,HIGH with LOW < HIGH (e.g. 1,5), not {value!r}")
+    return parts[0], parts[1]
+
+
+def stored_scale(conn: Connection) -> Scale | None:
+    """The catalogue's rating scale, or None before the first import."""
+    row = conn.execute(select(RatingScale.low, RatingScale.high)).first()
+    return (row.low, row.high) if row is not None else None
+
+
+def keep_on_scale(
+    conn: Connection, values: np.ndarray, scale: Scale | None, where: object, lines: np.ndarray | None = None
+) -> None:
+    """Refuse ratings off the scale, and store the scale: ``scale`` if given (the stored
+    ratings must fit it), else the stored one, else the span of the first ratings that
+    hold two different values."""
+    stored = stored_scale(conn)
+    if scale is not None and scale != stored:
+        low, high = conn.execute(select(func.min(Rating.value), func.max(Rating.value))).one()
+        if low is not None and (low < scale[0] or high > scale[1]):
+            raise InvalidParameter(
+                f"the stored ratings span {low:g} to {high:g}, outside the rating scale {scale[0]:g},{scale[1]:g}; "
+                "import them again with --replace to change the scale"
+            )
+    scale = scale or stored
+    if scale is None:
+        if not len(values) or values.min() == values.max():
+            return  # a single value is no scale: the next import (or --rating-scale) sets it
+        scale = (float(values.min()), float(values.max()))
+    off = (values < scale[0]) | (values > scale[1])
+    if off.any():
+        i = int(np.argmax(off))
+        raise InputError(
+            where,
+            f"rating {values[i]:g} is outside the rating scale {scale[0]:g},{scale[1]:g} "
+            "(change it with --rating-scale LOW,HIGH)",
+            int(lines[i]) if lines is not None else None,
+        )
+    if scale != stored:
+        conn.execute(delete(RatingScale))
+        conn.execute(insert(RatingScale).values(id=1, low=scale[0], high=scale[1]))
 
 
 def upsert_movies(conn: Connection, frame: pd.DataFrame) -> None:

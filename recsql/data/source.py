@@ -39,11 +39,15 @@ from sqlalchemy import Connection
 
 from recsql.errors import InvalidParameter
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# fullmatch, not match with "$": "$" also matches before a trailing newline.
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
+
+_RATINGS_KEYS = ("table", "query", "user", "movie", "rating", "time")
+_MOVIES_KEYS = ("table", "id", "title", "genres")
 
 
 def _name(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not all(_NAME.match(part) for part in value.split(".")) or value.count(".") > 1:
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise InvalidParameter(f"source {what} {value!r} is not a plain name (letters, digits, _; schema.table)")
     return value
 
@@ -83,29 +87,46 @@ class Source:
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Source:
+        """The source a TOML file describes; any problem with the file is one
+        InvalidParameter that names it (a typo is refused, never silently ignored)."""
         try:
-            config = tomllib.loads(Path(path).read_text())
+            # TOML is UTF-8 by definition, whatever the locale says.
+            config = tomllib.loads(Path(path).read_bytes().decode("utf-8"))
         except FileNotFoundError:
             raise InvalidParameter(f"no source file {path}") from None
+        except OSError as exc:
+            raise InvalidParameter(f"{path}: cannot read the source file: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise InvalidParameter(f"{path}: not valid TOML: not UTF-8 text (byte {exc.start})") from None
         except tomllib.TOMLDecodeError as exc:
             raise InvalidParameter(f"{path}: not valid TOML: {exc}") from None
+        unknown = set(config) - {"ratings", "movies"}
+        if unknown:
+            raise InvalidParameter(f"{path}: unknown tables or keys {sorted(unknown)}; expected [ratings] and [movies]")
         ratings, movies = config.get("ratings"), config.get("movies", {})
         if not isinstance(ratings, dict):
-            raise InvalidParameter(f"{path}: needs a [ratings] table (see recsql/source.py)")
-        known = {"table", "query", "user", "movie", "rating", "time"}
-        unknown = set(ratings) - known
-        if unknown:
-            raise InvalidParameter(f"{path}: unknown [ratings] keys {sorted(unknown)}; expected {sorted(known)}")
+            raise InvalidParameter(f"{path}: needs a [ratings] table (see the README's `recsql train --source`)")
+        if not isinstance(movies, dict):
+            raise InvalidParameter(f"{path}: [movies] must be a table with keys {', '.join(_MOVIES_KEYS)}")
+        for section, keys, found in (("ratings", _RATINGS_KEYS, ratings), ("movies", _MOVIES_KEYS, movies)):
+            unknown = set(found) - set(keys)
+            if unknown:
+                raise InvalidParameter(f"{path}: unknown [{section}] keys {sorted(unknown)}; expected {list(keys)}")
         missing = {"user", "movie", "rating"} - set(ratings)
         if missing:
             raise InvalidParameter(f"{path}: [ratings] needs {', '.join(sorted(missing))}")
-        return cls(
-            **ratings,
-            movies_table=movies.get("table"),
-            movies_id=movies.get("id", "id"),
-            movies_title=movies.get("title", "title"),
-            movies_genres=movies.get("genres"),
-        )
+        if movies and "table" not in movies:
+            raise InvalidParameter(f"{path}: [movies] needs table")
+        try:
+            return cls(
+                **ratings,
+                movies_table=movies.get("table"),
+                movies_id=movies.get("id", "id"),
+                movies_title=movies.get("title", "title"),
+                movies_genres=movies.get("genres"),
+            )
+        except InvalidParameter as exc:
+            raise InvalidParameter(f"{path}: {exc}") from None
 
     def to_params(self) -> dict[str, Any]:
         """The mapping as stored with a run (so the serving side reads the same source)."""
@@ -120,7 +141,8 @@ class Source:
     def ratings_sql(self, conn: Connection, *, in_order: bool = False, user_filter: bool = False) -> str:
         """SELECT user, movie, rating FROM the source (quoted); optionally one user's."""
         q = conn.dialect.identifier_preparer.quote
-        frm = _quoted_table(conn, self.table) if self.table else f"({self.query}) AS recsql_source"
+        # The line break ends a -- comment on the query's last line, which would hide the ")".
+        frm = _quoted_table(conn, self.table) if self.table else f"({self.query}\n) AS recsql_source"
         sql = f"SELECT {q(self.user)}, {q(self.movie)}, {q(self.rating)} FROM {frm} WHERE {q(self.rating)} IS NOT NULL"
         if user_filter:
             sql += f" AND {q(self.user)} = :user_id"
@@ -144,8 +166,12 @@ def _quoted_table(conn: Connection, name: str) -> str:
     return ".".join(q(part) for part in name.split("."))
 
 
-def _check_select(query: str) -> str:
+def _check_select(query: Any) -> str:
     """The query without a trailing ';', if it is one SELECT statement."""
+    if not isinstance(query, str):
+        raise InvalidParameter(f"a source query must be a string of SQL, not {query!r}")
+    if "\x00" in query:  # no driver can send one
+        raise InvalidParameter("a source query must not contain a NUL character")
     body = query.strip().rstrip(";").strip()
     if ";" in body:
         raise InvalidParameter("a source query must be a single statement (no ';')")

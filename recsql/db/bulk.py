@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -139,13 +140,17 @@ def _copy_in(conn: Connection, target: str, frame: pd.DataFrame) -> None:
         if layouts is not None:
             _copy_in_binary(raw, target, frame, layouts)
             return
+    # NULL is a marker no value holds (the csv writer leaves an empty string unquoted, so
+    # CSV's default empty NULL would turn empty titles into NULLs); \r\n line ends make
+    # the writer quote any field holding a lone \r, which PostgreSQL would otherwise read
+    # as the end of the row.
+    null = f"recsql-null-{uuid.uuid4().hex}"
     with raw.cursor() as cursor:
-        with cursor.copy(f"COPY {target} FROM STDIN WITH (FORMAT csv)") as copy:
+        with cursor.copy(f"COPY {target} FROM STDIN WITH (FORMAT csv, NULL '{null}')") as copy:
             for start in range(0, len(frame), CHUNK_ROWS):
                 part = frame.iloc[start : start + CHUNK_ROWS]
                 buffer = io.StringIO()
-                # NULL is the unquoted empty field; empty strings are written quoted.
-                part.to_csv(buffer, header=False, index=False, na_rep="", float_format="%.17g")
+                part.to_csv(buffer, header=False, index=False, na_rep=null, float_format="%.17g", lineterminator="\r\n")
                 copy.write(buffer.getvalue())
 
 

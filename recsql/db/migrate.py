@@ -101,20 +101,22 @@ def upgrade(url: str | None = None, revision: str = "head") -> str | None:
 def downgrade(url: str | None = None, revision: str = "base", *, yes: bool = False) -> str | None:
     """Migrate down; ``base`` removes every table and view recsql created, nothing else.
 
-    A downgrade drops tables or columns, so while any of recsql's tables holds rows it
-    is refused unless ``yes``.
+    A downgrade to a revision takes the newer views away but keeps every row, so an
+    upgrade afterwards serves the same models (:mod:`recsql.db.evolve`).  ``base``
+    deletes everything, so while any of recsql's tables holds rows it is refused
+    unless ``yes``.
     """
     engine = make_engine(url)
     try:
-        if not yes:
+        if not yes and revision == "base":
             with engine.connect() as connection:
                 present = set(inspect(connection).get_table_names()) & set(RECSQL_TABLES)
                 filled = [t for t in sorted(present)
                           if connection.execute(text(f"SELECT 1 FROM {t} LIMIT 1")).first() is not None]
             if filled:
                 raise InvalidParameter(
-                    f"a downgrade can drop data, and {', '.join(filled)} hold rows; "
-                    f"pass --yes to downgrade to {revision} anyway"
+                    f"a downgrade to base deletes every recsql table, and {', '.join(filled)} hold rows; "
+                    "pass --yes to delete them"
                 )
         with engine.begin() as connection:
             command.downgrade(alembic_config(connection), revision)

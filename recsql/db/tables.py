@@ -80,6 +80,17 @@ class Rating(Base):
     __table_args__ = (Index(None, "user_id", "movie_id"),)
 
 
+class RatingScale(Base):
+    """The catalogue's rating scale: imports refuse ratings outside it and predictions are
+    clipped to it.  One row, set by ``--rating-scale`` or taken from the first import."""
+
+    __tablename__ = "rating_scale"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # always 1
+    low: Mapped[float] = mapped_column(Float)
+    high: Mapped[float] = mapped_column(Float)
+
+
 class Model(Base):
     """One model version (one training run); its ``id`` is the ``model_id`` of every
     output row it wrote (features, biases, similarities, recommendations, popularity)."""

@@ -11,8 +11,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
+import numpy as np
+
 from recsql.data.matrix import RatingMatrix
-from recsql.errors import InvalidParameter
+from recsql.errors import InvalidParameter, ModelFitError
 from recsql.model.factors import Factors
 from recsql.progress import Step, no_step
 
@@ -57,4 +59,11 @@ class Solver(ABC):
         """Fit factors; ``step(1)`` is called once per iteration (for progress bars)."""
         if matrix.nnz == 0:
             raise ValueError("cannot fit an empty rating matrix")
-        return self._fit(matrix, step or no_step).check_finite()
+        try:
+            factors = self._fit(matrix, step or no_step)
+        except np.linalg.LinAlgError as exc:  # e.g. a posterior with no spread: one rating
+            raise ModelFitError(
+                f"{type(self).__name__} could not fit {matrix.nnz} ratings of {matrix.n_users} users and "
+                f"{matrix.n_movies} movies ({exc}); with this few ratings try --samples 0"
+            ) from exc
+        return factors.check_finite()
