@@ -118,10 +118,13 @@ def test_a_retrain_killed_anywhere_leaves_the_previous_model(db_url, trained, ph
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, STALL_ENV: phase},
     )
     assert child.stderr is not None
-    line = child.stderr.readline()  # blocks until the child stalls where we asked
-    assert line.startswith(STALL_MARK), line + child.communicate()[1]
-    child.send_signal(stop)
-    _, err = child.communicate(timeout=60)
+    try:
+        line = child.stderr.readline()  # blocks until the child stalls where we asked
+        assert line.startswith(STALL_MARK), line + child.communicate()[1]
+        child.send_signal(stop)
+        _, err = child.communicate(timeout=60)
+    finally:
+        child.kill()  # never leave a stalled child behind, whatever failed above
     assert child.returncode != 0
     models = recsql.list_models(trained)
     killed = models[0] if phase != "read" else None
