@@ -19,7 +19,7 @@ from recsql.data.load import GenerateResult, ImportResult, generate, import_movi
 from recsql.data.source import Source
 from recsql.db.migrate import connect, downgrade, schema_status, upgrade
 from recsql.db.roles import grant_reader
-from recsql.errors import RecsqlError
+from recsql.errors import NotFound, RecsqlError
 from recsql.evaluation.evaluate import Evaluation, evaluate
 from recsql.evaluation.tuning import TuneRow, plot_tuning, tune
 from recsql.serving import Contribution, MovieInfo, PopularMovie, Recommendation, Recommender, SimilarMovie
@@ -37,5 +37,5 @@ __all__ = [
     "list_models", "show_model", "output_counts", "activate_model", "prune_models", "ModelInfo",
     # serving
     "Recommender", "Recommendation", "PopularMovie", "Contribution", "SimilarMovie", "MovieInfo",
-    "RecsqlError",
+    "RecsqlError", "NotFound",
 ]

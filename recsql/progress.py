@@ -6,6 +6,7 @@ The pure code (solvers, neighbours) knows nothing of bars: it takes an optional
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -13,6 +14,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from tqdm import tqdm
+
+log = logging.getLogger(__name__)
 
 Step = Callable[[int], object]
 
@@ -68,6 +71,7 @@ class Phases:
         finally:
             bar.close()
             self.timings[name] = round(time.perf_counter() - started, 4)
+            log.info("%s: %.2f s", name, self.timings[name])
 
     @staticmethod
     def summary_of(timings: dict[str, float]) -> str:

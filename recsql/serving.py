@@ -2,9 +2,11 @@
 explanations and answers for brand-new users, all from the active model.
 
     from recsql import Recommender
-    rec = Recommender.from_url("postgresql://app@db/shop")       # or Recommender(engine)
+    rec = Recommender("postgresql://app@db/shop")   # or an Engine, a Connection, an ORM Session
     rec.similar(3, limit=5)
+    rec.similar_many([3, 9], limit=5)                            # one query for a page of movies
     rec.recommend(42, limit=10, exclude=[7])
+    rec.recommend_many([42, 43])
     rec.recommend_for_ratings({3: 5, 9: 4})                      # a user the model never saw
     rec.explain(42, 7)
     rec.popular(10)
@@ -14,28 +16,54 @@ the spot (fold-in of new users, predictions, explanations) use the active model'
 factors (:func:`recsql.store.load_movie_factors`), loaded once and reloaded when another
 model becomes active, and score through :class:`~recsql.model.factors.Factors` like
 training does.  A Recommender built on a Connection runs every query on it, inside the
-host application's transaction.
+host application's transaction; one built on an ORM Session, in the session's.
+
+Made for web applications: every argument is checked before any query runs (ids are
+ints, a ``limit`` is 1 to :data:`MAX_LIMIT`, ratings are finite and on the active model's
+scale) and refused with :class:`~recsql.errors.InvalidParameter`; the database's own
+failures become :class:`~recsql.errors.DatabaseUnavailable` (or ``SchemaError``), so every
+error is a RecsqlError with an ``http_status``.  One Recommender on an Engine or URL can
+serve all of an application's threads: each call borrows a pooled connection, and the
+cached model is swapped whole under a lock.  A Recommender on a Connection or Session is
+as single-threaded as what it was given.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+import functools
+import math
+import numbers
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeGuard, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, bindparam, text
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session, scoped_session
 
 from recsql import store
 from recsql.data.matrix import lookup_ids
 from recsql.data.source import read_only
 from recsql.db.migrate import connect
-from recsql.errors import InvalidParameter, UnknownMovie, UnknownUser
+from recsql.errors import DatabaseUnavailable, InvalidParameter, RecsqlError, SchemaError, UnknownMovie, UnknownUser
 from recsql.model.factors import Factors, Ranking
 from recsql.model.foldin import FoldedUser, fold_in
 from recsql.model.ranking import blend
+
+MAX_LIMIT = 1000
+"""The longest list (``limit``) and the biggest batch (ids of ``similar_many`` and
+``recommend_many``) one call answers: a web request can ask for anything, and a page of
+recommendations is far shorter; a bound keeps one request from costing a table scan."""
+
+_INT64 = (-(2**63), 2**63 - 1)  # ids are BIGINT in the database: a bigger one is a driver error
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -107,13 +135,66 @@ class _Active:
         return rows
 
 
+# ---------------------------------------------------------------------- database errors
+
+
+def _database_errors(method: Callable[P, R]) -> Callable[P, R]:
+    """Turn the failures of the database a deployment causes (server down, connection
+    lost, locked, timed out, tables missing, privileges missing) into RecsqlErrors, so an
+    application's one handler answers them with a status instead of a traceback."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except (DBAPIError, PoolTimeout, DisconnectionError) as exc:
+            translated = _translated(exc)
+            if translated is None:
+                raise
+            raise translated from exc
+
+    return wrapper
+
+
+def _translated(exc: Exception) -> RecsqlError | None:
+    """The RecsqlError for a database failure, or None for one that is recsql's bug
+    (bad SQL, a constraint recsql broke): those keep their traceback."""
+    orig = getattr(exc, "orig", None)
+    said = str(orig or exc).strip()
+    reason = said.splitlines()[0] if said else type(exc).__name__
+    state = getattr(orig, "sqlstate", None)  # PostgreSQL's error code (psycopg)
+    if state in ("42P01", "42703") or reason.startswith(("no such table", "no such column")):
+        return SchemaError(f"{reason}: a table or column serving reads is missing "
+                           f"(`recsql db upgrade` sets up recsql's own)")
+    if state == "42501":
+        return DatabaseUnavailable(f"{reason}: grant the application's role access with "
+                                   f"`recsql db grant-reader ROLE` (again after each `recsql db upgrade`)")
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout | DisconnectionError):
+        return DatabaseUnavailable(f"database error: {reason}")
+    return None
+
+
 class Recommender:
     """Read recommendations from a database trained by recsql (see module docstring)."""
 
-    def __init__(self, bind: Engine | Connection):
-        self.bind = bind
+    MAX_LIMIT = MAX_LIMIT
+
+    def __init__(self, bind: Engine | Connection | Session | scoped_session[Any] | str):
+        """``bind``: an Engine (share the Recommender across threads), a Connection or ORM
+        Session (queries and :meth:`save_user` run in its transaction; the caller commits),
+        or a database URL (an engine of the Recommender's own, set up like
+        :func:`recsql.connect` does and disposed by :meth:`close`)."""
+        owns = isinstance(bind, str)
+        if isinstance(bind, str):
+            bind = connect(bind)
+        elif not isinstance(bind, Engine | Connection | Session | scoped_session):
+            raise InvalidParameter(
+                f"Recommender reads through an Engine, Connection, Session or database URL, not {type(bind).__name__}"
+            )
+        self.bind: Engine | Connection | Session | scoped_session[Any] = bind
+        self._owns_bind = owns
         self._active: _Active | None = None
-        self._owns_bind = False
+        self._loading = threading.Lock()  # one thread loads a new model; the others wait for it
 
     @classmethod
     def from_url(cls, url: str | None = None) -> Recommender:
@@ -124,8 +205,8 @@ class Recommender:
         return recommender
 
     def close(self) -> None:
-        """Drop the loaded model; dispose of the engine if :meth:`from_url` made it
-        (an engine or connection the caller passed in stays the caller's)."""
+        """Drop the loaded model; dispose of the engine if the Recommender made it from a
+        URL (an engine, connection or session the caller passed in stays the caller's)."""
         self._active = None
         if self._owns_bind and isinstance(self.bind, Engine):
             self.bind.dispose()
@@ -136,6 +217,7 @@ class Recommender:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
+    @_database_errors
     def load(self) -> int:
         """Load the active model's movie factors now (otherwise the first call that needs
         them does), e.g. when a web application starts; returns the active model_id."""
@@ -143,41 +225,92 @@ class Recommender:
 
     @contextmanager
     def _connection(self) -> Iterator[Connection]:
-        if isinstance(self.bind, Connection):
-            with nullcontext(self.bind) as conn:
+        """The caller's Connection, the Session's (in its transaction, begun if need be),
+        or one borrowed from the Engine's pool for the duration."""
+        bind = self.bind
+        if isinstance(bind, Connection):
+            yield bind
+        elif isinstance(bind, Session | scoped_session):
+            yield bind.connection()
+        else:
+            with bind.connect() as conn:
+                yield conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """Where :meth:`save_user` writes: a transaction of its own, committed here, on an
+        Engine; the caller's (who commits or rolls back) on a Connection or Session."""
+        if isinstance(self.bind, Engine):
+            with self.bind.begin() as conn:
                 yield conn
         else:
-            with self.bind.connect() as conn:
+            with self._connection() as conn:
                 yield conn
+
+    def _engine(self) -> Engine:
+        bind = self.bind
+        if isinstance(bind, Session | scoped_session):
+            return bind.get_bind().engine
+        return bind.engine
 
     # ------------------------------------------------------------------ precomputed
 
+    @_database_errors
     def movie(self, movie_id: int) -> MovieInfo:
         """The catalogue entry of a movie (title and genres may be unknown: None)."""
+        movie_id = _check_id(movie_id, "movie")
         with self._connection() as conn:
             row = conn.execute(MOVIE_SQL, {"movie_id": movie_id}).first()
         if row is None:
             return MovieInfo(movie_id, None, None)
         return MovieInfo(row.movie_id, row.title, row.genres)
 
+    @_database_errors
     def similar(self, movie_id: int, limit: int = 5) -> list[SimilarMovie]:
         """The ``limit`` movies most similar to ``movie_id``, best first."""
-        with self._connection() as conn:
-            rows = conn.execute(SIMILAR_SQL, {"movie_id": movie_id, "limit": limit}).all()
-            if not rows:
-                model_id = store.active_model_id(conn)
-                if store.count_rows(conn, "movie_biases", "movie_id", movie_id, model_id) == 0:
-                    raise UnknownMovie(movie_id, f"has no ratings in the active model ({model_id})")
-        return [SimilarMovie(r.rank, r.similar_movie_id, r.similar_title, r.similar_genres, r.score) for r in rows]
+        movie_id, limit = _check_id(movie_id, "movie"), _check_limit(limit)
+        return self._similar([movie_id], limit)[movie_id]
 
+    @_database_errors
+    def similar_many(self, movie_ids: Iterable[int], limit: int = 5) -> dict[int, list[SimilarMovie]]:
+        """:meth:`similar` for several movies (a page that shows them) in one query, keyed
+        by movie id in the order given.  Like :meth:`similar`, a movie the active model
+        does not know raises UnknownMovie, naming every unknown id: a batch is answered
+        whole or not at all, so a typo is never a silently missing key."""
+        return self._similar(_check_ids(movie_ids, "movie"), _check_limit(limit))
+
+    def _similar(self, movie_ids: list[int], limit: int) -> dict[int, list[SimilarMovie]]:
+        found: dict[int, list[SimilarMovie]] = {m: [] for m in movie_ids}
+        if not movie_ids:
+            return found
+        with self._connection() as conn:
+            for r in conn.execute(SIMILAR_SQL, {"movie_ids": movie_ids, "limit": limit}):
+                found[r.movie_id].append(
+                    SimilarMovie(r.rank, r.similar_movie_id, r.similar_title, r.similar_genres, r.score)
+                )
+            listless = [m for m, rows in found.items() if not rows]
+            if listless:  # unknown, or known without a list: only then a second query tells which
+                model_id = store.active_model_id(conn)
+                known = set(conn.execute(KNOWN_MOVIES_SQL, {"m": model_id, "ids": listless}).scalars())
+                unknown = [m for m in listless if m not in known]
+                if unknown:  # the id itself when there is one, as similar() always raised
+                    ids = unknown[0] if len(unknown) == 1 else ", ".join(map(str, unknown))
+                    raise UnknownMovie(ids, f"has no ratings in the active model ({model_id})")
+        return found
+
+    @_database_errors
     def popular(self, limit: int = 10) -> list[PopularMovie]:
         """The most popular well-rated movies (damped mean), for users with no ratings."""
+        return self._popular(_check_limit(limit))
+
+    def _popular(self, limit: int) -> list[PopularMovie]:
         with self._connection() as conn:
             rows = conn.execute(POPULAR_SQL, {"limit": limit}).all()
             if not rows:
                 store.active_model_id(conn)
         return [PopularMovie(*r) for r in rows]
 
+    @_database_errors
     def recommend(self, user_id: int, limit: int = 10, exclude: Iterable[int] = ()) -> list[Recommendation]:
         """Top ``limit`` movies for a user, leaving out ``exclude``.
 
@@ -186,7 +319,8 @@ class Recommender:
         ratings in the model gets the popular movies (``source="popular"``); a user who
         has rated every movie gets an empty list.
         """
-        excluded = set(int(m) for m in exclude)
+        user_id, limit = _check_id(user_id, "user"), _check_limit(limit)
+        excluded = set(_check_ids(exclude, "movie", most=None))
         with self._connection() as conn:
             rows = conn.execute(RECOMMEND_SQL, {"user_id": user_id, "limit": limit + len(excluded)}).all()
             kept = [r for r in rows if r.movie_id not in excluded]
@@ -198,34 +332,77 @@ class Recommender:
         if rows and stored == len(rows) and stored < model.recommend_n:
             return _numbered(kept)  # the stored list was every movie the user had not rated
         if not known:
-            fallback = [p for p in self.popular(limit + len(excluded)) if p.movie_id not in excluded]
-            return [Recommendation(i + 1, p.movie_id, p.title, p.genres, p.score, "popular")
-                    for i, p in enumerate(fallback[:limit])]
+            return self._popular_instead(limit, excluded)
         if not rows:
             return []  # the user has rated every movie (or the run stored no recommendations)
+        return self._ranked_from_factors(user_id, limit, excluded)
+
+    @_database_errors
+    def recommend_many(self, user_ids: Iterable[int], limit: int = 10) -> dict[int, list[Recommendation]]:
+        """:meth:`recommend` for several users (a newsletter batch) in one query, keyed by
+        user id in the order given, with the same answers: a user the model does not know
+        gets the popular movies, one who rated every movie an empty list.
+
+        Users whose stored list is shorter than ``limit`` cost one more query, together
+        (which of them the model knows); new users one more (the popular movies), and
+        only a ``limit`` beyond the stored lists' length ranks from the factors, user by
+        user, as :meth:`recommend` does.
+        """
+        user_ids, limit = _check_ids(user_ids, "user"), _check_limit(limit)
+        found: dict[int, list[Any]] = {u: [] for u in user_ids}
+        if not user_ids:
+            return {}
+        with self._connection() as conn:
+            for r in conn.execute(RECOMMEND_MANY_SQL, {"user_ids": user_ids, "limit": limit}):
+                found[r.user_id].append(r)
+            short = [u for u, rows in found.items() if len(rows) < limit]
+            known = set(conn.execute(KNOWN_USERS_SQL, {"ids": short}).scalars()) if short else set[int]()
+            stored_n = store.get_model(conn, store.active_model_id(conn)).recommend_n if known else 0
+        answers: dict[int, list[Recommendation]] = {}
+        for user_id, rows in found.items():
+            if len(rows) >= limit or (user_id in known and len(rows) < stored_n):
+                answers[user_id] = _numbered(rows)  # the stored list, or all the user has not rated
+            elif user_id not in known:
+                answers[user_id] = self._popular_instead(limit, set())
+            else:
+                answers[user_id] = self._ranked_from_factors(user_id, limit, set())
+        return answers
+
+    def _popular_instead(self, limit: int, excluded: set[int]) -> list[Recommendation]:
+        """The popular movies as recommendations, for a user the model does not know."""
+        fallback = [p for p in self._popular(limit + len(excluded)) if p.movie_id not in excluded]
+        return [Recommendation(i + 1, p.movie_id, p.title, p.genres, p.score, "popular")
+                for i, p in enumerate(fallback[:limit])]
+
+    def _ranked_from_factors(self, user_id: int, limit: int, excluded: set[int]) -> list[Recommendation]:
+        """A stored user's list ranked afresh, when the stored one is too short."""
         active = self._model()
         user = self._stored_user(user_id, active)
-        rated = self._ratings_of(user_id)
+        rated = self._ratings_of(user_id, active)
         return self._rank(active, user, set(rated), set(rated) | excluded, limit)
 
     # ------------------------------------------------------------------ computed
 
+    @_database_errors
     def recommend_for_ratings(
         self, ratings: Mapping[int, float], limit: int = 10, exclude: Iterable[int] = ()
     ) -> list[Recommendation]:
         """Top ``limit`` movies for someone the model has never seen, from a few ratings."""
+        given, limit = _check_ratings(ratings), _check_limit(limit)
+        excluded = set(_check_ids(exclude, "movie", most=None))
         active = self._model()
-        folded = self._fold(active, ratings)
-        return self._rank(active, folded.scored_by(active.movies), set(ratings), set(ratings) | set(exclude), limit)
+        folded = self._fold(active, given)
+        return self._rank(active, folded.scored_by(active.movies), set(given), set(given) | excluded, limit)
 
+    @_database_errors
     def save_user(self, user_id: int, ratings: Mapping[int, float], limit: int = 10) -> list[Recommendation]:
         """Fold a user in and store their vector and recommendations under the active model,
         so SQL readers see them until the next retrain.  Returns the recommendations."""
+        user_id, given, limit = _check_id(user_id, "user"), _check_ratings(ratings), _check_limit(limit)
         active = self._model()
-        folded = self._fold(active, ratings)
-        recommendations = self._rank(active, folded.scored_by(active.movies), set(ratings), set(ratings), limit)
-        bind = self.bind
-        with (bind.begin() if isinstance(bind, Engine) else nullcontext(bind)) as conn:
+        folded = self._fold(active, given)
+        recommendations = self._rank(active, folded.scored_by(active.movies), set(given), set(given), limit)
+        with self._transaction() as conn:
             store.save_user(
                 conn, active.info.model_id, user_id, folded.factors, folded.bias,
                 np.array([r.movie_id for r in recommendations], dtype=np.int64),
@@ -234,21 +411,26 @@ class Recommender:
             )
         return recommendations
 
+    @_database_errors
     def predict(self, user_id: int, movie_id: int) -> float:
         """The model's rating prediction for a known user and a known movie."""
+        user_id, movie_id = _check_id(user_id, "user"), _check_id(movie_id, "movie")
         active = self._model()
         row = active.rows([movie_id])
         return float(self._stored_user(user_id, active).predict(np.zeros(1, dtype=np.int64), row)[0])
 
+    @_database_errors
     def explain(self, user_id: int, movie_id: int, limit: int = 5) -> list[Contribution]:
         """The user's rated movies that contributed most to their score for ``movie_id``.
 
         Uses the fold-in form of the user's vector (their ratings through the model's
         movie factors), whose prediction is exactly a sum of one term per rated movie.
         """
+        user_id, movie_id = _check_id(user_id, "user"), _check_id(movie_id, "movie")
+        limit = _check_limit(limit)
         active = self._model()
         target = active.rows([movie_id])[0]
-        rated = self._ratings_of(user_id)
+        rated = self._ratings_of(user_id, active)
         ids = np.array(list(rated), dtype=np.int64)
         rows, known = lookup_ids(active.movies.movie_ids, ids)
         if not known.any():
@@ -265,11 +447,11 @@ class Recommender:
 
     # ------------------------------------------------------------------ internals
 
-    def _fold(self, active: _Active, ratings: Mapping[int, float]) -> FoldedUser:
-        if not ratings:
-            raise InvalidParameter("give at least one (movie, rating) pair")
+    def _fold(self, active: _Active, ratings: dict[int, float]) -> FoldedUser:
+        """The new user's vector, once their ratings are known to be on the model's scale."""
+        _check_scale(ratings, active.info)
         rows = active.rows(ratings.keys())
-        return fold_in(active.movies, rows, np.array([float(v) for v in ratings.values()]))
+        return fold_in(active.movies, rows, np.array(list(ratings.values())))
 
     def _rank(
         self, active: _Active, user: Factors, rated: set[int], excluded: set[int], limit: int
@@ -310,9 +492,9 @@ class Recommender:
             rows = conn.execute(text(f"SELECT movie_id, title, genres FROM movies WHERE movie_id IN ({ids})")).all()
         return {r.movie_id: (r.title, r.genres) for r in rows}
 
-    def _ratings_of(self, user_id: int) -> dict[int, float]:
+    def _ratings_of(self, user_id: int, active: _Active) -> dict[int, float]:
         """The user's ratings (the highest of repeated ones), from where the model read them."""
-        source = self._model().info.source
+        source = active.info.source
         rows: Sequence[Any]
         if source is None:
             with self._connection() as conn:
@@ -324,7 +506,7 @@ class Recommender:
             # The application's query runs read-only whichever way recsql was called: on a
             # connection of its own (a host's transaction may already have written, and
             # can no longer be made read-only).
-            with self.bind.engine.connect() as own, read_only(own):
+            with self._engine().connect() as own, read_only(own):
                 sql = text(source.ratings_sql(own, user_filter=True))
                 rows = [(movie, value) for _, movie, value in own.execute(sql, {"user_id": user_id})]
         ratings: dict[int, float] = {}
@@ -342,23 +524,46 @@ class Recommender:
         return active.movies.with_users(np.array([user_id]), vector[None, :], np.array([bias]))
 
     def _model(self) -> _Active:
-        """The active model's movie side, cached until another model becomes active."""
+        """The active model's movie side, cached until another model becomes active.
+
+        Threads share it: the cache is one reference, replaced whole, and each caller
+        keeps the one it got for the rest of its call; the lock makes the threads that
+        notice a new model at the same moment load it once, not once each."""
         with self._connection() as conn:
             model_id = store.active_model_id(conn)
-            if self._active is not None and self._active.info.model_id == model_id:
-                return self._active
-            info = store.get_model(conn, model_id)
-            movies = store.load_movie_factors(conn, info)
-            similar = store.load_similar(conn, info, movies.movie_ids) if info.lists == "items" else None
-            self._active = _Active(info, movies, similar)
-        return self._active
+        cached = self._active
+        if cached is not None and cached.info.model_id == model_id:
+            return cached
+        with self._loading:
+            cached = self._active
+            if cached is not None and cached.info.model_id == model_id:
+                return cached  # loaded by the thread this one waited for
+            with self._connection() as conn:
+                info = store.get_model(conn, model_id)
+                movies = store.load_movie_factors(conn, info)
+                similar = store.load_similar(conn, info, movies.movie_ids) if info.lists == "items" else None
+            self._active = loaded = _Active(info, movies, similar)
+        return loaded
 
 
 MOVIE_SQL = text("SELECT movie_id, title, genres FROM movies WHERE movie_id = :movie_id")
+# Stored lists are ranked 1, 2, 3, ... per movie and per user, so ``rank <= :limit``
+# is each one's first ``limit`` rows: one query for any number of ids.
 SIMILAR_SQL = text(
-    "SELECT rank, similar_movie_id, similar_title, similar_genres, score "
-    "FROM similar_movies WHERE movie_id = :movie_id ORDER BY rank LIMIT :limit"
-)
+    "SELECT movie_id, rank, similar_movie_id, similar_title, similar_genres, score "
+    "FROM similar_movies WHERE movie_id IN :movie_ids AND rank <= :limit ORDER BY movie_id, rank"
+).bindparams(bindparam("movie_ids", expanding=True))
+RECOMMEND_MANY_SQL = text(
+    "SELECT user_id, rank, movie_id, title, genres, predicted_rating, score "
+    "FROM recommended_movies WHERE user_id IN :user_ids AND rank <= :limit ORDER BY user_id, rank"
+).bindparams(bindparam("user_ids", expanding=True))
+KNOWN_MOVIES_SQL = text(
+    "SELECT movie_id FROM movie_biases WHERE model_id = :m AND movie_id IN :ids"
+).bindparams(bindparam("ids", expanding=True))
+KNOWN_USERS_SQL = text(
+    "SELECT b.user_id FROM user_biases b JOIN models a ON a.id = b.model_id AND a.status = 'active' "
+    "WHERE b.user_id IN :ids"
+).bindparams(bindparam("ids", expanding=True))
 RECOMMEND_SQL = text(
     "SELECT rank, movie_id, title, genres, predicted_rating, score "
     "FROM recommended_movies WHERE user_id = :user_id ORDER BY rank LIMIT :limit"
@@ -372,3 +577,64 @@ POPULAR_SQL = text(
 def _numbered(rows: Sequence[Any]) -> list[Recommendation]:
     return [Recommendation(i + 1, r.movie_id, r.title, r.genres, r.predicted_rating, score=r.score)
             for i, r in enumerate(rows)]
+
+
+# ---------------------------------------------------------------------- checking arguments
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    """An int, or a numpy integer; never a bool (True is not movie 1)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_id(value: object, what: str) -> int:
+    """A movie or user id as an int: no string (the web layer converts), no float, no bool."""
+    if not _is_int(value) or not _INT64[0] <= int(value) <= _INT64[1]:
+        raise InvalidParameter(f"a {what} id must be a whole number (64-bit), not {value!r}")
+    return int(value)
+
+
+def _check_ids(values: Iterable[int], what: str, most: int | None = MAX_LIMIT) -> list[int]:
+    """Ids in the order given, each once; at most ``most`` of them (None: any number)."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise InvalidParameter(f"{what} ids must be a list of whole numbers, not {values!r}")
+    ids = list(dict.fromkeys(_check_id(v, what) for v in values))
+    if most is not None and len(ids) > most:
+        raise InvalidParameter(f"at most {most} {what} ids at a time, not {len(ids)}")
+    return ids
+
+
+def _check_limit(limit: object) -> int:
+    if not _is_int(limit) or not 1 <= int(limit) <= MAX_LIMIT:
+        raise InvalidParameter(f"limit must be a whole number from 1 to {MAX_LIMIT}, not {limit!r}")
+    return int(limit)
+
+
+def _check_ratings(ratings: Mapping[int, float]) -> dict[int, float]:
+    """{movie id: rating} with int ids and finite ratings (the scale is checked once the
+    active model is known: :func:`_check_scale`)."""
+    if not isinstance(ratings, Mapping):
+        raise InvalidParameter(f"ratings must map movie ids to ratings, not {type(ratings).__name__}")
+    if not ratings:
+        raise InvalidParameter("give at least one (movie, rating) pair")
+    checked: dict[int, float] = {}
+    for movie, value in ratings.items():
+        movie_id = _check_id(movie, "movie")
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise InvalidParameter(f"the rating of movie {movie_id} must be a finite number, not {value!r}")
+        checked[movie_id] = float(value)
+    return checked
+
+
+def _check_scale(ratings: dict[int, float], info: store.ModelInfo) -> None:
+    """Ratings off the model's scale (a 50 on a 1-5 scale) would fold in a user unlike any
+    it was trained on; a model trained without a scale takes any finite rating."""
+    if info.clip is None:
+        return
+    low, high = info.clip
+    off = [f"{movie}: {value:g}" for movie, value in ratings.items() if not low <= value <= high]
+    if off:
+        raise InvalidParameter(
+            f"ratings must be from {low:g} to {high:g}, the active model's scale ({info.model_id}); "
+            f"off it: {', '.join(off)}"
+        )

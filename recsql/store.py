@@ -15,6 +15,7 @@ features, biases, ranked lists): :func:`save_outputs` encodes it and
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, fields, replace
@@ -46,6 +47,8 @@ from recsql.errors import InvalidParameter, NoActiveModel, UnknownModel
 from recsql.model.factors import Factors
 from recsql.model.outputs import ModelOutputs
 from recsql.progress import Step, no_step
+
+log = logging.getLogger(__name__)
 
 # Recommendations stored per user when a run does not say (runs made before it did).
 DEFAULT_RECOMMEND_N = 10
@@ -93,6 +96,13 @@ class ModelInfo:
         blended with the ratings) or ``ratings`` (the rating model alone, as every version
         before ``items`` did)."""
         return "items" if self.params.get("metric") == "items" else "ratings"
+
+    @property
+    def stored_features(self) -> int | None:
+        """How many features per user and movie its tables hold (the Bayesian model
+        stores more than ``params["features"]``: its averaged predictor compressed)."""
+        stored = (self.metrics or {}).get("stored_features")
+        return int(stored) if stored is not None else self.params.get("features")
 
     @property
     def clip(self) -> tuple[float, float] | None:
@@ -152,6 +162,7 @@ def reclaim_dead(engine: Engine) -> list[int]:
                 status=FAILED, finished_at=_now(),
                 error="its process stopped before it finished (killed or crashed); found by the next writer",
             ))
+        log.warning("model %d: its process stopped before it finished; its rows are deleted, marked failed", model_id)
     return dead
 
 
@@ -412,6 +423,7 @@ def prune(engine: Engine, keep: int = DEFAULT_KEEP, batch: int = PRUNE_BATCH) ->
             conn.execute(update(Model).where(Model.id == model_id).values(status=PRUNED))
     if unfinished or doomed:
         reclaim_space(engine)
+        log.info("pruned the rows of models %s", ", ".join(map(str, unfinished + doomed)))
     return doomed
 
 
@@ -450,6 +462,7 @@ def fail(engine: Engine, model_id: int, error: BaseException) -> None:
             )
 
     _without_masking(error, "marking it failed", mark)
+    log.info("model %d marked failed: %s", model_id, message)  # the caller reports the error itself
 
 
 def _without_masking(error: BaseException, what: str, cleanup: Callable[[], None]) -> None:

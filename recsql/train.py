@@ -8,6 +8,7 @@ marks it failed and re-raises; the previously active model stays active.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ from recsql.model.ranking import DEFAULT_ITEM_REGULARIZATION
 from recsql.model.solvers import DEFAULT_SOLVER, make_solver
 from recsql.model.topk import block_count
 from recsql.progress import Phases
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -137,6 +140,8 @@ def train(
             "source": source.to_params() if source is not None else None,
         }
         model_id = store.start(engine, solver, params)
+        log.info("model %d: training %s on %d ratings of %d users and %d movies",
+                 model_id, solver, matrix.nnz, matrix.n_users, matrix.n_movies)
         try:
             with phase("fit", total=model.steps()) as step:
                 factors = model.fit(matrix, step)
@@ -154,12 +159,14 @@ def train(
                     **list_metrics(factors, matrix, test, similar, recommended.indices,
                                    larger_is_similar=metric != "l1"),
                     **{k: v for k, v in factors.info.items() if isinstance(v, (int, float, bool))},
+                    "stored_features": int(factors.movie_factors.shape[1]),
                 }
             outputs = ModelOutputs(factors, similar, recommended, popularity(matrix), n_ratings=matrix.nnz)
             with phase("write", total=len(store.OUTPUT_TABLES)) as step:
                 store.save_outputs(engine, model_id, outputs, metrics=metrics, timings=timings, step=step)
             with phase("activate"):
                 store.switch_active(engine, model_id)
+            log.info("model %d is active (%s)", model_id, Phases.summary_of(timings))
         except BaseException as exc:
             store.fail(engine, model_id, exc)  # never masks exc: see store.fail
             raise

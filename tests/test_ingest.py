@@ -3,6 +3,7 @@ imports nothing."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import recsql
 from recsql.data.files import read_movies_file, read_ratings_file
 from recsql.data.load import stored_scale, upsert_movies
 from recsql.db.tables import Movie, Rating
+from recsql.errors import InputError, InvalidParameter
 
 
 def _write(tmp_path: Path, name: str, content: str | bytes) -> Path:
@@ -241,3 +243,178 @@ def test_titles_with_any_line_break_round_trip(engine):
     with engine.connect() as conn:
         stored = conn.execute(select(Movie.title).order_by(Movie.movie_id)).scalars().all()
     assert stored == titles
+
+
+# ------------------------------------------------------------------ any CSV layout
+
+
+def _movies(engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return conn.execute(select(Movie.movie_id, Movie.title, Movie.genres).order_by(Movie.movie_id)).all()
+
+
+def test_a_custom_header_layout_with_extra_columns_reordered(engine, run, tmp_path):
+    """--columns maps fields to header names in any order; other columns (one holding
+    the delimiter inside quotes) are ignored; ids stay exact 64-bit integers."""
+    path = _write(tmp_path, "reviews.csv", (
+        'ts;Stars;note;item;customer\n'
+        '100;4;"good; really";10;1\n'
+        '-86400;4.5;"say ""hi""";9223372036854775807;"1541815603606036481"\n'
+    ))
+    out = run("import", "ratings", path, "--columns", "user=customer,movie=item,rating=stars,time=ts",
+              "--delimiter", ";").output
+    assert "imported 2 ratings" in out and "custom format" in out
+    assert _ratings(engine) == [(1, 10, 4.0, 100), (1541815603606036481, 2**63 - 1, 4.5, -86400)]
+    assert all(type(r[0]) is int and type(r[1]) is int for r in _ratings(engine))
+
+
+def test_a_custom_layout_through_the_python_api(engine, tmp_path):
+    """The same layouts as a dict or a string; without time, rated_at stays NULL."""
+    path = _write(tmp_path, "r.tsv", "stars\tcustomer\titem\n5\t1\t2\n3\t2\t2\n")
+    result = recsql.import_ratings(engine, path, columns={"user": "customer", "movie": "item", "rating": "stars"},
+                                   delimiter="\t")
+    assert (result.format, result.rows) == ("custom", 2)
+    recsql.import_ratings(engine, path, columns="user=customer,movie=item,rating=stars", delimiter="tab")
+    assert [r for r in _ratings(engine)] == [(1, 2, 5.0, None), (2, 2, 3.0, None)] * 2
+
+
+def test_no_header_positions_and_the_default_order(engine, run, tmp_path):
+    path = _write(tmp_path, "plain.csv", "20,1,4,1000\n30,2,5,2000\n")
+    run("import", "ratings", path, "--no-header", "--columns", "movie=1,user=2,rating=3,time=4")
+    assert _ratings(engine) == [(1, 20, 4.0, 1000), (2, 30, 5.0, 2000)]
+    run("import", "ratings", path, "--no-header", "--replace")  # tutorial order, the 4th column ignored
+    assert _ratings(engine) == [(20, 1, 4.0, None), (30, 2, 5.0, None)]
+    recsql.import_ratings(engine, path, columns={"user": 1, "movie": 2, "rating": 3, "time": 4}, header=False,
+                          replace=True)
+    assert _ratings(engine) == [(20, 1, 4.0, 1000), (30, 2, 5.0, 2000)]
+    out = run("import", "ratings", path, "--no-header", "--columns", "user=1,movie=2,rating=5", ok=False).output
+    assert f"{path}, line 1: --columns reads rating from column 5, but this line has 4" in out
+
+
+def test_delimiter_alone_reads_the_built_in_headers(engine, run, tmp_path):
+    run("import", "ratings", _write(tmp_path, "r.csv", "userId|movieId|rating|timestamp\n1|2|4.5|77\n"),
+        "--delimiter", "|")
+    assert _ratings(engine) == [(1, 2, 4.5, 77)]
+
+
+def test_custom_movies_with_and_without_genres(engine, run, tmp_path):
+    path = _write(tmp_path, "catalogue.csv", 'category;name;id\n"crime; drama";"Heat; the film";7\n;Up;8\n')
+    run("import", "movies", path, "--columns", "movie=id,title=name,genres=category", "--delimiter", ";")
+    assert _movies(engine) == [(7, "Heat; the film", "crime; drama"), (8, "Up", None)]
+    run("import", "movies", _write(tmp_path, "m.csv", "9,Nine\n"), "--no-header", "--columns", "movie=1,title=2")
+    assert _movies(engine)[-1] == (9, "Nine", None)
+
+
+def test_a_column_missing_from_the_header_is_one_error_at_line_1(engine, run, tmp_path):
+    run("import", "ratings", _write(tmp_path, "good.csv", "user_id,movie_id,value\n7,8,4\n"))
+    before = _ratings(engine)
+    path = _write(tmp_path, "r.csv", "customer,item,stars\n1,2,5\n")
+    out = run("import", "ratings", path, "--columns", "user=customer,movie=product,rating=score", ok=False).output
+    assert out.strip() == (f"Error: {path}, line 1: the header has no column 'product' (movie) or 'score' (rating); "
+                           "its columns: 'customer', 'item', 'stars'")
+    data = _write(tmp_path, "d.csv", "1,2,5\n")
+    out = run("import", "ratings", data, "--columns", "user=customer,movie=item,rating=stars", ok=False).output
+    assert "line 1: the header has no column" in out and "use --no-header" in out
+    assert _ratings(engine) == before
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--columns", "user=a,movie=b,stars=c"], "unknown field 'stars' in --columns; the ratings fields are user, "
+                                              "movie, rating (required) and time (optional)"),
+    (["--columns", "user=a,movie=b"], "--columns does not name rating; the ratings fields are"),
+    (["--columns", "user:a,movie:b,rating:c"], "--columns takes FIELD=COLUMN pairs separated by commas"),
+    (["--columns", "user=a,,movie=b,rating=c"], "--columns takes FIELD=COLUMN pairs"),
+    (["--columns", "user=a,movie=b,rating="], "--columns takes FIELD=COLUMN pairs"),
+    (["--columns", "user=a,user=b,movie=c,rating=d"], "--columns names the field 'user' twice"),
+    (["--columns", "user=a,movie=A,rating=c"], "--columns gives user and movie the same column 'A'"),
+    (["--no-header", "--columns", "user=a,movie=2,rating=3"], "without a header line, --columns gives positions"),
+    (["--no-header", "--columns", "user=0,movie=2,rating=3"], "positions from 1"),
+    (["--delimiter", ";;"], "a delimiter is one character"),
+    (["--delimiter", '"'], "a delimiter is one character"),
+    (["--delimiter", "."], "a delimiter is one character"),
+    (["--columns", "user=a,movie=b,rating=c", "--format", "tutorial"], "--format reads a built-in layout"),
+])
+def test_malformed_layout_options_are_one_invalid_parameter(engine, run, tmp_path, args, message):
+    path = _write(tmp_path, "r.csv", "a,b,c\n1,2,5\n")
+    out = run("import", "ratings", path, *args, ok=False).output
+    assert message in out and len(out.strip().splitlines()) == 1, out
+    assert _ratings(engine) == []
+
+
+def test_malformed_columns_through_the_api_name_the_movie_fields():
+    with pytest.raises(InvalidParameter, match="the movies fields are movie, title"):
+        read_movies_file("unused.csv", columns={"film": "id", "title": "name"})
+    with pytest.raises(InvalidParameter, match="with a header line, --columns names its columns"):
+        read_movies_file("unused.csv", columns={"movie": 1, "title": "name"})
+
+
+@pytest.mark.parametrize("kind,content,suggested", [
+    ("ratings", "user,item,rating\n1,2,5\n2,3,4\n", "--columns user=user,movie=item,rating=rating"),
+    ("ratings", "Customer ID;Product;Stars;created_at\n1;2;5;99\n", "--columns 'user=Customer ID,movie=Product,"
+                                                                  "rating=Stars,time=created_at' --delimiter ';'"),
+    ("ratings", "1\t2\t5\n", "--no-header --delimiter tab"),
+    ("ratings", "1,2,5\n2,3,4\n", "--no-header"),
+    ("movies", 'id,name,category\n1,"A, the",x\n', "--columns movie=id,title=name,genres=category"),
+])
+def test_an_unknown_header_suggests_columns_that_work(engine, run, tmp_path, kind, content, suggested):
+    """The refusal names the exact options to add, and adding them imports the file."""
+    path = _write(tmp_path, "f.csv", content)
+    out = run("import", kind, path, ok=False).output
+    assert f"{path}, line 1: cannot tell the {kind} format" in out and out.rstrip().endswith(suggested), out
+    hint = out.rstrip().rsplit(": ", 1)[1]
+    assert "imported" in run("import", kind, path, *shlex.split(hint)).output
+    assert (_ratings(engine) if kind == "ratings" else _movies(engine))
+
+
+def test_an_unknown_header_without_telling_names_gets_the_template(run, tmp_path):
+    path = _write(tmp_path, "f.csv", "who,what,how\n1,2,5\n")
+    out = run("import", "ratings", path, ok=False).output
+    assert "use --format, or --columns FIELD=NAME,... (fields: user, movie, rating, time)" in out
+    out = run("import", "ratings", path, "--delimiter", ",", ok=False).output
+    assert "line 1: the header is not a built-in one; name its columns: --columns FIELD=NAME" in out
+
+
+@pytest.mark.parametrize("content,line,reason", [
+    ("c;i;s\n1;2;5\n1;x;4\n", 3, "movie id 'x' is not a whole number"),
+    ("c;i;s\n1;2;5\n1;2\n", 3, "expected 3 fields (as the header has), found 2"),
+    ("c;i;s\n1;2;5\n\n1;2;3\n", 3, "empty line"),
+    ('c;i;s\n1;2;"5\n', 2, "never ends"),
+    ("c;i;s\n1;2;5\n1;2;99\n", 3, "rating 99 is outside the rating scale 1,5"),
+    ("c;i;s\n", None, "the file has a header but no data rows"),
+])
+def test_a_bad_line_in_a_custom_layout_imports_nothing(engine, run, tmp_path, content, line, reason):
+    run("import", "ratings", _write(tmp_path, "good.csv", "user_id,movie_id,value\n7,8,1\n7,9,5\n"))
+    before = _ratings(engine)
+    path = _write(tmp_path, "bad.csv", content)
+    out = run("import", "ratings", path, "--columns", "user=c,movie=i,rating=s", "--delimiter", ";", ok=False).output
+    where = f"{path}, line {line}:" if line else f"{path}:"
+    assert where in out and reason in out and len(out.strip().splitlines()) == 1, out
+    assert _ratings(engine) == before
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-32"])
+def test_a_custom_layout_reads_the_encoding_its_byte_order_mark_names(tmp_path, encoding):
+    """Quoted header names, matched case-insensitively; a decimal comma is not a number."""
+    path = _write(tmp_path, "r.csv", '"Kunde";"Film";"Sterne"\r\n1;"2";"4.5"\r\n"Müller";3;4\r\n'.encode(encoding))
+    with pytest.raises(InputError, match=r"line 3: user id 'Müller' is not a whole number"):
+        read_ratings_file(path, columns="user=kunde,movie=film,rating=sterne", delimiter=";")
+    path.write_bytes('"Kunde";"Film";"Sterne"\r\n1;"2";"4.5"\r\n7;3;"4,5"\r\n'.encode(encoding))
+    with pytest.raises(InputError, match=r"line 3: rating '4,5' is not a number"):
+        read_ratings_file(path, columns="user=kunde,movie=film,rating=sterne", delimiter=";")
+    path.write_bytes('"Kunde";"Film";"Sterne"\r\n1;"2";"4.5"\r\n'.encode(encoding))
+    frame = read_ratings_file(path, columns="user=kunde,movie=film,rating=sterne", delimiter=";")
+    assert frame[["user_id", "movie_id", "value"]].values.tolist() == [[1, 2, 4.5]]
+
+
+def test_a_tab_separated_file_keeps_an_empty_last_field(tmp_path):
+    """Trailing whitespace at the end of the file is trimmed, but not the delimiter: the
+    last movie's empty genres stay a field."""
+    path = _write(tmp_path, "m.tsv", "id\tname\tgenres\n1\tOne\tDrama\n2\tTwo\t\n")
+    frame = read_movies_file(path, columns="movie=id,title=name,genres=genres", delimiter="tab")
+    assert frame.title.tolist() == ["One", "Two"] and frame.genres.tolist()[0] == "Drama"
+    assert frame.genres.isna().tolist() == [False, True]
+
+
+def test_a_first_line_with_a_carriage_return_is_still_one_clear_refusal(tmp_path):
+    with pytest.raises(InputError, match="line 1: cannot tell the ratings format"):
+        read_ratings_file(_write(tmp_path, "r.csv", "a\rb,c\n1,2\n"))

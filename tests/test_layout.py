@@ -13,7 +13,7 @@ PACKAGE = ROOT / "recsql"
 
 # Lowest first.  A module may import its own layer or lower ones, never a higher one.
 LAYERS: list[tuple[str, ...]] = [
-    ("recsql.errors", "recsql.progress"),
+    ("recsql.errors", "recsql.progress", "recsql.logs"),
     ("recsql.db",),
     ("recsql.data",),
     ("recsql.model",),
@@ -23,6 +23,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("recsql.demo",),
     ("recsql",),  # the public API (recsql/__init__.py)
     ("recsql.cli", "recsql.__main__"),
+    ("recsql.cron",),  # the cron jobs parse `train`'s options with the CLI's command
 ]
 
 

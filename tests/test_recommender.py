@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +17,7 @@ import recsql
 from recsql import store
 from recsql.data.files import read_ratings_file
 from recsql.data.matrix import RatingMatrix, lookup_ids
-from recsql.errors import NoActiveModel, UnknownMovie, UnknownUser
+from recsql.errors import DatabaseUnavailable, InvalidParameter, NoActiveModel, SchemaError, UnknownMovie, UnknownUser
 from recsql.evaluation.metrics import score
 from recsql.model.foldin import fold_in
 from recsql.model.solvers import make_solver
@@ -234,3 +235,136 @@ def test_fold_in_is_as_good_as_retraining(ml100k):
     retrained = make_solver("als").fit(RatingMatrix.from_triples(both.user_id, both.movie_id, both.value))
     retrained_rmse = score(retrained, RatingMatrix.from_triples(rest.user_id, rest.movie_id, rest.value)).rmse
     assert folded_rmse <= retrained_rmse + 0.03, (folded_rmse, retrained_rmse)
+
+
+# ---------------------------------------------------------------------- for web applications (issue 11)
+
+
+def _unreachable() -> recsql.Recommender:
+    """A Recommender whose every query would fail: an argument it refuses with
+    InvalidParameter was refused before any query ran."""
+    from sqlalchemy import create_engine
+
+    from tests.conftest import ROOT
+
+    return recsql.Recommender(create_engine(f"sqlite:///{ROOT / 'no-such-directory' / 'recsql.db'}"))
+
+
+@pytest.mark.parametrize("call", [
+    lambda r: r.similar(1, limit=-1), lambda r: r.similar(1, limit=0), lambda r: r.similar(1, limit=1001),
+    lambda r: r.similar(1, limit=2.0), lambda r: r.similar(1, limit=True), lambda r: r.similar(1, limit="5"),
+    lambda r: r.similar("1"), lambda r: r.similar(1.0), lambda r: r.similar(True), lambda r: r.similar(2**63),
+    lambda r: r.similar_many("12"), lambda r: r.similar_many([1, "2"]), lambda r: r.similar_many(range(1001)),
+    lambda r: r.recommend(None), lambda r: r.recommend(1, exclude=["7"]), lambda r: r.recommend(1, limit=0),
+    lambda r: r.recommend_many([1], limit=1001), lambda r: r.popular(0), lambda r: r.explain(1, 3, limit=0),
+    lambda r: r.predict(1, "3"), lambda r: r.movie(None), lambda r: r.save_user("9", {1: 5}),
+    lambda r: r.recommend_for_ratings({}), lambda r: r.recommend_for_ratings([(1, 5)]),
+    lambda r: r.recommend_for_ratings({1: float("nan")}), lambda r: r.recommend_for_ratings({1: float("inf")}),
+    lambda r: r.recommend_for_ratings({1: "5"}), lambda r: r.recommend_for_ratings({1: True}),
+    lambda r: r.recommend_for_ratings({"1": 5}), lambda r: r.recommend_for_ratings({1: 5}, limit=0),
+    lambda r: r.save_user(9, {1: None}),
+])
+def test_arguments_are_checked_before_any_query(call):
+    with pytest.raises(InvalidParameter) as caught:
+        call(_unreachable())
+    assert caught.value.http_status == 400
+
+
+def test_ratings_must_be_on_the_models_scale(trained, engine):
+    with engine.connect() as conn:
+        low, high = store.get_model(conn, store.active_model_id(conn)).clip
+    for off in (high + 45, low - 1):
+        with pytest.raises(InvalidParameter, match=f"from {low:g} to {high:g}"):
+            trained.recommend_for_ratings({3: 5, 9: off})
+        with pytest.raises(InvalidParameter):
+            trained.save_user(9004, {3: off})
+    assert trained.recommend_for_ratings({3: high, 9: low}, limit=2)  # the ends are on the scale
+    assert np.int64(3) in {r.movie_id for r in trained.similar(np.int64(9), limit=34)}  # numpy ints are ints
+
+
+def test_similar_many_is_one_query_with_the_single_answers(trained, engine):
+    with _statements(engine) as seen:
+        many = trained.similar_many([9, 3, 9, 13], limit=4)
+    assert len(seen) == 1 and list(many) == [9, 3, 13]
+    assert many == {m: trained.similar(m, limit=4) for m in (9, 3, 13)}
+    assert trained.similar_many([]) == {}
+    with pytest.raises(UnknownMovie) as caught:
+        trained.similar_many([3, 777, 888])
+    assert "unknown movie 777, 888" in str(caught.value)
+
+
+def test_recommend_many_gives_the_single_answers(trained, engine):
+    with _statements(engine) as seen:
+        many = trained.recommend_many([1, 2], limit=5)
+    assert len(seen) == 1 and many == {u: trained.recommend(u, limit=5) for u in (1, 2)}
+    users = [1, 123456, 500, 2]  # known, new (popular movies), rated everything (nothing)
+    for limit in (3, 20):  # 20: beyond the 10 stored per user, ranked from the factors
+        many = trained.recommend_many(users, limit=limit)
+        assert list(many) == users and many == {u: trained.recommend(u, limit=limit) for u in users}
+    assert many[123456][0].source == "popular" and many[500] == [] and len(many[1]) == 20
+    assert trained.recommend_many([]) == {}
+
+
+def test_recommender_on_a_url_a_session_or_a_connection(served, trained, engine, monkeypatch):
+    from sqlalchemy.orm import Session, scoped_session, sessionmaker
+
+    disposed = []
+    monkeypatch.setattr(engine, "dispose", lambda: disposed.append(engine))
+    expected = [r.movie_id for r in trained.similar(3, 3)]
+    with Session(engine) as session:
+        with recsql.Recommender(session) as on_session:
+            assert [r.movie_id for r in on_session.similar(3, 3)] == expected
+            on_session.save_user(9005, {3: 5})
+            assert on_session.recommend(9005, limit=2)[0].source == "model"  # its own transaction sees it
+            session.rollback()  # the session's owner decides
+    factory = scoped_session(sessionmaker(engine))
+    with recsql.Recommender(factory) as on_scoped:
+        assert on_scoped.recommend(9005, limit=1)[0].source == "popular"
+        assert [r.movie_id for r in on_scoped.similar(3, 3)] == expected
+    factory.remove()
+    with engine.connect() as conn, recsql.Recommender(conn) as on_conn:
+        assert [r.movie_id for r in on_conn.similar(3, 3)] == expected
+    with recsql.Recommender(engine):
+        pass
+    assert disposed == []  # an engine passed in stays the caller's
+    with recsql.Recommender(served.run.url) as on_url:
+        assert [r.movie_id for r in on_url.similar(3, 3)] == expected
+        own = on_url.bind
+        monkeypatch.setattr(own, "dispose", lambda: disposed.append(own))
+    assert disposed == [own]
+    with pytest.raises(InvalidParameter):
+        recsql.Recommender(42)
+
+
+def test_database_failures_are_recsql_errors(db_url):
+    """A database recsql never set up: SchemaError (500); one that cannot be reached:
+    DatabaseUnavailable (503); either way a message, never a driver traceback."""
+    from sqlalchemy import create_engine
+
+    bare = create_engine(db_url)
+    try:
+        with pytest.raises(SchemaError, match="recsql db upgrade"):
+            recsql.Recommender(bare).similar(1)
+    finally:
+        bare.dispose()
+    with pytest.raises(DatabaseUnavailable) as caught:
+        _unreachable().recommend_many([1, 2])
+    assert caught.value.http_status == 503
+
+
+@contextmanager
+def _statements(engine: Engine):
+    """The queries run on ``engine`` inside the block (not SQLite's BEGIN)."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        if statement != "BEGIN":
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

@@ -9,42 +9,87 @@ line and exit 1; database errors likewise; only bugs show a traceback.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import signal
-import sqlite3
 from collections.abc import Callable
 from typing import Any
 
 import click
-import psycopg
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 import recsql
+from recsql.cli.outcome import BUG, problem
 from recsql.cli.output import Column, json_option, show, to_json
 from recsql.data.files import FORMATS
 from recsql.data.matrix import DUPLICATE_POLICIES
-from recsql.db.engine import DEFAULT_URL, URL_ENV
+from recsql.db.engine import DEFAULT_URL, URL_ENV, resolve_url_source
 from recsql.demo import run_demo
-from recsql.errors import RecsqlError, Terminated
+from recsql.errors import Terminated
 from recsql.evaluation.tuning import require_matplotlib
+from recsql.logs import configure_logging
 from recsql.model.outputs import LIST_METRICS
 from recsql.model.ranking import DEFAULT_ITEM_REGULARIZATION
 from recsql.model.solvers import DEFAULT_SOLVER, SOLVERS
 from recsql.progress import Phases, terminal
 
+log = logging.getLogger("recsql.cli")
+
 
 class _Group(click.Group):
-    """Turns the errors a user can cause into one line and exit code 1."""
+    """Global options anywhere on the line; errors a user can cause as one line and exit
+    code 1, bugs as one line and exit code 3 (:mod:`recsql.cli.outcome`)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if ctx.parent is None:
+            args = _globals_first(args)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except RecsqlError as exc:
-            raise click.ClickException(str(exc)) from None
-        except (SQLAlchemyError, psycopg.Error, sqlite3.Error) as exc:
-            # The driver's own errors reach here from the bulk paths (COPY, raw cursors).
-            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-            raise click.ClickException(f"database error: {reason}") from None
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:
+            message = problem(exc)
+            if message is not None:
+                log.debug("failed", exc_info=True)
+                raise click.ClickException(message) from None
+            if _verbose(ctx):
+                log.error("unexpected error", exc_info=True)
+            click.echo(f"Error: unexpected {type(exc).__name__}: {exc} "
+                       "(a bug in recsql; run with -v for the traceback)", err=True)
+            ctx.exit(BUG)
+
+
+# Options of the root command that may also come after the subcommand.
+_GLOBAL_FLAGS = ("-q", "--quiet", "-v", "--verbose")
+_GLOBAL_VALUES = ("--database-url",)
+
+
+def _globals_first(args: list[str]) -> list[str]:
+    """Move the global options to the front, so `recsql similar 3 -q` and
+    `recsql db upgrade --database-url URL` mean what they say."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest += args[i:]
+            break
+        if arg in _GLOBAL_FLAGS or arg.split("=", 1)[0] in _GLOBAL_VALUES and "=" in arg:
+            front.append(arg)
+        elif arg in _GLOBAL_VALUES and i + 1 < len(args):
+            front += args[i : i + 2]
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
+def _verbose(ctx: click.Context) -> bool:
+    return bool(ctx.find_root().params.get("verbose"))
 
 
 def _url(ctx: click.Context) -> str:
@@ -66,20 +111,26 @@ def _say(ctx: click.Context, message: str = "") -> None:
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--database-url",
-    envvar=URL_ENV,
-    default=DEFAULT_URL,
-    show_default=True,
-    help=f"SQLAlchemy URL of the database (or ${URL_ENV}).",
+    default=None,
+    help=f"SQLAlchemy URL of the database (else ${URL_ENV}, else $DATABASE_URL, else {DEFAULT_URL}).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print only results and errors.")
+@click.option("--verbose", "-v", is_flag=True, help="Log each step with a timestamp on stderr.")
 @click.version_option(recsql.__version__, prog_name="recsql")
-def cli(database_url: str, quiet: bool) -> None:
+@click.pass_context
+def cli(ctx: click.Context, database_url: str | None, quiet: bool, verbose: bool) -> None:
     """Recommendations from the ratings in your SQL database, read back with SQL.
 
     \b
     Example:
         recsql import ratings ratings.csv && recsql train && recsql similar 3
     """
+    configure_logging(logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING)
+    url, where = resolve_url_source(database_url)
+    ctx.params["database_url"] = url
+    ctx.meta["database_url_source"] = where
+    if where == "default" and not quiet and ctx.invoked_subcommand not in (None, "demo"):
+        click.echo(f"recsql: using {url} (set --database-url, ${URL_ENV} or $DATABASE_URL to choose)", err=True)
 
 
 # ------------------------------------------------------------------------------ db
@@ -168,43 +219,82 @@ def import_group() -> None:
     """
 
 
-_format_option = click.option(
-    "--format", type=click.Choice(FORMATS), default=None, help="File format (default: detect)."
-)
+def _format_option(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--format, and the options that describe any other CSV layout of ``kind``'s fields."""
+    example = "user=customer,movie=item,rating=stars" if kind == "ratings" else "movie=id,title=name,genres=category"
+    options = [
+        click.option("--format", type=click.Choice(FORMATS), default=None,
+                     help="A built-in file format (default: detect; not with the layout options)."),
+        click.option("--columns", metavar="FIELD=COLUMN,...", default=None,
+                     help=f"Which column holds each field: header names, or positions from 1 with --no-header "
+                          f"(e.g. {example})."),
+        click.option("--delimiter", metavar="CHAR", default=None,
+                     help="The field delimiter: one punctuation character or tab [default: ,]."),
+        click.option("--no-header", is_flag=True, help="The file has no header line: --columns gives positions."),
+    ]
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
 
 
 @import_group.command("ratings")
 @click.argument("path", type=click.Path(dir_okay=False))
-@_format_option
+@_format_option("ratings")
 @click.option("--replace", is_flag=True, help="Delete all stored ratings first (same transaction).")
 @click.option("--rating-scale", metavar="LOW,HIGH",
               help="The catalogue's rating scale (stored; default: the stored one, else the first import's span).")
 @click.pass_context
-def import_ratings(ctx: click.Context, path: str, format: str | None, replace: bool, rating_scale: str | None) -> None:
+def import_ratings(ctx: click.Context, path: str, format: str | None, replace: bool, rating_scale: str | None,
+                   columns: str | None, delimiter: str | None, no_header: bool) -> None:
     """Import ratings from PATH: all of the file or, on any bad line, none of it.
 
     A rating outside the catalogue's rating scale is a bad line.
 
+    The built-in formats (tutorial, MovieLens, MovieLens 100K) are detected from the
+    first line. Any other CSV: --columns maps the fields user, movie, rating (required)
+    and time (optional, Unix seconds) to the header's names, case-insensitive; other
+    columns are ignored, and a name the header lacks refuses the file (line 1, with the
+    header's columns). With --no-header, --columns gives positions from 1 (default:
+    user=1,movie=2,rating=3). --delimiter alone reads the built-in headers. Unknown
+    fields or malformed pairs are refused with the accepted names; a header the
+    detection does not know, with the --columns to add. Fields may be quoted as in the
+    built-in formats; UTF-8, or what a byte-order mark says.
+
     \b
     Example:
         recsql import ratings movie_ratings_data_set.csv --rating-scale 1,5
+        recsql import ratings reviews.csv --columns user=customer,movie=item,rating=stars,time=ts --delimiter ';'
+        recsql import ratings plain.csv --no-header --columns user=2,movie=1,rating=3
     """
-    result = recsql.import_ratings(_engine(ctx), path, format=format, replace=replace, rating_scale=rating_scale)
+    result = recsql.import_ratings(_engine(ctx), path, format=format, replace=replace, rating_scale=rating_scale,
+                                   columns=columns, delimiter=delimiter, header=not no_header)
     _say(ctx, f"imported {result.rows} ratings from {result.path} ({result.format} format)")
 
 
 @import_group.command("movies")
 @click.argument("path", type=click.Path(dir_okay=False))
-@_format_option
+@_format_option("movies")
 @click.pass_context
-def import_movies(ctx: click.Context, path: str, format: str | None) -> None:
+def import_movies(ctx: click.Context, path: str, format: str | None,
+                  columns: str | None, delimiter: str | None, no_header: bool) -> None:
     """Import or update movies (title, genres) from PATH.
+
+    The built-in formats are detected from the first line. Any other CSV: --columns
+    maps the fields movie, title (required) and genres (optional) to the header's names,
+    or with --no-header to positions from 1 (default: movie=1,title=2,genres=3); the
+    rules are those of `recsql import ratings`.
 
     \b
     Example:
         recsql import movies movies.csv
+        recsql import movies catalogue.csv --columns movie=id,title=name,genres=category
     """
-    result = recsql.import_movies(_engine(ctx), path, format=format)
+    result = recsql.import_movies(_engine(ctx), path, format=format,
+                                  columns=columns, delimiter=delimiter, header=not no_header)
     _say(ctx, f"imported {result.rows} movies from {result.path} ({result.format} format)")
 
 
@@ -274,8 +364,9 @@ def train(ctx: click.Context, **options: Any) -> None:
     result = recsql.train(_engine(ctx), show_progress=not quiet and terminal(), **options)
     m = result.metrics
     _say(ctx, Phases.summary_of(result.timings))
-    _say(ctx, f"model {result.model_id} ({result.algorithm}) is active: {result.n_users} users, "
-              f"{result.n_movies} movies, {result.n_ratings} ratings")
+    # The new model's id is a result: printed even with --quiet.
+    click.echo(f"model {result.model_id} ({result.algorithm}) is active: {result.n_users} users, "
+               f"{result.n_movies} movies, {result.n_ratings} ratings")
     click.echo(f"train RMSE {m['train_rmse']:.6f}  MAE {m['train_mae']:.6f}")
     if "test_rmse" in m:
         skipped = f" ({m['n_test_skipped']} of unknown users/movies skipped)" if m["n_test_skipped"] else ""
@@ -554,7 +645,8 @@ def popular(ctx: click.Context, limit: int, as_json: bool) -> None:
 
 MODEL_COLUMNS = [
     Column("model_id", header="id"), Column("status", align="<"), Column("algorithm", header="solver", align="<"),
-    Column("features", header="k"), Column("regularization", header="lambda"), Column("n_ratings", header="ratings"),
+    Column("features", header="k"), Column("stored_features", header="stored k"),
+    Column("regularization", header="lambda"), Column("n_ratings", header="ratings"),
     Column("train_rmse", format=".4f"), Column("test_rmse", format=".4f"),
     Column("created_at", header="created", align="<"), Column("error", align="<"),
 ]
@@ -578,6 +670,7 @@ def models(ctx: click.Context, as_json: bool) -> None:
         _say(ctx, "no training runs yet; run `recsql train`")
         return
     rows = [{**vars(m), **{k: m.params.get(k) for k in ("features", "regularization")},
+             "stored_features": m.stored_features,
              **{k: (m.metrics or {}).get(k) for k in ("train_rmse", "test_rmse")}} for m in found]
     show(rows, MODEL_COLUMNS, as_json=as_json, document=found)
 
@@ -671,7 +764,7 @@ def demo(ctx: click.Context) -> None:
     Example:
         recsql demo
     """
-    explicit = ctx.find_root().get_parameter_source("database_url") != click.core.ParameterSource.DEFAULT
+    explicit = ctx.find_root().meta["database_url_source"] != "default"
     result = run_demo(_url(ctx) if explicit else None, progress=lambda m: _say(ctx, m))
     m = result.result.metrics
     _say(ctx, f"Trained model {result.result.model_id}: train RMSE {m['train_rmse']:.4f}, "

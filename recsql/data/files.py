@@ -23,13 +23,16 @@ import codecs
 import csv
 import io
 import re
+import shlex
+import string
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from recsql.errors import InputError
+from recsql.errors import InputError, InvalidParameter
 
 FORMATS: tuple[str, ...] = ("tutorial", "movielens", "movielens-100k")
 
@@ -76,35 +79,65 @@ class LineNumbers:
         self.numbers = numbers
 
 
-def read_ratings_file(path: str | Path, format: str | None = None) -> pd.DataFrame:
+def read_ratings_file(
+    path: str | Path,
+    format: str | None = None,
+    *,
+    columns: ColumnsArg | None = None,
+    delimiter: str | None = None,
+    header: bool = True,
+) -> pd.DataFrame:
     """Parse a ratings file into columns user_id, movie_id, value and, when the format
-    has timestamps, rated_at (Unix seconds)."""
+    has timestamps, rated_at (Unix seconds).
+
+    ``columns``, ``delimiter`` and ``header=False`` read a layout of the caller's
+    (:func:`custom_layout`) instead of a detected or forced ``format``.
+    """
     path = Path(path)
+    custom = custom_layout("ratings", columns, delimiter, header, format)
     data = _read_bytes(path)
-    format = format or _detect(path, data, RATING_LAYOUTS, "ratings")
-    layout = _layout(RATING_LAYOUTS, format, path)
-    table, lines = _parse(path, data, layout)
+    if custom is not None:
+        table, lines = _read_custom(path, data, custom)
+        format = CUSTOM
+    else:
+        format = format or _detect(path, data, RATING_LAYOUTS, "ratings")
+        layout = _layout(RATING_LAYOUTS, format, path)
+        table, lines = _parse(path, data, layout)
+        table.columns = list(RATING_FIELDS[: layout.fields])
     frame = pd.DataFrame(
         {
-            "user_id": _integers(path, table.iloc[:, 0], lines, "user id"),
-            "movie_id": _integers(path, table.iloc[:, 1], lines, "movie id"),
-            "value": _numbers(path, table.iloc[:, 2], lines, "rating"),
+            "user_id": _integers(path, table["user"], lines, "user id"),
+            "movie_id": _integers(path, table["movie"], lines, "movie id"),
+            "value": _numbers(path, table["rating"], lines, "rating"),
         }
     )
-    if layout.fields == 4:
-        frame["rated_at"] = _integers(path, table.iloc[:, 3], lines, "timestamp", negative=True)
+    if "time" in table.columns:
+        frame["rated_at"] = _integers(path, table["time"], lines, "timestamp", negative=True)
     frame.attrs["format"] = format
     frame.attrs["lines"] = LineNumbers(lines)
     return frame
 
 
-def read_movies_file(path: str | Path, format: str | None = None) -> pd.DataFrame:
-    """Parse a movies file into columns movie_id, title, genres."""
+def read_movies_file(
+    path: str | Path,
+    format: str | None = None,
+    *,
+    columns: ColumnsArg | None = None,
+    delimiter: str | None = None,
+    header: bool = True,
+) -> pd.DataFrame:
+    """Parse a movies file into columns movie_id, title, genres (``columns``,
+    ``delimiter``, ``header``: as for :func:`read_ratings_file`)."""
     path = Path(path)
+    custom = custom_layout("movies", columns, delimiter, header, format)
     data = _read_bytes(path)
-    format = format or _detect(path, data, MOVIE_LAYOUTS, "movies")
-    layout = _layout(MOVIE_LAYOUTS, format, path)
-    table, lines = _parse(path, data, layout)
+    if custom is not None:
+        format = CUSTOM
+        table, lines = _read_custom(path, data, custom)
+    else:
+        format = format or _detect(path, data, MOVIE_LAYOUTS, "movies")
+        layout = _layout(MOVIE_LAYOUTS, format, path)
+        table, lines = _parse(path, data, layout)
     ids = _integers(path, table.iloc[:, 0], lines, "movie id")
     titles = table.iloc[:, 1].str.strip()
     empty = (titles == "").to_numpy()
@@ -112,6 +145,8 @@ def read_movies_file(path: str | Path, format: str | None = None) -> pd.DataFram
         raise InputError(path, "missing title", int(lines[np.argmax(empty)]))
     if format == "movielens-100k":
         genres = _genres_from_flags(path, table.iloc[:, 5:24], lines)
+    elif table.shape[1] < 3:  # a custom layout without genres
+        genres = pd.Series([None] * len(table), dtype=object)
     else:
         genres = table.iloc[:, 2].str.strip().replace("", None)
     repeated = pd.Series(ids).duplicated().to_numpy()
@@ -121,6 +156,271 @@ def read_movies_file(path: str | Path, format: str | None = None) -> pd.DataFram
     frame = pd.DataFrame({"movie_id": ids, "title": titles.to_numpy(), "genres": genres.to_numpy()})
     frame.attrs["format"] = format
     return frame
+
+
+# ------------------------------------------------------------------ custom layouts
+#
+# A layout of the caller's: ``columns`` says which column holds each of recsql's fields,
+# by header name (case-insensitive; columns not named are ignored) or, without a header,
+# by position from 1 (default: the tutorial order).  The records are split by the same
+# splitter and tokenizer as the built-in quoted formats, so quotes, byte-order marks,
+# line numbers and refusals work alike.
+
+CUSTOM = "custom"
+RATING_FIELDS: tuple[str, ...] = ("user", "movie", "rating", "time")
+MOVIE_FIELDS: tuple[str, ...] = ("movie", "title", "genres")
+_FIELDS = {"ratings": RATING_FIELDS, "movies": MOVIE_FIELDS}
+_REQUIRED = {"ratings": 3, "movies": 2}
+_EXAMPLES = {"ratings": "user=customer,movie=item,rating=stars", "movies": "movie=id,title=name,genres=category"}
+_DELIMITER_NAMES = {"tab": "\t", "\\t": "\t"}
+
+ColumnsArg = str | Mapping[str, str | int]
+
+
+@dataclass(frozen=True)
+class CustomLayout:
+    """Where a file of the caller's layout keeps each field: (field, header name) pairs
+    with a header, (field, 1-based position) pairs without; empty: the built-in header
+    names with a header, the tutorial order without."""
+
+    kind: str
+    columns: tuple[tuple[str, str | int], ...]
+    delimiter: str = ","
+    header: bool = True
+
+
+def _fields_help(kind: str) -> str:
+    fields = _FIELDS[kind]
+    required, optional = fields[: _REQUIRED[kind]], fields[_REQUIRED[kind]:]
+    return (f"the {kind} fields are {', '.join(required)} (required) and {', '.join(optional)} (optional), "
+            f"e.g. --columns {_EXAMPLES[kind]}")
+
+
+def custom_layout(
+    kind: str, columns: ColumnsArg | None, delimiter: str | None, header: bool, format: str | None = None
+) -> CustomLayout | None:
+    """The layout ``columns``, ``delimiter`` and ``header`` describe (None when all three
+    are left out: the format is detected).  Raises InvalidParameter, naming the accepted
+    fields, for anything it cannot read.
+
+    ``columns``: ``"user=customer,movie=item,rating=stars"`` or ``{"user": "customer", ...}``;
+    header names with a header, positions from 1 (``user=1,movie=2,rating=3``) without.
+    """
+    if columns is None and delimiter is None and header:
+        return None
+    if format is not None:
+        raise InvalidParameter(
+            "--format reads a built-in layout; leave it out with --columns, --delimiter or --no-header"
+        )
+    sep = _delimiter(delimiter if delimiter is not None else ",")
+    if columns is None:
+        return CustomLayout(kind, (), sep, header)
+    return CustomLayout(kind, _column_pairs(kind, columns, header), sep, header)
+
+
+def _delimiter(value: str) -> str:
+    sep = _DELIMITER_NAMES.get(value.lower(), value) if isinstance(value, str) else ""
+    if len(sep) != 1 or not (sep == "\t" or (sep in string.punctuation and sep not in '".+-')):
+        raise InvalidParameter(
+            f"a delimiter is one character: tab (or \\t) or punctuation other than \" . + - (e.g. ';' or '|'), "
+            f"not {value!r}"
+        )
+    return sep
+
+
+def _column_pairs(kind: str, columns: ColumnsArg, header: bool) -> tuple[tuple[str, str | int], ...]:
+    fields = _FIELDS[kind]
+    malformed = InvalidParameter(
+        f"--columns takes FIELD=COLUMN pairs separated by commas, not {columns!r}; {_fields_help(kind)}"
+    )
+    pairs: dict[str, object] = {}
+    if isinstance(columns, str):
+        for part in columns.split(","):
+            field, equals, column = part.partition("=")
+            if not equals or not field.strip() or not column.strip():
+                raise malformed
+            if field.strip().lower() in pairs:
+                raise InvalidParameter(f"--columns names the field {field.strip()!r} twice; {_fields_help(kind)}")
+            pairs[field.strip().lower()] = column
+    elif isinstance(columns, Mapping) and columns:
+        pairs = {str(field).strip().lower(): column for field, column in columns.items()}
+    else:
+        raise malformed
+    unknown = [field for field in pairs if field not in fields]
+    if unknown:
+        raise InvalidParameter(f"unknown field {unknown[0]!r} in --columns; {_fields_help(kind)}")
+    missing = [field for field in fields[: _REQUIRED[kind]] if field not in pairs]
+    if missing:
+        raise InvalidParameter(f"--columns does not name {' or '.join(missing)}; {_fields_help(kind)}")
+    resolved: list[tuple[str, str | int]] = []
+    for field in (f for f in fields if f in pairs):
+        value = pairs[field]
+        if header:
+            if not isinstance(value, str) or not value.strip():
+                raise InvalidParameter(
+                    f"with a header line, --columns names its columns ({field}={value!r} names none); "
+                    "positions from 1 need --no-header"
+                )
+            resolved.append((field, value.strip()))
+        else:
+            text = value.strip() if isinstance(value, str) else None
+            if isinstance(value, int) and not isinstance(value, bool):
+                position = value
+            elif text is not None and re.fullmatch(r"[0-9]{1,9}", text):
+                position = int(text)
+            else:
+                position = 0
+            if position < 1:
+                raise InvalidParameter(
+                    f"without a header line, --columns gives positions from 1 ({field}={value!r} is none), "
+                    f"e.g. --columns {','.join(f'{f}={i}' for i, f in enumerate(fields[: _REQUIRED[kind]], 1))}"
+                )
+            resolved.append((field, position))
+    seen: dict[object, str] = {}
+    for field, named in resolved:
+        key = named.casefold() if isinstance(named, str) else named
+        if key in seen:
+            raise InvalidParameter(f"--columns gives {seen[key]} and {field} the same column {named!r}")
+        seen[key] = field
+    return tuple(resolved)
+
+
+def _read_custom(path: Path, data: bytes, custom: CustomLayout) -> tuple[pd.DataFrame, np.ndarray]:
+    """The named columns of every data row, named by field (in field order), and each
+    row's line in the file."""
+    layout = _Layout(custom.delimiter, None, 0)
+    # A tab that ends the file ends an empty last field there, not trailing space.
+    body, starts, counts, lines = _records(path, data, layout, "\r\n\t ".replace(custom.delimiter, ""))
+    fields = int(counts[0])
+    if fields == 0:
+        raise InputError(path, "empty line", 1)
+    end = int(starts[1]) if len(starts) > 1 else len(body)
+    if custom.header:
+        names = [name.strip() for name in _tokenize(path, body[:end], layout, fields, 1).iloc[0].tolist()]
+        positions = _header_positions(path, custom, names)
+        if len(starts) == 1:
+            raise InputError(path, "the file has a header but no data rows")
+        _check_counts(path, counts[1:], lines[1:], fields, " (as the header has)")
+        table, lines = _tokenize(path, body[end:], layout, fields, len(lines) - 1), lines[1:]
+    else:
+        columns = custom.columns or tuple(zip(_FIELDS[custom.kind], range(1, 4)))
+        beyond = [(field, column) for field, column in columns if int(column) > fields]
+        if beyond:
+            field, column = beyond[0]
+            raise InputError(path, f"--columns reads {field} from column {column}, but this line has {fields}", 1)
+        positions = {field: int(column) - 1 for field, column in columns}
+        _check_counts(path, counts, lines, fields, " (as line 1 has)")
+        table = _tokenize(path, body, layout, fields, len(lines))
+    named = table.iloc[:, list(positions.values())]
+    named.columns = list(positions)
+    return named, lines
+
+
+def _header_positions(path: Path, custom: CustomLayout, names: list[str]) -> dict[str, int]:
+    """Each field's column in the header ``names`` (case-insensitive; an exact match
+    wins).  Without ``custom.columns``, the built-in headers' names."""
+    folded = [name.casefold() for name in names]
+    layouts = RATING_LAYOUTS if custom.kind == "ratings" else MOVIE_LAYOUTS
+    candidates = [custom.columns] if custom.columns else [
+        tuple(zip(_FIELDS[custom.kind], lay.header)) for lay in layouts.values() if lay.header is not None
+    ]
+    for columns in candidates:
+        if all(str(column).casefold() in folded for _, column in columns):
+            break
+    else:
+        shown = _listed(names)
+        if re.match(r"[+-]?[0-9]", names[0]):
+            shown += " (is it data? then use --no-header)"
+        other = [sep for sep in ",;\t|" if len(names) == 1 and sep in names[0] and sep != custom.delimiter]
+        if other:
+            shown += f" (is the delimiter {other[0]!r}?)"
+        if custom.columns:
+            absent = [f"{_shown(str(c))} ({f})" for f, c in custom.columns if str(c).casefold() not in folded]
+            raise InputError(path, f"the header has no column {' or '.join(absent)}; its columns: {shown}", 1)
+        guess = _guess_columns(custom.kind, names)
+        hint = f"--columns {shlex.quote(guess)}" if guess else _columns_template(custom.kind)
+        raise InputError(path, f"the header is not a built-in one; name its columns: {hint}; its columns: {shown}", 1)
+    positions = {}
+    for field, column in columns:
+        exact = [i for i, name in enumerate(names) if name == column]
+        loose = [i for i, name in enumerate(folded) if name == str(column).casefold()]
+        found = exact or loose
+        if len(found) > 1:
+            raise InputError(path, f"the header has {len(found)} columns named {_shown(str(column))} ({field})", 1)
+        positions[field] = found[0]
+    return positions
+
+
+# Header names (lower-cased, without spaces, _, - and .) that say which field a column
+# holds, for the --columns a refusal suggests.  Only a full set of required fields makes
+# a suggestion.
+_SYNONYMS = {
+    "user": {"user", "userid", "users", "customer", "customerid", "client", "clientid", "member", "memberid",
+             "reviewer", "reviewerid", "rater", "raterid", "account", "accountid", "person", "personid", "uid",
+             "visitor", "visitorid", "buyer", "buyerid"},
+    "movie": {"movie", "movieid", "movies", "item", "itemid", "items", "product", "productid", "film", "filmid",
+              "iid", "mid", "sku", "asin", "book", "bookid", "article", "articleid", "video", "videoid", "show",
+              "showid", "content", "contentid"},
+    "rating": {"rating", "ratings", "value", "stars", "star", "score", "rate", "grade", "vote", "points"},
+    "time": {"timestamp", "time", "ts", "ratedat", "createdat", "created", "unixtime", "epoch"},
+    "title": {"title", "name", "movietitle", "moviename", "itemname", "productname", "filmtitle", "label"},
+    "genres": {"genres", "genre", "category", "categories", "tags", "tag"},
+}
+
+
+def _listed(names: list[str], room: int = 160) -> str:
+    """Header names as a message lists them: quoted, the first ``room`` characters' worth."""
+    shown: list[str] = []
+    for name in names:
+        if shown and sum(len(s) + 2 for s in shown) + len(_shown(name)) > room:
+            return ", ".join(shown) + f" and {len(names) - len(shown)} more"
+        shown.append(_shown(name))
+    return ", ".join(shown)
+
+
+def _columns_template(kind: str) -> str:
+    return f"--columns FIELD=NAME,... (fields: {', '.join(_FIELDS[kind])})"
+
+
+def _guess_columns(kind: str, names: list[str]) -> str | None:
+    """``field=name,...`` for the header ``names``, where every required field has a
+    column with a telling name; else None."""
+    used: set[int] = set()
+    pairs = []
+    for field in _FIELDS[kind]:
+        synonyms = _SYNONYMS[field] | ({"id"} if kind == "movies" and field == "movie" else set())
+        for i, name in enumerate(names):
+            if i not in used and re.sub(r"[\s_.-]", "", name.lower()) in synonyms and len(name) <= 40:
+                used.add(i)
+                pairs.append(f"{field}={name.strip()}")
+                break
+        else:
+            if field in _FIELDS[kind][: _REQUIRED[kind]]:
+                return None
+    return ",".join(pairs)
+
+
+def _layout_hint(kind: str, first: str) -> str:
+    """What to pass for a first line no built-in format knows: the --columns (and
+    --delimiter) that read it, where its names tell; --no-header where it is data."""
+    def split(sep: str) -> list[str]:
+        try:
+            return [cell.strip() for cell in next(csv.reader([first], delimiter=sep), [])]
+        except csv.Error:  # a carriage return inside the line: refused anyway, by its reason
+            return first.split(sep)
+
+    sep = max(",;\t|", key=lambda s: len(split(s)))  # the first of the most
+    cells = split(sep)
+    delimiter = "" if sep == "," else " --delimiter " + ("tab" if sep == "\t" else shlex.quote(sep))
+    required = _FIELDS[kind][: _REQUIRED[kind]]
+    if re.match(r"[+-]?[0-9]", first):
+        if len(cells) < len(required):
+            return "use --format"
+        return f"use --format, or, if its columns are {', '.join(required)} in that order: --no-header{delimiter}"
+    guess = _guess_columns(kind, cells)
+    if guess is None:
+        return f"use --format, or {_columns_template(kind)} with the header's names"
+    return f"use --format, or name the columns: --columns {shlex.quote(guess)}{delimiter}"
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -189,7 +489,7 @@ def _detect(path: Path, data: bytes, layouts: dict[str, _Layout], kind: str) -> 
     raise InputError(
         path,
         f"cannot tell the {kind} format from the first line {first[:80]!r} "
-        f"(expected {expected}); use --format",
+        f"(expected {expected}); {_layout_hint(kind, first)}",
         1,
     )
 
@@ -205,7 +505,25 @@ def _decode(path: Path, data: bytes, encoding: str) -> str:
 
 def _parse(path: Path, data: bytes, layout: _Layout) -> tuple[pd.DataFrame, np.ndarray]:
     """Split into string fields; returns the table and each row's line number in the file."""
-    text = _decode(path, data, _encoding(data, layout.encoding)).rstrip("\r\n\t ")
+    body, starts, counts, lines = _records(path, data, layout)
+    first = 0
+    if layout.header is not None:
+        first = int(starts[1]) if len(starts) > 1 else len(body)
+        starts, counts, lines = starts[1:], counts[1:], lines[1:]
+    if len(starts) == 0:
+        raise InputError(path, "the file has a header but no data rows")
+    _check_counts(path, counts, lines, layout.fields)
+    # Only the data rows go to the tokenizer, with the columns named: a header with more
+    # or fewer names than the rows have fields cannot shift or drop a column.
+    return _tokenize(path, body[first:], layout, layout.fields, len(lines)), lines
+
+
+def _records(
+    path: Path, data: bytes, layout: _Layout, trailing: str = "\r\n\t "
+) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray]:
+    """The file decoded and checked, as UTF-8 bytes, with every record's start offset,
+    number of fields and line number.  The ``trailing`` characters at its end are dropped."""
+    text = _decode(path, data, _encoding(data, layout.encoding)).rstrip(trailing)
     if not text:
         raise InputError(path, "the file is empty")
     # Characters the tokenizer would read differently from the checks below (a NUL; a
@@ -223,25 +541,26 @@ def _parse(path: Path, data: bytes, layout: _Layout) -> tuple[pd.DataFrame, np.n
     # breaks are ASCII, so they are single bytes whatever the file's encoding.
     body = text.encode("utf-8", errors="replace")
     starts, counts = _record_field_counts(path, body, layout)
-    lines = _line_numbers(body, starts)
-    first = 0
-    if layout.header is not None:
-        first = int(starts[1]) if len(starts) > 1 else len(body)
-        starts, counts, lines = starts[1:], counts[1:], lines[1:]
-    if len(starts) == 0:
-        raise InputError(path, "the file has a header but no data rows")
-    bad = counts != layout.fields
+    return body, starts, counts, _line_numbers(body, starts)
+
+
+def _check_counts(path: Path, counts: np.ndarray, lines: np.ndarray, fields: int, why: str = "") -> None:
+    """Every record has ``fields`` fields, else the first that has not is refused."""
+    bad = (counts != fields) | (counts == 0)
     if bad.any():
         i = int(np.argmax(bad))
-        reason = "empty line" if counts[i] == 0 else f"expected {layout.fields} fields, found {counts[i]}"
+        reason = "empty line" if counts[i] == 0 else f"expected {fields} fields{why}, found {counts[i]}"
         raise InputError(path, reason, int(lines[i]))
-    # Only the data rows go to the tokenizer, with the columns named: a header with more
-    # or fewer names than the rows have fields cannot shift or drop a column.
+
+
+def _tokenize(path: Path, body: bytes, layout: _Layout, fields: int, records: int) -> pd.DataFrame:
+    """The fields of ``body``'s records (each of ``fields`` fields, as checked) as strings,
+    columns numbered from 0."""
     table = pd.read_csv(
-        io.BytesIO(body[first:]),
+        io.BytesIO(body),
         sep=layout.sep,
         header=None,
-        names=list(range(layout.fields)),
+        names=list(range(fields)),
         encoding="utf-8",
         dtype=str,
         keep_default_na=False,
@@ -251,9 +570,9 @@ def _parse(path: Path, data: bytes, layout: _Layout) -> tuple[pd.DataFrame, np.n
         quoting=csv.QUOTE_MINIMAL if layout.quoted else csv.QUOTE_NONE,
         engine="c",
     )
-    if len(table) != len(lines):  # cannot happen if the counts above agree; keep it loud
-        raise InputError(path, f"parsed {len(table)} rows but the file has {len(lines)} records")
-    return table, lines
+    if len(table) != records:  # cannot happen if the counts above agree; keep it loud
+        raise InputError(path, f"parsed {len(table)} rows but the file has {records} records")
+    return table
 
 
 def _record_field_counts(path: Path, body: bytes, layout: _Layout) -> tuple[np.ndarray, np.ndarray]:

@@ -5,6 +5,7 @@ failed one changes nothing.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,13 +14,14 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, delete, func, insert, select, text
 
-from recsql.data.files import LineNumbers, read_movies_file, read_ratings_file
+from recsql.data.files import ColumnsArg, LineNumbers, read_movies_file, read_ratings_file
 from recsql.data.source import Source, read_only
 from recsql.data.synthetic import Catalogue, synthetic_ratings
 from recsql.db.bulk import indexes_dropped, insert_columns, upsert_columns
 from recsql.db.tables import Movie, Rating, RatingScale
 from recsql.errors import InputError, InvalidParameter
 
+log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ImportResult:
@@ -42,25 +44,46 @@ def import_ratings(
     format: str | None = None,
     replace: bool = False,
     rating_scale: Scale | str | None = None,
+    columns: ColumnsArg | None = None,
+    delimiter: str | None = None,
+    header: bool = True,
 ) -> ImportResult:
     """Append the ratings of a file (or replace all ratings) in one transaction.
 
     Every rating must lie on the catalogue's scale: ``rating_scale`` (``(1, 5)`` or
     ``"1,5"``) sets it, else the stored one applies, else the first import's ratings
     define it.  A value outside it refuses the whole file, naming its line.
+
+    Any CSV layout: ``columns`` maps the fields user, movie, rating (and optionally
+    time, Unix seconds) to header names (``"user=customer,movie=item,rating=stars"`` or
+    a dict) or, with ``header=False``, to positions from 1 (default ``user=1,movie=2,
+    rating=3``); ``delimiter`` is one character (default ``","``).  Without any of the
+    three the format is detected (or ``format`` forces a built-in one).
     """
     scale = parse_scale(rating_scale) if rating_scale is not None else None
-    frame = read_ratings_file(path, format)
+    frame = read_ratings_file(path, format, columns=columns, delimiter=delimiter, header=header)
     with engine.begin() as conn:
         if replace:
             conn.execute(delete(Rating))
         insert_ratings(conn, frame, scale, where=path)
+    log.info("imported %d ratings from %s%s", len(frame), path, " (replacing all)" if replace else "")
     return ImportResult(str(path), frame.attrs["format"], len(frame))
 
 
-def import_movies(engine: Engine, path: str | Path, format: str | None = None) -> ImportResult:
-    """Insert or update the movies of a file (matched by movie id) in one transaction."""
-    frame = read_movies_file(path, format)
+def import_movies(
+    engine: Engine,
+    path: str | Path,
+    format: str | None = None,
+    columns: ColumnsArg | None = None,
+    delimiter: str | None = None,
+    header: bool = True,
+) -> ImportResult:
+    """Insert or update the movies of a file (matched by movie id) in one transaction.
+
+    ``columns``, ``delimiter``, ``header``: as for :func:`import_ratings`, with the
+    fields movie, title (required) and genres (default order ``movie=1,title=2,genres=3``).
+    """
+    frame = read_movies_file(path, format, columns=columns, delimiter=delimiter, header=header)
     with engine.begin() as conn:
         upsert_movies(conn, frame)
     return ImportResult(str(path), frame.attrs["format"], len(frame))

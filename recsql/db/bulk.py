@@ -9,6 +9,7 @@ and get numpy arrays back.
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import uuid
@@ -19,9 +20,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from psycopg import IsolationLevel, sql
-from psycopg.adapt import Loader
-from psycopg.pq import Format
 from sqlalchemy import Connection, Table
 
 CHUNK_ROWS = 1_000_000
@@ -300,6 +298,9 @@ def _read_pg_arrays(
     worker's REPEATABLE READ transaction imports it (as pg_dump's parallel mode does),
     so rows written meanwhile are in all ranges or in none.
     """
+    from psycopg import IsolationLevel, sql  # only PostgreSQL gets here, so psycopg is installed
+
+    int8_loader, float8_loader = _array_loaders()
     snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar()
     names = [f"c{i}" for i in range(len(kinds))]
     query = _cast_sql(f"{select_sql} WHERE {key} >= %s AND {key} < %s", kinds, names, aggregate=True)
@@ -311,8 +312,8 @@ def _read_pg_arrays(
             raw.isolation_level = IsolationLevel.REPEATABLE_READ
             with raw.cursor(binary=True) as cursor:
                 cursor.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
-                cursor.adapters.register_loader(INT8_ARRAY_OID, _Int8ArrayLoader)
-                cursor.adapters.register_loader(FLOAT8_ARRAY_OID, _Float8ArrayLoader)
+                cursor.adapters.register_loader(INT8_ARRAY_OID, int8_loader)
+                cursor.adapters.register_loader(FLOAT8_ARRAY_OID, float8_loader)
                 low, high = cursor.execute(f"SELECT min({key}), max({key}) FROM {table}").fetchone()
                 found = []
                 if low is not None:
@@ -336,26 +337,35 @@ def _read_pg_arrays(
 INT8_ARRAY_OID, FLOAT8_ARRAY_OID = 1016, 1022  # pg_type oids of int8[] and float8[]
 
 
-class _NumpyArrayLoader(Loader):
-    """A one-dimensional PostgreSQL array without NULLs, in binary form, as a numpy array."""
+@functools.cache
+def _array_loaders() -> tuple[type, type]:
+    """psycopg loaders of int8[] and float8[]; built on first use, since psycopg is only
+    installed with ``recsql[postgres]`` and SQLite never gets here."""
+    from psycopg.adapt import Loader
+    from psycopg.pq import Format
 
-    format = Format.BINARY
-    element: str = ">i8"
+    class _NumpyArrayLoader(Loader):
+        """A one-dimensional PostgreSQL array without NULLs, in binary form, as a numpy array."""
 
-    def load(self, data: Any) -> np.ndarray:
-        data = bytes(data)
-        ndim = int.from_bytes(data[0:4], "big")
-        if ndim == 0:
-            return np.empty(0, dtype=self.element.replace(">", "="))
-        items = np.frombuffer(data, dtype=np.dtype([("length", ">i4"), ("value", self.element)]), offset=12 + 8 * ndim)
-        if (items["length"] < 0).any():
-            raise ValueError("NULL in an array read by read_columns")
-        return items["value"].astype(self.element.replace(">", "="))
+        format = Format.BINARY
+        element: str = ">i8"
 
+        def load(self, data: Any) -> np.ndarray:
+            data = bytes(data)
+            ndim = int.from_bytes(data[0:4], "big")
+            if ndim == 0:
+                return np.empty(0, dtype=self.element.replace(">", "="))
+            items = np.frombuffer(
+                data, dtype=np.dtype([("length", ">i4"), ("value", self.element)]), offset=12 + 8 * ndim
+            )
+            if (items["length"] < 0).any():
+                raise ValueError("NULL in an array read by read_columns")
+            return items["value"].astype(self.element.replace(">", "="))
 
-class _Int8ArrayLoader(_NumpyArrayLoader):
-    element = ">i8"
+    class _Int8ArrayLoader(_NumpyArrayLoader):
+        element = ">i8"
 
+    class _Float8ArrayLoader(_NumpyArrayLoader):
+        element = ">f8"
 
-class _Float8ArrayLoader(_NumpyArrayLoader):
-    element = ">f8"
+    return _Int8ArrayLoader, _Float8ArrayLoader

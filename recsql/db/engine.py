@@ -1,6 +1,7 @@
 """Database URLs and engines: which database, and proof that it answers.
 
-recsql speaks to SQLite and to PostgreSQL (through psycopg 3).  The URL comes from the
+recsql speaks to SQLite and to PostgreSQL (through psycopg 3, installed by the
+``recsql[postgres]`` extra and imported only when a PostgreSQL URL is used).  The URL comes from the
 caller, else ``$RECSQL_DATABASE_URL``, else ``sqlite:///recsql.db``.
 """
 
@@ -17,11 +18,26 @@ from recsql.errors import DatabaseUnavailable
 
 DEFAULT_URL = "sqlite:///recsql.db"
 URL_ENV = "RECSQL_DATABASE_URL"
+# psycopg is an extra: `pip install recsql` serves SQLite without it.
+NEEDS_PSYCOPG = "PostgreSQL needs psycopg: pip install 'recsql[postgres]'"
+FALLBACK_URL_ENV = "DATABASE_URL"
 
 
 def resolve_url(url: str | None = None) -> str:
-    """The database URL: explicit, else ``$RECSQL_DATABASE_URL``, else ``sqlite:///recsql.db``."""
-    return url or os.environ.get(URL_ENV) or DEFAULT_URL
+    """The database URL: explicit, else ``$RECSQL_DATABASE_URL``, else ``$DATABASE_URL``
+    (the common convention of hosting platforms), else ``sqlite:///recsql.db``."""
+    return resolve_url_source(url)[0]
+
+
+def resolve_url_source(url: str | None = None) -> tuple[str, str]:
+    """The URL :func:`resolve_url` picks and where it came from: ``"given"``, the
+    environment variable's name, or ``"default"``."""
+    if url:
+        return url, "given"
+    for name in (URL_ENV, FALLBACK_URL_ENV):
+        if os.environ.get(name):
+            return os.environ[name], name
+    return DEFAULT_URL, "default"
 
 
 def normalize_url(url: str) -> str:
@@ -49,6 +65,11 @@ def make_engine(url: str | None = None) -> Engine:
     try:
         engine = create_engine(url)
     except (ArgumentError, NoSuchModuleError) as exc:
+        raise DatabaseUnavailable(f"cannot use database URL {redact(url)!r}: {exc}") from None
+    except ImportError as exc:  # the URL's driver is not installed (or does not load)
+        if make_url(url).get_driver_name() == "psycopg":
+            detail = "" if isinstance(exc, ModuleNotFoundError) else f" (importing it failed: {exc})"
+            raise DatabaseUnavailable(NEEDS_PSYCOPG + detail) from None
         raise DatabaseUnavailable(f"cannot use database URL {redact(url)!r}: {exc}") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)

@@ -33,7 +33,6 @@ from recsql.db.tables import RECSQL_TABLES
 from recsql.errors import InvalidParameter, SchemaError, SchemaOutOfDate
 
 VERSION_TABLE = "recsql_alembic_version"
-UPGRADE_COMMAND = "recsql db upgrade"
 
 
 def migrations_dir() -> Path:
@@ -175,7 +174,8 @@ def ensure_current(engine: Engine) -> None:
     if current == head:
         return
     url = engine.url.render_as_string(hide_password=True)
-    fix = f"{UPGRADE_COMMAND} --database-url '{url}'"
+    fix = f"recsql --database-url '{url}' db upgrade" + (
+        " (with your password where *** is)" if engine.url.password else "")
     if current is None:
         ours = sorted(present & set(RECSQL_TABLES))
         if ours:
