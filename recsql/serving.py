@@ -197,10 +197,11 @@ class Recommender:
         self._loading = threading.Lock()  # one thread loads a new model; the others wait for it
 
     @classmethod
-    def from_url(cls, url: str | None = None) -> Recommender:
-        """A Recommender on its own engine (URL, else ``$RECSQL_DATABASE_URL``);
-        :meth:`close` (or a ``with`` block) disposes of it."""
-        recommender = cls(connect(url))
+    def from_url(cls, url: str | None = None, *, schema: str | None = None) -> Recommender:
+        """A Recommender on its own engine (URL, else ``$RECSQL_DATABASE_URL``; recsql's
+        objects in ``schema``, else ``$RECSQL_SCHEMA``); :meth:`close` (or a ``with``
+        block) disposes of it."""
+        recommender = cls(connect(url, schema=schema))
         recommender._owns_bind = True
         return recommender
 

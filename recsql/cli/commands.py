@@ -22,7 +22,7 @@ from recsql.cli.outcome import BUG, problem
 from recsql.cli.output import Column, json_option, show, to_json
 from recsql.data.files import FORMATS
 from recsql.data.matrix import DUPLICATE_POLICIES
-from recsql.db.engine import DEFAULT_URL, URL_ENV, resolve_url_source
+from recsql.db.engine import DEFAULT_URL, SCHEMA_ENV, URL_ENV, resolve_url_source
 from recsql.demo import run_demo
 from recsql.errors import Terminated
 from recsql.evaluation.tuning import require_matplotlib
@@ -63,7 +63,7 @@ class _Group(click.Group):
 
 # Options of the root command that may also come after the subcommand.
 _GLOBAL_FLAGS = ("-q", "--quiet", "-v", "--verbose")
-_GLOBAL_VALUES = ("--database-url",)
+_GLOBAL_VALUES = ("--database-url", "--schema")
 
 
 def _globals_first(args: list[str]) -> list[str]:
@@ -96,9 +96,13 @@ def _url(ctx: click.Context) -> str:
     return ctx.find_root().params["database_url"]
 
 
+def _schema(ctx: click.Context) -> str | None:
+    return ctx.find_root().params["schema"]
+
+
 def _engine(ctx: click.Context) -> Engine:
     """The command's engine, disposed when the command ends (a CLI run needs no pool)."""
-    engine = recsql.connect(_url(ctx))
+    engine = recsql.connect(_url(ctx), schema=_schema(ctx))
     ctx.call_on_close(engine.dispose)
     return engine
 
@@ -114,11 +118,14 @@ def _say(ctx: click.Context, message: str = "") -> None:
     default=None,
     help=f"SQLAlchemy URL of the database (else ${URL_ENV}, else $DATABASE_URL, else {DEFAULT_URL}).",
 )
+@click.option("--schema", envvar=SCHEMA_ENV, default=None,
+              help=f"recsql's own namespace in the database (or ${SCHEMA_ENV}): a PostgreSQL schema, "
+                   "or on SQLite a file beside the database's.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only results and errors.")
 @click.option("--verbose", "-v", is_flag=True, help="Log each step with a timestamp on stderr.")
 @click.version_option(recsql.__version__, prog_name="recsql")
 @click.pass_context
-def cli(ctx: click.Context, database_url: str | None, quiet: bool, verbose: bool) -> None:
+def cli(ctx: click.Context, database_url: str | None, schema: str | None, quiet: bool, verbose: bool) -> None:
     """Recommendations from the ratings in your SQL database, read back with SQL.
 
     \b
@@ -156,7 +163,7 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
     Example:
         recsql db upgrade
     """
-    reached = recsql.upgrade(_url(ctx), revision)
+    reached = recsql.upgrade(_url(ctx), revision, schema=_schema(ctx))
     _say(ctx, f"database schema at revision {reached}")
 
 
@@ -172,7 +179,7 @@ def db_downgrade(ctx: click.Context, revision: str, yes: bool) -> None:
     Example:
         recsql db downgrade 0006_list_scores
     """
-    reached = recsql.downgrade(_url(ctx), revision, yes=yes)
+    reached = recsql.downgrade(_url(ctx), revision, yes=yes, schema=_schema(ctx))
     _say(ctx, f"database schema at revision {reached or 'base (recsql removed)'}")
 
 
@@ -199,7 +206,7 @@ def db_status(ctx: click.Context) -> None:
     Example:
         recsql db status
     """
-    current, head = recsql.schema_status(_url(ctx))
+    current, head = recsql.schema_status(_url(ctx), schema=_schema(ctx))
     click.echo(f"current: {current or 'none (no recsql tables)'}")
     click.echo(f"newest:  {head}")
     if current != head:

@@ -23,10 +23,11 @@ SERVABLE = "('running', 'ready', 'active', 'retired')"
 def _kept(table: str, column: str | None = None) -> bool:
     if context.is_offline_mode():  # writing SQL for a database we cannot see
         return False
-    inspector = sa.inspect(op.get_bind())
+    bind = op.get_bind()
+    inspector, schema = sa.inspect(bind), bind.dialect.default_schema_name  # recsql's namespace only
     if column is None:
-        return inspector.has_table(table)
-    return column in {c["name"] for c in inspector.get_columns(table)}
+        return inspector.has_table(table, schema=schema)
+    return column in {c["name"] for c in inspector.get_columns(table, schema=schema)}
 
 
 def create_table_unless_kept(name: str, *items: sa.schema.SchemaItem) -> None:

@@ -27,7 +27,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from recsql.db.engine import make_engine
+from recsql.db.engine import SCHEMA_ENV, make_engine
 from recsql.db.lock import writer_lock
 from recsql.db.tables import RECSQL_TABLES
 from recsql.errors import InvalidParameter, SchemaError, SchemaOutOfDate
@@ -59,6 +59,12 @@ def head_revision() -> str:
     return head
 
 
+def own_tables(connection: Connection) -> list[str]:
+    """The tables in recsql's own namespace (PostgreSQL's reflection would otherwise list
+    every table on the search_path, the application's behind recsql's schema too)."""
+    return inspect(connection).get_table_names(schema=connection.dialect.default_schema_name)
+
+
 def all_revisions() -> list[str]:
     """Every known revision, oldest first."""
     script = ScriptDirectory.from_config(alembic_config())
@@ -71,14 +77,16 @@ def current_revision(connection: Connection) -> str | None:
     return context.get_current_revision()
 
 
-def connect(url: str | None = None, *, check_schema: bool = True) -> Engine:
-    """An engine for ``url`` (else ``$RECSQL_DATABASE_URL``, else ``sqlite:///recsql.db``).
+def connect(url: str | None = None, *, schema: str | None = None, check_schema: bool = True) -> Engine:
+    """An engine for ``url`` (else ``$RECSQL_DATABASE_URL``, else ``sqlite:///recsql.db``),
+    with recsql's objects in ``schema`` (else ``$RECSQL_SCHEMA``; see
+    :func:`recsql.db.engine.make_engine`).
 
     A database without recsql's tables is set up; one at an older schema revision is
     refused with the command that upgrades it (:class:`~recsql.errors.SchemaOutOfDate`).
     ``check_schema=False`` skips that (for the ``recsql db`` commands themselves).
     """
-    engine = make_engine(url)
+    engine = make_engine(url, schema)
     if check_schema:
         try:
             ensure_current(engine)
@@ -88,16 +96,18 @@ def connect(url: str | None = None, *, check_schema: bool = True) -> Engine:
     return engine
 
 
-def upgrade(url: str | None = None, revision: str = "head") -> str | None:
+def upgrade(url: str | None = None, revision: str = "head", *, schema: str | None = None) -> str | None:
     """Migrate the database to ``revision`` (default: the newest); returns the revision reached."""
-    engine = make_engine(url)
+    engine = make_engine(url, schema)
     try:
         return _upgrade(engine, revision)
     finally:
         engine.dispose()
 
 
-def downgrade(url: str | None = None, revision: str = "base", *, yes: bool = False) -> str | None:
+def downgrade(
+    url: str | None = None, revision: str = "base", *, yes: bool = False, schema: str | None = None
+) -> str | None:
     """Migrate down; ``base`` removes every table and view recsql created, nothing else.
 
     A downgrade to a revision takes the newer views away but keeps every row, so an
@@ -105,11 +115,11 @@ def downgrade(url: str | None = None, revision: str = "base", *, yes: bool = Fal
     deletes everything, so while any of recsql's tables holds rows it is refused
     unless ``yes``.
     """
-    engine = make_engine(url)
+    engine = make_engine(url, schema)
     try:
         if not yes and revision == "base":
             with engine.connect() as connection:
-                present = set(inspect(connection).get_table_names()) & set(RECSQL_TABLES)
+                present = set(own_tables(connection)) & set(RECSQL_TABLES)
                 filled = [t for t in sorted(present)
                           if connection.execute(text(f"SELECT 1 FROM {t} LIMIT 1")).first() is not None]
             if filled:
@@ -127,9 +137,9 @@ def downgrade(url: str | None = None, revision: str = "base", *, yes: bool = Fal
         engine.dispose()
 
 
-def schema_status(url: str | None = None) -> tuple[str | None, str]:
+def schema_status(url: str | None = None, *, schema: str | None = None) -> tuple[str | None, str]:
     """(current revision, newest revision) of the database's recsql schema."""
-    engine = make_engine(url)
+    engine = make_engine(url, schema)
     try:
         with engine.connect() as connection:
             return current_revision(connection), head_revision()
@@ -169,7 +179,7 @@ def ensure_current(engine: Engine) -> None:
     """Set up a fresh database, accept a current one, refuse an outdated or unknown one."""
     with engine.connect() as connection:
         current = current_revision(connection)
-        present = set(inspect(connection).get_table_names())
+        present = set(own_tables(connection))
     head = head_revision()
     if current == head:
         return
@@ -182,7 +192,8 @@ def ensure_current(engine: Engine) -> None:
             raise SchemaError(
                 f"the database has tables named like recsql's ({', '.join(ours)}) but no "
                 f"recsql schema version; they belong to something else, so recsql will not "
-                f"touch them. Use another database (or schema) for recsql."
+                f"touch them. Give recsql a namespace of its own: --schema recsql "
+                f"(or ${SCHEMA_ENV}=recsql; recsql.connect(url, schema='recsql'))."
             )
         _set_up(engine)
         return
