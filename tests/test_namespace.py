@@ -10,7 +10,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 import recsql
+import recsql.errors
 from recsql.db.engine import SCHEMA_ENV, normalize_url
+from recsql.db.lock import ADVISORY_KEY, advisory_key, writer_lock
 from tests.conftest import Cli
 from tests.helpers import readme_sql
 
@@ -107,3 +109,19 @@ def test_sqlite_file_beside_the_application(sqlite_url, tmp_path, monkeypatch):
 def test_a_schema_is_a_plain_name(db_url):
     with pytest.raises(recsql.RecsqlError, match="plain name"):
         recsql.connect(db_url, schema="x; DROP TABLE ratings")
+
+
+def test_namespaces_have_writer_locks_of_their_own(postgresql_url, tmp_path):
+    """A retrain in one schema does not wait for a writer in another (nor in the default)."""
+    (tmp_path / "r.csv").write_text(RATINGS)
+    one, two = (recsql.connect(postgresql_url, schema=name) for name in ("one", "two"))
+    for engine in (one, two):
+        recsql.import_ratings(engine, tmp_path / "r.csv")
+    with writer_lock(one):
+        assert recsql.train(two, samples=0, features=2).model_id == 1
+        with pytest.raises(recsql.errors.Busy):
+            recsql.train(one, samples=0, features=2)
+    assert advisory_key(one) != advisory_key(two)
+    assert advisory_key(recsql.connect(postgresql_url)) == ADVISORY_KEY  # unchanged without a schema
+    one.dispose()
+    two.dispose()

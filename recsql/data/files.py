@@ -418,8 +418,9 @@ def _layout_hint(kind: str, first: str) -> str:
             return "use --format"
         return f"use --format, or, if its columns are {', '.join(required)} in that order: --no-header{delimiter}"
     guess = _guess_columns(kind, cells)
-    if guess is None:
-        return f"use --format, or {_columns_template(kind)} with the header's names"
+    if guess is None:  # the fields, where the line reads as names (not junk, which fills the message)
+        plain = first.isascii() and first.isprintable() and len(first) <= 80
+        return f"use --format, or {_columns_template(kind)} with the header's names" if plain else "use --format"
     return f"use --format, or name the columns: --columns {shlex.quote(guess)}{delimiter}"
 
 

@@ -9,6 +9,7 @@ hold it forever, and a model left ``running`` while nobody holds the lock is dea
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -19,8 +20,17 @@ from sqlalchemy import Engine, text
 
 from recsql.errors import Busy
 
-# pg_advisory_lock key: the bytes of "recsql" as an integer.
+# pg_advisory_lock key: the bytes of "recsql" as an integer; a namespace of its own
+# (recsql.db.engine.make_engine's schema) has a key of its own, derived from its name.
 ADVISORY_KEY = int.from_bytes(b"recsql", "big")
+
+
+def advisory_key(engine: Engine) -> int:
+    """The lock key of the engine's recsql namespace (one per PostgreSQL schema)."""
+    schema = engine.dialect.default_schema_name
+    if schema in (None, "public"):
+        return ADVISORY_KEY
+    return int.from_bytes(hashlib.blake2b(f"recsql:{schema}".encode(), digest_size=8).digest(), "big", signed=True)
 POLL_SECONDS = 0.2
 # Server-side TCP keepalives on the lock's connection, so a writer whose host vanished
 # (no FIN ever arrives) loses the lock after about idle + interval * count seconds
@@ -68,7 +78,8 @@ def _acquire(engine: Engine, wait: float) -> Callable[[], None] | None:
 def _try_postgres(engine: Engine) -> Callable[[], None] | None:
     conn = engine.connect()
     try:
-        locked = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_KEY}).scalar()
+        key = advisory_key(engine)
+        locked = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
         if locked:
             for name, seconds in KEEPALIVE.items():
                 conn.execute(text("SELECT set_config(:name, :value, false)"), {"name": name, "value": str(seconds)})
@@ -82,7 +93,7 @@ def _try_postgres(engine: Engine) -> Callable[[], None] | None:
 
     def release() -> None:
         try:
-            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_KEY})
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
             conn.commit()
         finally:
             conn.close()
