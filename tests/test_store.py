@@ -42,6 +42,9 @@ def test_two_runs_leave_one_active_and_views_follow_it(engine, run, ratings_file
     # Both runs' rows are stored; the view shows only the active run's (8 movies x 3).
     assert _count(engine, "SELECT COUNT(DISTINCT model_id) FROM movie_similarities") == 2
     assert _count(engine, "SELECT COUNT(*) FROM similar_movies") == 8 * 3
+    for view in ("similar_movies", "recommended_movies", "popular_movies"):  # each row names its version
+        with engine.connect() as conn:
+            assert conn.execute(text(f"SELECT DISTINCT model_id FROM {view}")).scalars().all() == [models[0].model_id]
     assert _count(engine, "SELECT MAX(rank) FROM similar_movies") == 3
     assert "active" in run("models").output
     listed = json.loads(run("models", "--json").output)
