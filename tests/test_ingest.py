@@ -418,3 +418,13 @@ def test_a_tab_separated_file_keeps_an_empty_last_field(tmp_path):
 def test_a_first_line_with_a_carriage_return_is_still_one_clear_refusal(tmp_path):
     with pytest.raises(InputError, match="line 1: cannot tell the ratings format"):
         read_ratings_file(_write(tmp_path, "r.csv", "a\rb,c\n1,2\n"))
+
+
+def test_text_after_a_closing_quote_is_refused_by_line(tmp_path):
+    """`"ab"c` is not CSV; lenient readers silently make it `abc`.  Escaped quotes and a
+    quote inside an unquoted field still read as CSV says."""
+    path = _write(tmp_path, "m.csv", 'movie_id,title,genre\n1,"a""b",x\n2,c"d,y\n3,"ab"c,z\n')
+    with pytest.raises(InputError, match=r"m.csv, line 4: text after the closing quote"):
+        read_movies_file(path)
+    path.write_text('movie_id,title,genre\n1,"a""b",x\n2,c"d,y\n')
+    assert read_movies_file(path)["title"].tolist() == ['a"b', 'c"d']

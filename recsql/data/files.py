@@ -595,10 +595,13 @@ def _record_field_counts(path: Path, body: bytes, layout: _Layout) -> tuple[np.n
     sep = ord(layout.sep)
     marks = np.flatnonzero((raw == sep) | (raw == _NEWLINE))
     if layout.quoted and b'"' in body:
-        outside, unclosed = _outside_quotes(raw, marks, sep)
+        outside, unclosed, trailing = _outside_quotes(raw, marks, sep)
         if unclosed is not None:
             line = body.count(b"\n", 0, unclosed) + 1
             raise InputError(path, 'a quoted field starts here and never ends (unbalanced ")', line)
+        if trailing is not None:
+            line = body.count(b"\n", 0, trailing) + 1
+            raise InputError(path, 'text after the closing quote of a field (write "ab""c" for ab"c)', line)
         marks = marks[outside]
     kinds = raw[marks]
     breaks = marks[kinds == _NEWLINE]
@@ -613,10 +616,14 @@ def _record_field_counts(path: Path, body: bytes, layout: _Layout) -> tuple[np.n
     return starts, counts
 
 
-def _outside_quotes(raw: np.ndarray, positions: np.ndarray, sep: int) -> tuple[np.ndarray, int | None]:
+def _outside_quotes(
+    raw: np.ndarray, positions: np.ndarray, sep: int
+) -> tuple[np.ndarray, int | None, int | None]:
     """Whether each byte at ``positions`` (none of them a quote) lies outside quoted
-    fields, read as the CSV tokenizer reads quotes; and the offset of the quote that
-    opens a field left open at the end (None if every quoted field closes).
+    fields, read as the CSV tokenizer reads quotes; the offset of the quote that opens a
+    field left open at the end (None if every quoted field closes); and the offset of
+    the first text after a closing quote (``"ab"c``, which lenient readers silently
+    join into ``abc``; None if every closing quote ends its field).
 
     A quote opens a quoted field only at the start of a field; elsewhere in an unquoted
     field it is a literal character, and inside a quoted field ``""`` is an escaped quote.
@@ -644,7 +651,13 @@ def _outside_quotes(raw: np.ndarray, positions: np.ndarray, sep: int) -> tuple[n
     if inside[-1]:
         opened = inside & ~np.concatenate([[False], inside[:-1]])
         unclosed = int(run_starts[np.flatnonzero(opened)[-1]])
-    return outside, unclosed
+    # A run that closes a quoted field must end the field: a delimiter, a line end or EOF.
+    closing = np.concatenate([[False], inside[:-1]]) & ~inside
+    run_ends = run_starts + np.diff(np.append(np.flatnonzero(new_run), len(quotes)))
+    follower = raw[np.minimum(run_ends, len(raw) - 1)]
+    ends_field = (run_ends >= len(raw)) | (follower == sep) | (follower == _NEWLINE) | (follower == _CR)
+    bad = np.flatnonzero(closing & ~ends_field)
+    return outside, unclosed, (int(run_ends[bad[0]]) if len(bad) else None)
 
 
 def _line_numbers(body: bytes, starts: np.ndarray) -> np.ndarray:
