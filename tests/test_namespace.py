@@ -56,7 +56,8 @@ def test_postgresql_schema(postgresql_url, tmp_path):
         assert conn.execute(text("SELECT COUNT(*) FROM recsql.recsql_alembic_version")).scalar() == 1
         conn.execute(text("SET search_path TO recsql, public"))  # as the README says
         for title, sql in readme_sql().items():
-            assert conn.execute(text(sql)).first() is not None, title
+            if "_key" not in sql:  # the text-id query needs a text catalogue (tests/test_keys.py)
+                assert conn.execute(text(sql)).first() is not None, title
     # Training from the application's own `ratings`, qualified because recsql's is first.
     (tmp_path / "source.toml").write_text(SOURCE.format(table="public.ratings"))
     run("--schema", "recsql", "train", "--source", tmp_path / "source.toml", "--samples", 0, "--features", 2)
@@ -90,6 +91,8 @@ def test_sqlite_file_beside_the_application(sqlite_url, tmp_path, monkeypatch):
         conn.execute(text(f"ATTACH DATABASE '{own}' AS recsql"))  # as the README says
         assert conn.execute(text("SELECT COUNT(*) FROM recsql.similar_movies")).scalar() > 0
         for title, sql in readme_sql().items():
+            if "_key" in sql:
+                continue  # the text-id query needs a text catalogue (tests/test_keys.py)
             named = sql
             for view in ("similar_movies", "recommended_movies", "active_model", "popular_movies",
                          "movie_features", "user_features", "movie_biases", "user_biases"):

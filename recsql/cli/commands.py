@@ -21,6 +21,7 @@ import recsql
 from recsql.cli.outcome import BUG, problem
 from recsql.cli.output import Column, json_option, show, to_json
 from recsql.data.files import FORMATS
+from recsql.data.keys import ID_KINDS, IdKind
 from recsql.data.matrix import DUPLICATE_POLICIES
 from recsql.db.engine import DEFAULT_URL, SCHEMA_ENV, URL_ENV, resolve_url_source
 from recsql.demo import run_demo
@@ -248,15 +249,22 @@ def _format_option(kind: str) -> Callable[[Callable[..., Any]], Callable[..., An
     return decorate
 
 
+_ids_option = click.option(
+    "--ids", type=click.Choice(ID_KINDS), default=None,
+    help="The application's ids: integer, or text (any string, e.g. UUIDs; mapped to integers once). "
+         "Default: the catalogue's, else integer.")
+
+
 @import_group.command("ratings")
 @click.argument("path", type=click.Path(dir_okay=False))
 @_format_option("ratings")
 @click.option("--replace", is_flag=True, help="Delete all stored ratings first (same transaction).")
 @click.option("--rating-scale", metavar="LOW,HIGH",
               help="The catalogue's rating scale (stored; default: the stored one, else the first import's span).")
+@_ids_option
 @click.pass_context
 def import_ratings(ctx: click.Context, path: str, format: str | None, replace: bool, rating_scale: str | None,
-                   columns: str | None, delimiter: str | None, no_header: bool) -> None:
+                   columns: str | None, delimiter: str | None, no_header: bool, ids: IdKind | None) -> None:
     """Import ratings from PATH: all of the file or, on any bad line, none of it.
 
     A rating outside the catalogue's rating scale is a bad line.
@@ -276,18 +284,20 @@ def import_ratings(ctx: click.Context, path: str, format: str | None, replace: b
         recsql import ratings movie_ratings_data_set.csv --rating-scale 1,5
         recsql import ratings reviews.csv --columns user=customer,movie=item,rating=stars,time=ts --delimiter ';'
         recsql import ratings plain.csv --no-header --columns user=2,movie=1,rating=3
+        recsql import ratings export.csv --ids text --columns user=customer_uuid,movie=sku,rating=stars
     """
     result = recsql.import_ratings(_engine(ctx), path, format=format, replace=replace, rating_scale=rating_scale,
-                                   columns=columns, delimiter=delimiter, header=not no_header)
+                                   columns=columns, delimiter=delimiter, header=not no_header, ids=ids)
     _say(ctx, f"imported {result.rows} ratings from {result.path} ({result.format} format)")
 
 
 @import_group.command("movies")
 @click.argument("path", type=click.Path(dir_okay=False))
 @_format_option("movies")
+@_ids_option
 @click.pass_context
 def import_movies(ctx: click.Context, path: str, format: str | None,
-                  columns: str | None, delimiter: str | None, no_header: bool) -> None:
+                  columns: str | None, delimiter: str | None, no_header: bool, ids: IdKind | None) -> None:
     """Import or update movies (title, genres) from PATH.
 
     The built-in formats are detected from the first line. Any other CSV: --columns
@@ -301,7 +311,7 @@ def import_movies(ctx: click.Context, path: str, format: str | None,
         recsql import movies catalogue.csv --columns movie=id,title=name,genres=category
     """
     result = recsql.import_movies(_engine(ctx), path, format=format,
-                                  columns=columns, delimiter=delimiter, header=not no_header)
+                                  columns=columns, delimiter=delimiter, header=not no_header, ids=ids)
     _say(ctx, f"imported {result.rows} movies from {result.path} ({result.format} format)")
 
 
@@ -747,6 +757,8 @@ def models_prune(ctx: click.Context, keep: int, wait: float) -> None:
 @click.option("--movies", type=int, required=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--replace", is_flag=True, help="Delete the stored ratings first (same transaction).")
+@click.option("--ids", type=click.Choice(ID_KINDS), default="integer", show_default=True,
+              help="text: every user and movie gets a UUID as its application key.")
 @click.pass_context
 def generate(ctx: click.Context, **options: Any) -> None:
     """Fill the database with a realistic synthetic catalogue (benchmarks, load tests).

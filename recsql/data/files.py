@@ -86,9 +86,11 @@ def read_ratings_file(
     columns: ColumnsArg | None = None,
     delimiter: str | None = None,
     header: bool = True,
+    ids: str = "integer",
 ) -> pd.DataFrame:
     """Parse a ratings file into columns user_id, movie_id, value and, when the format
-    has timestamps, rated_at (Unix seconds).
+    has timestamps, rated_at (Unix seconds).  With ``ids="text"`` the user and movie ids
+    are the application's keys (stripped strings), for :mod:`recsql.data.keys` to map.
 
     ``columns``, ``delimiter`` and ``header=False`` read a layout of the caller's
     (:func:`custom_layout`) instead of a detected or forced ``format``.
@@ -106,8 +108,8 @@ def read_ratings_file(
         table.columns = list(RATING_FIELDS[: layout.fields])
     frame = pd.DataFrame(
         {
-            "user_id": _integers(path, table["user"], lines, "user id"),
-            "movie_id": _integers(path, table["movie"], lines, "movie id"),
+            "user_id": _ids(path, table["user"], lines, "user id", ids),
+            "movie_id": _ids(path, table["movie"], lines, "movie id", ids),
             "value": _numbers(path, table["rating"], lines, "rating"),
         }
     )
@@ -125,9 +127,10 @@ def read_movies_file(
     columns: ColumnsArg | None = None,
     delimiter: str | None = None,
     header: bool = True,
+    ids: str = "integer",
 ) -> pd.DataFrame:
     """Parse a movies file into columns movie_id, title, genres (``columns``,
-    ``delimiter``, ``header``: as for :func:`read_ratings_file`)."""
+    ``delimiter``, ``header``, ``ids``: as for :func:`read_ratings_file`)."""
     path = Path(path)
     custom = custom_layout("movies", columns, delimiter, header, format)
     data = _read_bytes(path)
@@ -138,7 +141,7 @@ def read_movies_file(
         format = format or _detect(path, data, MOVIE_LAYOUTS, "movies")
         layout = _layout(MOVIE_LAYOUTS, format, path)
         table, lines = _parse(path, data, layout)
-    ids = _integers(path, table.iloc[:, 0], lines, "movie id")
+    movie_ids = _ids(path, table.iloc[:, 0], lines, "movie id", ids)
     titles = table.iloc[:, 1].str.strip()
     empty = (titles == "").to_numpy()
     if empty.any():
@@ -149,11 +152,11 @@ def read_movies_file(
         genres = pd.Series([None] * len(table), dtype=object)
     else:
         genres = table.iloc[:, 2].str.strip().replace("", None)
-    repeated = pd.Series(ids).duplicated().to_numpy()
+    repeated = pd.Series(movie_ids).duplicated().to_numpy()
     if repeated.any():
         first = int(np.argmax(repeated))
-        raise InputError(path, f"movie id {ids[first]} appears twice", int(lines[first]))
-    frame = pd.DataFrame({"movie_id": ids, "title": titles.to_numpy(), "genres": genres.to_numpy()})
+        raise InputError(path, f"movie id {movie_ids[first]} appears twice", int(lines[first]))
+    frame = pd.DataFrame({"movie_id": movie_ids, "title": titles.to_numpy(), "genres": genres.to_numpy()})
     frame.attrs["format"] = format
     return frame
 
@@ -690,6 +693,17 @@ def _numbers(path: Path, column: pd.Series, lines: np.ndarray, what: str) -> np.
 
 BIGINT_MAX = "9223372036854775807"
 BIGINT_MIN_DIGITS = "9223372036854775808"  # -2^63 is a BIGINT too
+
+
+def _ids(path: Path, column: pd.Series, lines: np.ndarray, what: str, ids: str) -> np.ndarray:
+    """Integer ids, or with ``ids="text"`` the application's keys: any text but empty."""
+    if ids != "text":
+        return _integers(path, column, lines, what)
+    keys = column.str.strip()
+    empty = (keys == "").to_numpy()
+    if empty.any():
+        raise InputError(path, f"missing {what}", int(lines[np.argmax(empty)]))
+    return keys.to_numpy(dtype=object)
 
 
 def _integers(path: Path, column: pd.Series, lines: np.ndarray, what: str, *, negative: bool = False) -> np.ndarray:

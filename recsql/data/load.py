@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, delete, func, insert, select, text
 
 from recsql.data.files import ColumnsArg, LineNumbers, read_movies_file, read_ratings_file
+from recsql.data.keys import IdKind, Side, check_id_kind, integer_ids
 from recsql.data.source import Source, read_only
 from recsql.data.synthetic import Catalogue, synthetic_ratings
 from recsql.db.bulk import indexes_dropped, insert_columns, upsert_columns
@@ -47,8 +49,13 @@ def import_ratings(
     columns: ColumnsArg | None = None,
     delimiter: str | None = None,
     header: bool = True,
+    ids: IdKind | None = None,
 ) -> ImportResult:
     """Append the ratings of a file (or replace all ratings) in one transaction.
+
+    ``ids="text"`` takes the user and movie ids as the application's own keys (text,
+    UUIDs), mapped to integers once (:mod:`recsql.data.keys`); the first import decides
+    the catalogue's kind and later ones follow it.
 
     Every rating must lie on the catalogue's scale: ``rating_scale`` (``(1, 5)`` or
     ``"1,5"``) sets it, else the stored one applies, else the first import's ratings
@@ -61,10 +68,14 @@ def import_ratings(
     three the format is detected (or ``format`` forces a built-in one).
     """
     scale = parse_scale(rating_scale) if rating_scale is not None else None
-    frame = read_ratings_file(path, format, columns=columns, delimiter=delimiter, header=header)
+    with engine.connect() as conn:
+        kind = check_id_kind(conn, ids)
+    frame = read_ratings_file(path, format, columns=columns, delimiter=delimiter, header=header, ids=kind)
     with engine.begin() as conn:
         if replace:
             conn.execute(delete(Rating))
+        if kind == "text":
+            _map_keys(conn, frame, ("user", "movie"))
         insert_ratings(conn, frame, scale, where=path)
     log.info("imported %d ratings from %s%s", len(frame), path, " (replacing all)" if replace else "")
     return ImportResult(str(path), frame.attrs["format"], len(frame))
@@ -77,14 +88,19 @@ def import_movies(
     columns: ColumnsArg | None = None,
     delimiter: str | None = None,
     header: bool = True,
+    ids: IdKind | None = None,
 ) -> ImportResult:
     """Insert or update the movies of a file (matched by movie id) in one transaction.
 
-    ``columns``, ``delimiter``, ``header``: as for :func:`import_ratings`, with the
+    ``columns``, ``delimiter``, ``header``, ``ids``: as for :func:`import_ratings`, with the
     fields movie, title (required) and genres (default order ``movie=1,title=2,genres=3``).
     """
-    frame = read_movies_file(path, format, columns=columns, delimiter=delimiter, header=header)
+    with engine.connect() as conn:
+        kind = check_id_kind(conn, ids)
+    frame = read_movies_file(path, format, columns=columns, delimiter=delimiter, header=header, ids=kind)
     with engine.begin() as conn:
+        if kind == "text":
+            _map_keys(conn, frame, ("movie",))
         upsert_movies(conn, frame)
     return ImportResult(str(path), frame.attrs["format"], len(frame))
 
@@ -97,11 +113,13 @@ def generate(
     movies: int,
     seed: int = 0,
     replace: bool = False,
+    ids: IdKind = "integer",
 ) -> GenerateResult:
     """Fill the database with a synthetic catalogue (movies and ratings), in one transaction.
 
     Refuses a database that already holds ratings unless ``replace`` (which deletes them
-    first, in the same transaction).
+    first, in the same transaction).  ``ids="text"`` gives every user and movie a UUID
+    as its application key (:mod:`recsql.data.keys`), as web applications' ids look.
     """
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -116,9 +134,32 @@ def generate(
             )
         if existing:
             conn.execute(delete(Rating))
+        if check_id_kind(conn, ids) == "text":
+            catalogue = _with_uuid_keys(conn, catalogue)
         load_catalogue(conn, catalogue)
     timings["load"] = round(time.perf_counter() - started, 3)
     return GenerateResult(ratings, users, movies, timings)
+
+
+def _with_uuid_keys(conn: Connection, catalogue: Catalogue) -> Catalogue:
+    """The catalogue with each user and movie known by a UUID key (stored) and renumbered
+    to the integers the keys were given; one key per distinct id, not per rating."""
+    ratings, movies = catalogue.ratings.copy(), catalogue.movies.copy()
+    sides: tuple[tuple[Side, tuple[pd.DataFrame, ...]], ...] = (("user", (ratings,)), ("movie", (ratings, movies)))
+    for side, frames in sides:
+        column = f"{side}_id"
+        distinct = np.unique(np.concatenate([f[column].to_numpy() for f in frames]))
+        keys = np.array([str(uuid.uuid5(uuid.NAMESPACE_OID, f"recsql-{side}-{i}")) for i in distinct], dtype=object)
+        renumbered = integer_ids(conn, side, keys)
+        for frame in frames:
+            frame[column] = renumbered[np.searchsorted(distinct, frame[column].to_numpy())]
+    return Catalogue(movies=movies, ratings=ratings)
+
+
+def _map_keys(conn: Connection, frame: pd.DataFrame, sides: tuple[Side, ...]) -> None:
+    """Replace the frame's application keys by recsql's integers, storing new keys."""
+    for side in sides:
+        frame[f"{side}_id"] = integer_ids(conn, side, frame[f"{side}_id"].to_numpy(dtype=object))
 
 
 def load_catalogue(conn: Connection, catalogue: Catalogue) -> None:

@@ -16,7 +16,10 @@ import sqlalchemy as sa
 from alembic import context, op
 
 # Every table a later revision adds; 0001's downgrade (to base) drops those kept.
-KEPT_TABLES = ("user_biases", "movie_biases", "user_recommendations", "movie_popularity", "rating_scale")
+KEPT_TABLES = ("user_biases", "movie_biases", "user_recommendations", "movie_popularity", "rating_scale",
+               "user_keys", "movie_keys")
+# Kept tables without a model_id (catalogue data, not model outputs).
+CATALOGUE_TABLES = ("rating_scale", "user_keys", "movie_keys")
 SERVABLE = "('running', 'ready', 'active', 'retired')"
 
 
@@ -44,5 +47,5 @@ def add_column_unless_kept(table: str, column: sa.Column) -> None:
 def drop_orphans() -> None:
     """Delete the kept tables' rows of models that can no longer be served."""
     for table in KEPT_TABLES:
-        if table != "rating_scale" and _kept(table):
+        if table not in CATALOGUE_TABLES and _kept(table):
             op.execute(f"DELETE FROM {table} WHERE model_id NOT IN (SELECT id FROM models WHERE status IN {SERVABLE})")

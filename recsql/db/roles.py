@@ -17,7 +17,8 @@ from recsql.errors import InvalidParameter
 # What serving reads besides the views (recsql.serving, recsql.store's loaders).
 SERVING_TABLES = (
     "models", "movies", "movie_features", "movie_biases", "user_features", "user_biases",
-    "movie_similarities", "user_recommendations", "movie_popularity", "rating_scale", VERSION_TABLE,
+    "movie_similarities", "user_recommendations", "movie_popularity", "rating_scale", "user_keys", "movie_keys",
+    VERSION_TABLE,
 )
 
 

@@ -91,6 +91,28 @@ class RatingScale(Base):
     high: Mapped[float] = mapped_column(Float)
 
 
+class UserKey(Base):
+    """An application's own user id (text, a UUID...) and the integer recsql uses for it.
+
+    Catalogues with integer ids have no rows here; one imported with ``--ids text`` maps
+    every key once, at import, so training and the stored lists run on integers and the
+    views join the keys back (one indexed lookup)."""
+
+    __tablename__ = "user_keys"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    user_key: Mapped[str] = mapped_column(Text, unique=True)
+
+
+class MovieKey(Base):
+    """An application's own movie id and the integer recsql uses for it (see UserKey)."""
+
+    __tablename__ = "movie_keys"
+
+    movie_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    movie_key: Mapped[str] = mapped_column(Text, unique=True)
+
+
 class Model(Base):
     """One model version (one training run); its ``id`` is the ``model_id`` of every
     output row it wrote (features, biases, similarities, recommendations, popularity)."""

@@ -1,0 +1,85 @@
+"""Application ids of any type (text, UUIDs) and the integers recsql uses for them.
+
+recsql trains, stores and serves integer ids.  A catalogue imported with text ids keeps
+each key once in ``user_keys``/``movie_keys`` beside the integer it was given (new keys
+get the next integers, in order of first appearance), so the bulk paths never carry
+strings, and the views and the API show and accept the application's own keys.
+A catalogue's ids are one kind: text once any key is stored, integers otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, func, select
+
+from recsql.db.bulk import insert_columns
+from recsql.db.tables import Movie, MovieKey, Rating, UserKey
+from recsql.errors import InvalidParameter
+
+IdKind = Literal["integer", "text"]
+ID_KINDS: tuple[str, ...] = ("integer", "text")
+Side = Literal["user", "movie"]
+_TABLES = {"user": UserKey, "movie": MovieKey}
+
+
+def stored_id_kind(conn: Connection) -> IdKind | None:
+    """``text`` when the catalogue maps keys, ``integer`` when it holds ratings or movies
+    without keys, None while it is empty."""
+    for table in _TABLES.values():
+        if conn.execute(select(func.count()).select_from(table)).scalar_one():
+            return "text"
+    for table in (Rating, Movie):
+        if conn.execute(select(table).limit(1)).first() is not None:
+            return "integer"
+    return None
+
+
+def check_id_kind(conn: Connection, ids: IdKind | None) -> IdKind:
+    """The kind an import uses: the one asked for, which must match a non-empty
+    catalogue's, else the catalogue's, else integers."""
+    if ids is not None and ids not in ID_KINDS:
+        raise InvalidParameter(f"ids are one of {', '.join(ID_KINDS)}, not {ids!r}")
+    stored = stored_id_kind(conn)
+    if ids is not None and stored is not None and ids != stored:
+        raise InvalidParameter(
+            f"this catalogue's ids are {stored}; it cannot take {ids} ids "
+            "(import into an empty database, or with --replace after deleting it)"
+        )
+    return ids or stored or "integer"
+
+
+def integer_ids(conn: Connection, side: Side, keys: np.ndarray) -> np.ndarray:
+    """The integer of every key (an object array of strings), giving new keys the next
+    integers and storing them, inside the caller's transaction."""
+    table = _TABLES[side]
+    id_column, key_column = f"{side}_id", f"{side}_key"
+    codes, uniques = pd.factorize(pd.Series(keys, dtype=object), sort=False)
+    rows = conn.execute(select(getattr(table, key_column), getattr(table, id_column))).all()
+    known = pd.Series({key: ident for key, ident in rows}, dtype=np.int64) if rows else pd.Series(dtype=np.int64)
+    ids = pd.Series(uniques).map(known)
+    new = ids.isna().to_numpy()
+    if new.any():
+        start = int(known.max()) + 1 if len(known) else 1
+        fresh = np.arange(start, start + int(new.sum()), dtype=np.int64)
+        ids[new] = fresh
+        insert_columns(conn, table.__tablename__, {id_column: fresh, key_column: np.asarray(uniques)[new]})
+    return ids.to_numpy(dtype=np.int64)[codes]
+
+
+def keys_of(conn: Connection, side: Side, ids: np.ndarray) -> dict[int, str]:
+    """The application's key of each integer id that has one."""
+    if not len(ids):
+        return {}
+    table = _TABLES[side]
+    id_col, key_col = getattr(table, f"{side}_id"), getattr(table, f"{side}_key")
+    return dict(conn.execute(select(id_col, key_col).where(id_col.in_([int(i) for i in ids]))).all())
+
+
+def id_of(conn: Connection, side: Side, key: str) -> int | None:
+    """The integer recsql uses for an application key (None: unknown key)."""
+    table = _TABLES[side]
+    id_col, key_col = getattr(table, f"{side}_id"), getattr(table, f"{side}_key")
+    return conn.execute(select(id_col).where(key_col == key)).scalar()
