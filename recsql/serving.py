@@ -33,6 +33,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -47,6 +48,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, scoped_session
 
 from recsql import store
+from recsql.data import keys
+from recsql.data.keys import Side
 from recsql.data.matrix import lookup_ids
 from recsql.data.source import read_only
 from recsql.db.migrate import connect
@@ -71,6 +74,7 @@ class MovieInfo:
     movie_id: int
     title: str | None
     genres: str | None
+    movie_key: str | None = None  # the application's id, in a catalogue of text ids
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ class SimilarMovie:
     title: str | None
     genres: str | None
     score: float
+    movie_key: str | None = None  # the application's id, in a catalogue of text ids
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,7 @@ class Recommendation:
     predicted_rating: float | None
     source: str = "model"
     score: float | None = None  # what ordered the list (the view's ``score``)
+    movie_key: str | None = None  # the application's id, in a catalogue of text ids
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,7 @@ class PopularMovie:
     score: float
     n_ratings: int
     mean_rating: float
+    movie_key: str | None = None  # the application's id, in a catalogue of text ids
 
 
 @dataclass(frozen=True)
@@ -115,6 +122,7 @@ class Contribution:
     title: str | None
     rating: float
     contribution: float
+    movie_key: str | None = None  # the application's id, in a catalogue of text ids
 
 
 @dataclass(frozen=True)
@@ -254,31 +262,82 @@ class Recommender:
             return bind.get_bind().engine
         return bind.engine
 
+    # ------------------------------------------------------------------ application keys
+
+    def _from_keys(self, side: Side, values: Iterable[object]) -> dict[object, object]:
+        """Each value as given -> recsql's integer id for the application keys (``str``) among
+        them, in one query; other values map to themselves (checked as ids afterwards).
+        A key the catalogue does not know maps to None; digits typed as text (a URL, the
+        command line) in a catalogue of integer ids map to the integer."""
+        given = list(values)
+        for v in given:
+            if not isinstance(v, str):
+                _check_id(v, side)  # before any query: a bad id costs nothing
+        texts = {v.strip() for v in given if isinstance(v, str)}
+        if "" in texts:
+            raise InvalidParameter(f"a {side} id must not be empty")
+        found: dict[str, int] = {}
+        if texts:
+            with self._connection() as conn:
+                found = keys.ids_of(conn, side, sorted(texts))
+        mapped: dict[object, object] = {}
+        for v in given:
+            if not isinstance(v, str):
+                mapped[v] = v
+            else:
+                key = v.strip()
+                mapped[v] = found.get(key, int(key) if _DIGITS.fullmatch(key) and not found else None)
+        return mapped
+
+    def _movie_id(self, value: object) -> int:
+        """A movie id, or the application's key of one (UnknownMovie if unknown)."""
+        resolved = self._from_keys("movie", [value])[value]
+        if resolved is None:
+            raise UnknownMovie(value, "is not a movie key of this catalogue")
+        return _check_id(resolved, "movie")
+
+    def _user_id(self, value: object) -> int | None:
+        """A user id, or the application's key of one (None: a key the catalogue lacks)."""
+        resolved = self._from_keys("user", [value])[value]
+        return None if resolved is None else _check_id(resolved, "user")
+
     # ------------------------------------------------------------------ precomputed
 
     @_database_errors
-    def movie(self, movie_id: int) -> MovieInfo:
+    def movie(self, movie_id: int | str) -> MovieInfo:
         """The catalogue entry of a movie (title and genres may be unknown: None)."""
-        movie_id = _check_id(movie_id, "movie")
+        movie_id = self._movie_id(movie_id)
         with self._connection() as conn:
             row = conn.execute(MOVIE_SQL, {"movie_id": movie_id}).first()
         if row is None:
             return MovieInfo(movie_id, None, None)
-        return MovieInfo(row.movie_id, row.title, row.genres)
+        return MovieInfo(row.movie_id, row.title, row.genres, row.movie_key)
 
     @_database_errors
-    def similar(self, movie_id: int, limit: int = 5) -> list[SimilarMovie]:
-        """The ``limit`` movies most similar to ``movie_id``, best first."""
-        movie_id, limit = _check_id(movie_id, "movie"), _check_limit(limit)
+    def similar(self, movie_id: int | str, limit: int = 5) -> list[SimilarMovie]:
+        """The ``limit`` movies most similar to ``movie_id`` (recsql's id, or the
+        application's key in a catalogue of text ids), best first."""
+        limit = _check_limit(limit)
+        movie_id = self._movie_id(movie_id)
         return self._similar([movie_id], limit)[movie_id]
 
     @_database_errors
-    def similar_many(self, movie_ids: Iterable[int], limit: int = 5) -> dict[int, list[SimilarMovie]]:
+    def similar_many(
+        self, movie_ids: Iterable[int | str], limit: int = 5
+    ) -> dict[int | str, list[SimilarMovie]]:
         """:meth:`similar` for several movies (a page that shows them) in one query, keyed
         by movie id in the order given.  Like :meth:`similar`, a movie the active model
         does not know raises UnknownMovie, naming every unknown id: a batch is answered
-        whole or not at all, so a typo is never a silently missing key."""
-        return self._similar(_check_ids(movie_ids, "movie"), _check_limit(limit))
+        whole or not at all, so a typo is never a silently missing key.  Keys given as
+        application keys key the answer too."""
+        given = _check_batch(movie_ids, "movie")
+        limit = _check_limit(limit)
+        mapped = self._from_keys("movie", given)
+        unknown = [str(v) for v in given if mapped[v] is None]
+        if unknown:
+            raise UnknownMovie(", ".join(unknown), "is not a movie key of this catalogue")
+        answers = self._similar(_check_ids([mapped[v] for v in given], "movie"), limit)
+        return {v: answers[_check_id(mapped[v], "movie")] for v in given}
 
     def _similar(self, movie_ids: list[int], limit: int) -> dict[int, list[SimilarMovie]]:
         found: dict[int, list[SimilarMovie]] = {m: [] for m in movie_ids}
@@ -287,7 +346,8 @@ class Recommender:
         with self._connection() as conn:
             for r in conn.execute(SIMILAR_SQL, {"movie_ids": movie_ids, "limit": limit}):
                 found[r.movie_id].append(
-                    SimilarMovie(r.rank, r.similar_movie_id, r.similar_title, r.similar_genres, r.score)
+                    SimilarMovie(r.rank, r.similar_movie_id, r.similar_title, r.similar_genres, r.score,
+                                 r.similar_movie_key)
                 )
             listless = [m for m, rows in found.items() if not rows]
             if listless:  # unknown, or known without a list: only then a second query tells which
@@ -312,7 +372,9 @@ class Recommender:
         return [PopularMovie(*r) for r in rows]
 
     @_database_errors
-    def recommend(self, user_id: int, limit: int = 10, exclude: Iterable[int] = ()) -> list[Recommendation]:
+    def recommend(
+        self, user_id: int | str, limit: int = 10, exclude: Iterable[int | str] = ()
+    ) -> list[Recommendation]:
         """Top ``limit`` movies for a user, leaving out ``exclude``.
 
         A user the model knows gets the movies stored with the run (or, when ``exclude``
@@ -320,8 +382,12 @@ class Recommender:
         ratings in the model gets the popular movies (``source="popular"``); a user who
         has rated every movie gets an empty list.
         """
-        user_id, limit = _check_id(user_id, "user"), _check_limit(limit)
-        excluded = set(_check_ids(exclude, "movie", most=None))
+        limit = _check_limit(limit)
+        excluded = self._excluded(exclude)
+        resolved = self._user_id(user_id)
+        if resolved is None:
+            return self._popular_instead(limit, excluded)  # a key the catalogue has never seen
+        user_id = resolved
         with self._connection() as conn:
             rows = conn.execute(RECOMMEND_SQL, {"user_id": user_id, "limit": limit + len(excluded)}).all()
             kept = [r for r in rows if r.movie_id not in excluded]
@@ -339,7 +405,9 @@ class Recommender:
         return self._ranked_from_factors(user_id, limit, excluded)
 
     @_database_errors
-    def recommend_many(self, user_ids: Iterable[int], limit: int = 10) -> dict[int, list[Recommendation]]:
+    def recommend_many(
+        self, user_ids: Iterable[int | str], limit: int = 10
+    ) -> dict[int | str, list[Recommendation]]:
         """:meth:`recommend` for several users (a newsletter batch) in one query, keyed by
         user id in the order given, with the same answers: a user the model does not know
         gets the popular movies, one who rated every movie an empty list.
@@ -349,7 +417,18 @@ class Recommender:
         only a ``limit`` beyond the stored lists' length ranks from the factors, user by
         user, as :meth:`recommend` does.
         """
-        user_ids, limit = _check_ids(user_ids, "user"), _check_limit(limit)
+        given = _check_batch(user_ids, "user")
+        limit = _check_limit(limit)
+        mapped = self._from_keys("user", given)
+        if any(mapped[v] is not None for v in given):
+            answers = self._recommend_many(_check_ids([mapped[v] for v in given if mapped[v] is not None], "user"),
+                                           limit)
+        else:
+            answers = {}
+        return {v: answers[_check_id(mapped[v], "user")] if mapped[v] is not None
+                else self._popular_instead(limit, set()) for v in given}
+
+    def _recommend_many(self, user_ids: list[int], limit: int) -> dict[int, list[Recommendation]]:
         found: dict[int, list[Any]] = {u: [] for u in user_ids}
         if not user_ids:
             return {}
@@ -372,7 +451,7 @@ class Recommender:
     def _popular_instead(self, limit: int, excluded: set[int]) -> list[Recommendation]:
         """The popular movies as recommendations, for a user the model does not know."""
         fallback = [p for p in self._popular(limit + len(excluded)) if p.movie_id not in excluded]
-        return [Recommendation(i + 1, p.movie_id, p.title, p.genres, p.score, "popular")
+        return [Recommendation(i + 1, p.movie_id, p.title, p.genres, p.score, "popular", movie_key=p.movie_key)
                 for i, p in enumerate(fallback[:limit])]
 
     def _ranked_from_factors(self, user_id: int, limit: int, excluded: set[int]) -> list[Recommendation]:
@@ -386,20 +465,23 @@ class Recommender:
 
     @_database_errors
     def recommend_for_ratings(
-        self, ratings: Mapping[int, float], limit: int = 10, exclude: Iterable[int] = ()
+        self, ratings: Mapping[Any, float], limit: int = 10, exclude: Iterable[int | str] = ()
     ) -> list[Recommendation]:
-        """Top ``limit`` movies for someone the model has never seen, from a few ratings."""
-        given, limit = _check_ratings(ratings), _check_limit(limit)
-        excluded = set(_check_ids(exclude, "movie", most=None))
+        """Top ``limit`` movies for someone the model has never seen, from a few ratings
+        (keyed by movie id, or by the application's keys)."""
+        given, limit = self._ratings(ratings), _check_limit(limit)
+        excluded = self._excluded(exclude)
         active = self._model()
         folded = self._fold(active, given)
         return self._rank(active, folded.scored_by(active.movies), set(given), set(given) | excluded, limit)
 
     @_database_errors
-    def save_user(self, user_id: int, ratings: Mapping[int, float], limit: int = 10) -> list[Recommendation]:
+    def save_user(
+        self, user_id: int, ratings: Mapping[Any, float], limit: int = 10
+    ) -> list[Recommendation]:
         """Fold a user in and store their vector and recommendations under the active model,
         so SQL readers see them until the next retrain.  Returns the recommendations."""
-        user_id, given, limit = _check_id(user_id, "user"), _check_ratings(ratings), _check_limit(limit)
+        user_id, given, limit = _check_id(user_id, "user"), self._ratings(ratings), _check_limit(limit)
         active = self._model()
         folded = self._fold(active, given)
         recommendations = self._rank(active, folded.scored_by(active.movies), set(given), set(given), limit)
@@ -413,22 +495,22 @@ class Recommender:
         return recommendations
 
     @_database_errors
-    def predict(self, user_id: int, movie_id: int) -> float:
+    def predict(self, user_id: int | str, movie_id: int | str) -> float:
         """The model's rating prediction for a known user and a known movie."""
-        user_id, movie_id = _check_id(user_id, "user"), _check_id(movie_id, "movie")
+        user_id, movie_id = self._known_user(user_id), self._movie_id(movie_id)
         active = self._model()
         row = active.rows([movie_id])
         return float(self._stored_user(user_id, active).predict(np.zeros(1, dtype=np.int64), row)[0])
 
     @_database_errors
-    def explain(self, user_id: int, movie_id: int, limit: int = 5) -> list[Contribution]:
+    def explain(self, user_id: int | str, movie_id: int | str, limit: int = 5) -> list[Contribution]:
         """The user's rated movies that contributed most to their score for ``movie_id``.
 
         Uses the fold-in form of the user's vector (their ratings through the model's
         movie factors), whose prediction is exactly a sum of one term per rated movie.
         """
-        user_id, movie_id = _check_id(user_id, "user"), _check_id(movie_id, "movie")
         limit = _check_limit(limit)
+        user_id, movie_id = self._known_user(user_id), self._movie_id(movie_id)
         active = self._model()
         target = active.rows([movie_id])[0]
         rated = self._ratings_of(user_id, active)
@@ -442,11 +524,33 @@ class Recommender:
         order = np.argsort(-share, kind="stable")[:limit]
         titles = self._titles(ids[order])
         return [
-            Contribution(int(ids[i]), titles.get(int(ids[i]), (None, None))[0], float(values[i]), float(share[i]))
+            Contribution(int(ids[i]), titles.get(int(ids[i]), (None, None, None))[0], float(values[i]),
+                         float(share[i]), titles.get(int(ids[i]), (None, None, None))[2])
             for i in order
         ]
 
     # ------------------------------------------------------------------ internals
+
+    def _known_user(self, value: object) -> int:
+        user_id = self._user_id(value)
+        if user_id is None:
+            raise UnknownUser(value, "is not a user key of this catalogue")
+        return user_id
+
+    def _excluded(self, exclude: Iterable[int | str]) -> set[int]:
+        given = _check_batch(exclude, "movie", most=None)
+        mapped = self._from_keys("movie", given)
+        return {_check_id(m, "movie") for m in mapped.values() if m is not None}  # unknown keys: nothing to leave out
+
+    def _ratings(self, ratings: Mapping[Any, float]) -> dict[int, float]:
+        """Ratings keyed by movie id or application key, as {movie id: rating}."""
+        if isinstance(ratings, Mapping) and any(isinstance(k, str) for k in ratings):
+            mapped = self._from_keys("movie", list(ratings))
+            unknown = [str(k) for k, m in mapped.items() if m is None]
+            if unknown:
+                raise UnknownMovie(", ".join(unknown), "is not a movie key of this catalogue")
+            ratings = {mapped[k]: v for k, v in ratings.items()}
+        return _check_ratings(ratings)
 
     def _fold(self, active: _Active, ratings: dict[int, float]) -> FoldedUser:
         """The new user's vector, once their ratings are known to be on the model's scale."""
@@ -480,18 +584,24 @@ class Recommender:
         predicted = user.predict(np.zeros(len(cols), dtype=np.int64), cols)
         titles = self._titles(ids[cols])
         return [
-            Recommendation(i + 1, int(m), *titles.get(int(m), (None, None)), float(p), score=float(v))
+            Recommendation(i + 1, int(m), *titles.get(int(m), (None, None))[:2], float(p), score=float(v),
+                           movie_key=titles.get(int(m), (None, None, None))[2])
             for i, (m, p, v) in enumerate(zip(ids[cols], predicted, scores))
         ]
 
-    def _titles(self, movie_ids: np.ndarray) -> dict[int, tuple[str | None, str | None]]:
-        """(title, genres) of the given movies that the catalogue has."""
+    def _titles(self, movie_ids: np.ndarray) -> dict[int, tuple[str | None, str | None, str | None]]:
+        """(title, genres, application key) of the given movies that the catalogue or the
+        key map has."""
         if len(movie_ids) == 0:
             return {}
         ids = ", ".join(str(int(m)) for m in movie_ids)
         with self._connection() as conn:
-            rows = conn.execute(text(f"SELECT movie_id, title, genres FROM movies WHERE movie_id IN ({ids})")).all()
-        return {r.movie_id: (r.title, r.genres) for r in rows}
+            rows = conn.execute(text(
+                f"SELECT i.movie_id, m.title, m.genres, k.movie_key FROM (SELECT movie_id FROM movies "
+                f"WHERE movie_id IN ({ids}) UNION SELECT movie_id FROM movie_keys WHERE movie_id IN ({ids})) i "
+                "LEFT JOIN movies m ON m.movie_id = i.movie_id LEFT JOIN movie_keys k ON k.movie_id = i.movie_id"
+            )).all()
+        return {r.movie_id: (r.title, r.genres, r.movie_key) for r in rows}
 
     def _ratings_of(self, user_id: int, active: _Active) -> dict[int, float]:
         """The user's ratings (the highest of repeated ones), from where the model read them."""
@@ -547,15 +657,18 @@ class Recommender:
         return loaded
 
 
-MOVIE_SQL = text("SELECT movie_id, title, genres FROM movies WHERE movie_id = :movie_id")
+MOVIE_SQL = text(
+    "SELECT m.movie_id, m.title, m.genres, k.movie_key FROM movies m "
+    "LEFT JOIN movie_keys k ON k.movie_id = m.movie_id WHERE m.movie_id = :movie_id"
+)
 # Stored lists are ranked 1, 2, 3, ... per movie and per user, so ``rank <= :limit``
 # is each one's first ``limit`` rows: one query for any number of ids.
 SIMILAR_SQL = text(
-    "SELECT movie_id, rank, similar_movie_id, similar_title, similar_genres, score "
+    "SELECT movie_id, rank, similar_movie_id, similar_title, similar_genres, score, similar_movie_key "
     "FROM similar_movies WHERE movie_id IN :movie_ids AND rank <= :limit ORDER BY movie_id, rank"
 ).bindparams(bindparam("movie_ids", expanding=True))
 RECOMMEND_MANY_SQL = text(
-    "SELECT user_id, rank, movie_id, title, genres, predicted_rating, score "
+    "SELECT user_id, rank, movie_id, title, genres, predicted_rating, score, movie_key "
     "FROM recommended_movies WHERE user_id IN :user_ids AND rank <= :limit ORDER BY user_id, rank"
 ).bindparams(bindparam("user_ids", expanding=True))
 KNOWN_MOVIES_SQL = text(
@@ -566,18 +679,18 @@ KNOWN_USERS_SQL = text(
     "WHERE b.user_id IN :ids"
 ).bindparams(bindparam("ids", expanding=True))
 RECOMMEND_SQL = text(
-    "SELECT rank, movie_id, title, genres, predicted_rating, score "
+    "SELECT rank, movie_id, title, genres, predicted_rating, score, movie_key "
     "FROM recommended_movies WHERE user_id = :user_id ORDER BY rank LIMIT :limit"
 )
 POPULAR_SQL = text(
-    "SELECT rank, movie_id, title, genres, score, n_ratings, mean_rating "
+    "SELECT rank, movie_id, title, genres, score, n_ratings, mean_rating, movie_key "
     "FROM popular_movies ORDER BY rank LIMIT :limit"
 )
 
 
 def _numbered(rows: Sequence[Any]) -> list[Recommendation]:
-    return [Recommendation(i + 1, r.movie_id, r.title, r.genres, r.predicted_rating, score=r.score)
-            for i, r in enumerate(rows)]
+    return [Recommendation(i + 1, r.movie_id, r.title, r.genres, r.predicted_rating, score=r.score,
+                           movie_key=r.movie_key) for i, r in enumerate(rows)]
 
 
 # ---------------------------------------------------------------------- checking arguments
@@ -595,7 +708,7 @@ def _check_id(value: object, what: str) -> int:
     return int(value)
 
 
-def _check_ids(values: Iterable[int], what: str, most: int | None = MAX_LIMIT) -> list[int]:
+def _check_ids(values: Iterable[object], what: str, most: int | None = MAX_LIMIT) -> list[int]:
     """Ids in the order given, each once; at most ``most`` of them (None: any number)."""
     if isinstance(values, str | bytes) or not isinstance(values, Iterable):
         raise InvalidParameter(f"{what} ids must be a list of whole numbers, not {values!r}")
@@ -603,6 +716,19 @@ def _check_ids(values: Iterable[int], what: str, most: int | None = MAX_LIMIT) -
     if most is not None and len(ids) > most:
         raise InvalidParameter(f"at most {most} {what} ids at a time, not {len(ids)}")
     return ids
+
+
+def _check_batch(values: object, what: str, most: int | None = MAX_LIMIT) -> list[Any]:
+    """A batch of ids or application keys, each once, in the order given."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise InvalidParameter(f"{what} ids must be a list, not {values!r}")
+    given = list(dict.fromkeys(values))
+    if most is not None and len(given) > most:
+        raise InvalidParameter(f"at most {most} {what} ids at a time, not {len(given)}")
+    return given
+
+
+_DIGITS = re.compile(r"-?[0-9]+")
 
 
 def _check_limit(limit: object) -> int:

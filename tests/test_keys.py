@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 
 import recsql
+import recsql.errors
 from tests.helpers import readme_sql
 
 USERS = [str(uuid.uuid5(uuid.NAMESPACE_OID, f"u{u}")) for u in range(12)]
@@ -77,3 +78,57 @@ def test_generated_catalogues_can_have_uuid_keys(engine, kind):
     key = _one(engine, "SELECT movie_key FROM movie_keys ORDER BY movie_id LIMIT 1")[0][0]
     assert uuid.UUID(key)
     assert _one(engine, "SELECT COUNT(*) FROM similar_movies WHERE movie_key = :k", k=key)[0][0] == 20
+
+
+@pytest.fixture
+def keyed(engine, run, tmp_path):
+    (tmp_path / "r.csv").write_text(RATINGS)
+    (tmp_path / "m.csv").write_text(TITLES)
+    run("import", "ratings", tmp_path / "r.csv", "--ids", "text", "--columns", "user=customer,movie=item,rating=stars")
+    run("import", "movies", tmp_path / "m.csv", "--columns", "movie=id,title=name")
+    run("train", "--features", 2, "--samples", 0)
+    return engine
+
+
+def test_the_api_takes_and_gives_the_application_keys(keyed):
+    rec = recsql.Recommender(keyed)
+    similar = rec.similar("sku-003", limit=3)
+    assert [s.movie_key for s in similar] == [
+        r.similar_movie_key for r in _one(keyed, "SELECT similar_movie_key FROM similar_movies "
+                                                 "WHERE movie_key = 'sku-003' ORDER BY rank LIMIT 3")]
+    assert rec.movie("sku-003").title == "Film sku-003" and rec.movie("sku-003").movie_key == "sku-003"
+    stored = rec.recommend(USERS[4], limit=3)
+    assert stored and all(r.movie_key in MOVIES for r in stored)
+    assert [r.movie_key for r in rec.recommend(USERS[4], limit=2, exclude=[stored[0].movie_key])] == \
+        [r.movie_key for r in stored[1:3]]
+    new = rec.recommend_for_ratings({"sku-001": 5, "sku-002": 1}, limit=3)
+    assert new and all(r.movie_key in set(MOVIES) - {"sku-001", "sku-002"} for r in new)
+    assert rec.predict(USERS[4], "sku-003") == pytest.approx(rec.predict(
+        _one(keyed, "SELECT user_id FROM user_keys WHERE user_key = :k", k=USERS[4])[0][0],
+        _one(keyed, "SELECT movie_id FROM movie_keys WHERE movie_key = 'sku-003'")[0][0]))
+    assert all(c.movie_key in MOVIES for c in rec.explain(USERS[4], "sku-003"))
+    many = rec.similar_many(["sku-003", "sku-004"], limit=2)
+    assert list(many) == ["sku-003", "sku-004"] and many["sku-003"] == similar[:2]
+    assert rec.recommend_many([USERS[4], "nobody"], limit=2)["nobody"][0].source == "popular"
+    with pytest.raises(recsql.errors.UnknownMovie, match="sku-999"):
+        rec.similar("sku-999")
+    with pytest.raises(recsql.errors.UnknownUser):
+        rec.predict("nobody", "sku-003")
+
+
+def test_the_cli_takes_keys(keyed, run):
+    out = run("similar", "sku-003", "--limit", 2).output
+    assert "Film sku-003" in out and "key" in out and "sku-" in out
+    assert "sku-" in run("recommend", USERS[4], "--limit", 2).output
+    assert "sku-" in run("recommend", "--rate", "sku-001=5", "--rate", "sku-002=1", "--limit", 2).output
+    assert "is not a movie key" in run("similar", "sku-999", ok=False).output
+
+
+def test_integer_catalogues_take_ids_typed_as_text(engine, run, tmp_path):
+    (tmp_path / "r.csv").write_text("user_id,movie_id,value\n" + "\n".join(
+        f"{u},{m},{(u * m) % 5 + 1}" for u in range(1, 13) for m in range(1, 9) if (u + m) % 3))
+    run("import", "ratings", tmp_path / "r.csv")
+    run("train", "--features", 2, "--samples", 0)
+    rec = recsql.Recommender(engine)
+    assert rec.similar("3", limit=3) == rec.similar(3, limit=3)  # a URL's "3" is movie 3
+    assert all(s.movie_key is None for s in rec.similar(3))

@@ -253,15 +253,15 @@ def _unreachable() -> recsql.Recommender:
 @pytest.mark.parametrize("call", [
     lambda r: r.similar(1, limit=-1), lambda r: r.similar(1, limit=0), lambda r: r.similar(1, limit=1001),
     lambda r: r.similar(1, limit=2.0), lambda r: r.similar(1, limit=True), lambda r: r.similar(1, limit="5"),
-    lambda r: r.similar("1"), lambda r: r.similar(1.0), lambda r: r.similar(True), lambda r: r.similar(2**63),
-    lambda r: r.similar_many("12"), lambda r: r.similar_many([1, "2"]), lambda r: r.similar_many(range(1001)),
-    lambda r: r.recommend(None), lambda r: r.recommend(1, exclude=["7"]), lambda r: r.recommend(1, limit=0),
+    lambda r: r.similar(""), lambda r: r.similar(1.0), lambda r: r.similar(True), lambda r: r.similar(2**63),
+    lambda r: r.similar_many("12"), lambda r: r.similar_many([1, 2.0]), lambda r: r.similar_many(range(1001)),
+    lambda r: r.recommend(None), lambda r: r.recommend(1, exclude=[7.5]), lambda r: r.recommend(1, limit=0),
     lambda r: r.recommend_many([1], limit=1001), lambda r: r.popular(0), lambda r: r.explain(1, 3, limit=0),
-    lambda r: r.predict(1, "3"), lambda r: r.movie(None), lambda r: r.save_user("9", {1: 5}),
+    lambda r: r.predict(1, 3.0), lambda r: r.movie(None), lambda r: r.save_user("9", {1: 5}),
     lambda r: r.recommend_for_ratings({}), lambda r: r.recommend_for_ratings([(1, 5)]),
     lambda r: r.recommend_for_ratings({1: float("nan")}), lambda r: r.recommend_for_ratings({1: float("inf")}),
     lambda r: r.recommend_for_ratings({1: "5"}), lambda r: r.recommend_for_ratings({1: True}),
-    lambda r: r.recommend_for_ratings({"1": 5}), lambda r: r.recommend_for_ratings({1: 5}, limit=0),
+    lambda r: r.recommend_for_ratings({" ": 5}), lambda r: r.recommend_for_ratings({1: 5}, limit=0),
     lambda r: r.save_user(9, {1: None}),
 ])
 def test_arguments_are_checked_before_any_query(call):

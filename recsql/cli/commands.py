@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import signal
 from collections.abc import Callable
 from typing import Any
@@ -91,6 +92,27 @@ def _globals_first(args: list[str]) -> list[str]:
 
 def _verbose(ctx: click.Context) -> bool:
     return bool(ctx.find_root().params.get("verbose"))
+
+
+class _Id(click.ParamType):
+    """A movie or user id: recsql's integer, or the application's key in a catalogue of
+    text ids (anything that is not a whole number is taken as a key)."""
+
+    name = "id"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int | str:
+        text_value = str(value).strip()
+        return int(text_value) if re.fullmatch(r"-?[0-9]+", text_value) else text_value
+
+
+ID = _Id()
+
+
+def _with_keys(rows: list[Any], columns: list[Column]) -> list[Column]:
+    """The columns, and the application's keys when the catalogue has them."""
+    if any(getattr(r, "movie_key", None) for r in rows):
+        return [*columns, Column("movie_key", header="key", align="<")]
+    return columns
 
 
 def _url(ctx: click.Context) -> str:
@@ -515,7 +537,7 @@ SIMILAR_COLUMNS = [
 
 
 @cli.command()
-@click.argument("movie_id", type=int)
+@click.argument("movie_id", type=ID)
 @click.option("--limit", type=int, default=5, show_default=True)
 @json_option
 @click.pass_context
@@ -530,7 +552,7 @@ def similar(ctx: click.Context, movie_id: int, limit: int, as_json: bool) -> Non
     rows = rec.similar(movie_id, limit=limit)
     if not as_json:
         _say_similar_heading(ctx, rec.movie(movie_id), len(rows))
-    show(rows, SIMILAR_COLUMNS, as_json=as_json)
+    show(rows, _with_keys(rows, SIMILAR_COLUMNS), as_json=as_json)
 
 
 def _say_similar_heading(ctx: click.Context, movie: recsql.MovieInfo, count: int) -> None:
@@ -542,15 +564,15 @@ def _say_similar_heading(ctx: click.Context, movie: recsql.MovieInfo, count: int
     _say(ctx, f"The {count} most similar movies are:")
 
 
-def _rating_pair(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[int, float]:
-    pairs = {}
+def _rating_pair(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[int | str, float]:
+    pairs: dict[int | str, float] = {}
     for value in values:
-        movie, sep, rating = value.partition("=")
+        movie, sep, rating = value.rpartition("=")[0], "=" in value, value.rpartition("=")[2]
         try:
-            pairs[int(movie)] = float(rating)
+            pairs[ID.convert(movie, None, None)] = float(rating)
         except ValueError:
             raise click.BadParameter(f"expected MOVIE_ID=RATING, got {value!r}") from None
-        if not sep:
+        if not sep or not movie.strip():
             raise click.BadParameter(f"expected MOVIE_ID=RATING, got {value!r}")
     return pairs
 
@@ -563,17 +585,17 @@ RECOMMENDATION_COLUMNS = [
 
 
 @cli.command()
-@click.argument("user_id", type=int, required=False)
+@click.argument("user_id", type=ID, required=False)
 @click.option("--limit", type=int, default=10, show_default=True)
-@click.option("--exclude", type=int, multiple=True, help="A movie id to leave out (repeatable).")
+@click.option("--exclude", type=ID, multiple=True, help="A movie id to leave out (repeatable).")
 @click.option("--rate", "ratings", multiple=True, callback=_rating_pair, metavar="MOVIE_ID=RATING",
               help="A rating of someone the model has not seen (repeatable); no USER_ID needed.")
 @click.option("--save", "save_as", type=int, default=None,
               help="With --rate: store the folded-in user under this id until the next retrain.")
 @json_option
 @click.pass_context
-def recommend(ctx: click.Context, user_id: int | None, limit: int, exclude: tuple[int, ...],
-              ratings: dict[int, float], save_as: int | None, as_json: bool) -> None:
+def recommend(ctx: click.Context, user_id: int | str | None, limit: int, exclude: tuple[int | str, ...],
+              ratings: dict[int | str, float], save_as: int | None, as_json: bool) -> None:
     """Recommend movies for a user, or for a few ratings of someone new (--rate).
 
     \b
@@ -602,12 +624,12 @@ def recommend(ctx: click.Context, user_id: int | None, limit: int, exclude: tupl
     if not rows and not as_json:
         _say(ctx, "nothing to recommend: every movie is rated or excluded")
         return
-    show(rows, RECOMMENDATION_COLUMNS, as_json=as_json)
+    show(rows, _with_keys(rows, RECOMMENDATION_COLUMNS), as_json=as_json)
 
 
 @cli.command()
-@click.argument("user_id", type=int)
-@click.argument("movie_id", type=int)
+@click.argument("user_id", type=ID)
+@click.argument("movie_id", type=ID)
 @click.option("--limit", type=int, default=5, show_default=True)
 @click.pass_context
 def explain(ctx: click.Context, user_id: int, movie_id: int, limit: int) -> None:
@@ -626,8 +648,8 @@ def explain(ctx: click.Context, user_id: int, movie_id: int, limit: int) -> None
 
 
 @cli.command()
-@click.argument("user_id", type=int)
-@click.argument("movie_id", type=int)
+@click.argument("user_id", type=ID)
+@click.argument("movie_id", type=ID)
 @click.pass_context
 def predict(ctx: click.Context, user_id: int, movie_id: int) -> None:
     """Print the active model's predicted rating of a movie by a user.

@@ -78,6 +78,13 @@ def keys_of(conn: Connection, side: Side, ids: np.ndarray) -> dict[int, str]:
     return dict(conn.execute(select(id_col, key_col).where(id_col.in_([int(i) for i in ids]))).all())
 
 
+def ids_of(conn: Connection, side: Side, keys: list[str]) -> dict[str, int]:
+    """The integers of those application keys the catalogue knows (one query)."""
+    table = _TABLES[side]
+    id_col, key_col = getattr(table, f"{side}_id"), getattr(table, f"{side}_key")
+    return dict(conn.execute(select(key_col, id_col).where(key_col.in_(keys))).all()) if keys else {}
+
+
 def id_of(conn: Connection, side: Side, key: str) -> int | None:
     """The integer recsql uses for an application key (None: unknown key)."""
     table = _TABLES[side]
