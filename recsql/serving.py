@@ -617,9 +617,17 @@ class Recommender:
             # The application's query runs read-only whichever way recsql was called: on a
             # connection of its own (a host's transaction may already have written, and
             # can no longer be made read-only).
+            user: int | str = user_id
+            if source.ids == "text":  # the source knows the user by their key
+                with self._connection() as conn:
+                    user = keys.keys_of(conn, "user", np.array([user_id])).get(user_id, "")
             with self._engine().connect() as own, read_only(own):
                 sql = text(source.ratings_sql(own, user_filter=True))
-                rows = [(movie, value) for _, movie, value in own.execute(sql, {"user_id": user_id})]
+                rows = [(movie, value) for _, movie, value in own.execute(sql, {"user_id": user})]
+            if source.ids == "text":
+                with self._connection() as conn:
+                    found = keys.ids_of(conn, "movie", [str(m) for m, _ in rows])
+                rows = [(found[str(m)], v) for m, v in rows if str(m) in found]
         ratings: dict[int, float] = {}
         for movie, value in rows:
             ratings[int(movie)] = max(float(value), ratings.get(int(movie), float("-inf")))

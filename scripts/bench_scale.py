@@ -60,7 +60,7 @@ def run_train(url: str, train_args: str) -> dict:
     }
 
 
-def measure(size: dict, database: str, admin_url: str, train_args: str) -> dict:
+def measure(size: dict, database: str, admin_url: str, train_args: str, ids: str = "integer") -> dict:
     with tempfile.TemporaryDirectory() as folder:
         if database == "sqlite":
             url, cleanup = f"sqlite:///{folder}/bench.db", None
@@ -73,11 +73,11 @@ def measure(size: dict, database: str, admin_url: str, train_args: str) -> dict:
         try:
             engine = recsql.connect(url)
             started = time.perf_counter()
-            generated = recsql.generate(engine, **size, seed=0)
+            generated = recsql.generate(engine, **size, seed=0, ids=ids)
             generate_wall = time.perf_counter() - started
             engine.dispose()
             result = run_train(url, train_args)
-            result.update(database=database, **size, generate_seconds=generated.seconds,
+            result.update(database=database, **size, ids=ids, generate_seconds=generated.seconds,
                           generate_wall_seconds=round(generate_wall, 2))
             return result
         finally:
@@ -96,6 +96,8 @@ def main() -> None:
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test", help="admin URL")
     parser.add_argument("--train-args", default=RECOMMENDED)
     parser.add_argument("--spark", action="store_true", help="also time Spark MLlib ALS (needs pyspark)")
+    parser.add_argument("--ids", default="integer", choices=("integer", "text"),
+                        help="text: every user and movie known by a UUID key (generate --ids text)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -110,9 +112,10 @@ def main() -> None:
     results = []
     for size in sizes:
         for database in args.databases.split(","):
-            result = measure(size, database, args.postgres, args.train_args)
+            result = measure(size, database, args.postgres, args.train_args, args.ids)
             results.append(result)
-            print(f"{database:<10} {size['ratings']:>10} ratings: {result['wall_seconds']:.1f} s end to end, "
+            print(f"{database:<10} {size['ratings']:>10} ratings ({args.ids} ids): "
+                  f"{result['wall_seconds']:.1f} s end to end, "
                   f"peak {result['peak_rss_gb']:.2f} GB; phases {json.dumps(result['phases'])}", flush=True)
     spark = None
     if args.spark:

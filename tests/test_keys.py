@@ -132,3 +132,46 @@ def test_integer_catalogues_take_ids_typed_as_text(engine, run, tmp_path):
     rec = recsql.Recommender(engine)
     assert rec.similar("3", limit=3) == rec.similar(3, limit=3)  # a URL's "3" is movie 3
     assert all(s.movie_key is None for s in rec.similar(3))
+
+
+SOURCE = """
+[ratings]
+table = "reviews"
+user = "customer"
+movie = "product"
+rating = "stars"
+ids = "text"
+
+[movies]
+table = "products"
+id = "sku"
+title = "name"
+"""
+
+
+def test_sources_with_text_or_uuid_keys(engine, run, tmp_path):
+    """The application's own tables keyed by UUIDs (PostgreSQL's uuid type) or text."""
+    key_type = "UUID" if engine.dialect.name == "postgresql" else "TEXT"
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE TABLE reviews (customer {key_type}, product TEXT, stars INTEGER)"))
+        conn.execute(text("CREATE TABLE products (sku TEXT PRIMARY KEY, name TEXT)"))
+        for u in range(12):
+            for m in range(8):
+                if (u + m) % 3:
+                    conn.execute(text("INSERT INTO reviews VALUES (:u, :m, :s)"),
+                                 {"u": USERS[u], "m": MOVIES[m], "s": (u * m) % 5 + 1})
+        for m in MOVIES:
+            conn.execute(text("INSERT INTO products VALUES (:m, :n)"), {"m": m, "n": f"Product {m}"})
+    (tmp_path / "source.toml").write_text(SOURCE)
+    run("train", "--source", tmp_path / "source.toml", "--features", 2, "--samples", 0)
+    rec = recsql.Recommender(engine)
+    similar = rec.similar("sku-003", limit=3)
+    assert len(similar) == 3 and all(s.movie_key in MOVIES and s.title.startswith("Product ") for s in similar)
+    assert rec.movie("sku-003").title == "Product sku-003"
+    explained = rec.explain(USERS[4], "sku-003")  # reads the user's ratings from the source, by key
+    assert explained and {c.movie_key for c in explained} <= set(MOVIES)
+    assert _one(engine, "SELECT COUNT(*) FROM user_keys")[0][0] == 12
+    # A retrain maps the same keys to the same integers.
+    before = _one(engine, "SELECT movie_key, movie_id FROM movie_keys ORDER BY movie_id")
+    run("train", "--source", tmp_path / "source.toml", "--features", 2, "--samples", 0)
+    assert _one(engine, "SELECT movie_key, movie_id FROM movie_keys ORDER BY movie_id") == before

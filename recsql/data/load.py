@@ -263,4 +263,6 @@ def refresh_titles(engine: Engine, source: Source) -> None:
         return
     frame["title"] = frame["title"].astype(str)
     with engine.begin() as conn:
+        if source.ids == "text":
+            _map_keys(conn, frame, ("movie",))
         upsert_movies(conn, frame)

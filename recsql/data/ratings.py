@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, text
 
 from recsql.data.files import read_ratings_file
+from recsql.data.keys import integer_ids
 from recsql.data.matrix import DuplicatePolicy, RatingMatrix
 from recsql.data.source import Source, read_only
 from recsql.db.bulk import read_columns
@@ -29,7 +32,15 @@ def ratings_from_database(
     """All ratings (recsql's table, or the application's via ``source``) as a sparse
     matrix, duplicates resolved by ``duplicates``."""
     with engine.connect() as conn:
-        if source is not None:
+        if source is not None and source.ids == "text":
+            with read_only(conn):
+                rows = conn.execute(text(source.ratings_sql(conn, in_order=duplicates == "last"))).all()
+            frame = pd.DataFrame(rows, columns=["user", "movie", "value"])
+            with engine.begin() as writer:  # new keys get their integers (the caller holds the writer lock)
+                users = integer_ids(writer, "user", frame["user"].to_numpy(dtype=object))
+                movies = integer_ids(writer, "movie", frame["movie"].to_numpy(dtype=object))
+            values = frame["value"].to_numpy(dtype=np.float64)
+        elif source is not None:
             with read_only(conn):
                 sql = source.ratings_sql(conn, in_order=duplicates == "last")
                 users, movies, values = read_columns(conn, sql)

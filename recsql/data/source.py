@@ -42,7 +42,7 @@ from recsql.errors import InvalidParameter
 # fullmatch, not match with "$": "$" also matches before a trailing newline.
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 
-_RATINGS_KEYS = ("table", "query", "user", "movie", "rating", "time")
+_RATINGS_KEYS = ("table", "query", "user", "movie", "rating", "time", "ids")
 _MOVIES_KEYS = ("table", "id", "title", "genres")
 
 
@@ -66,8 +66,11 @@ class Source:
     movies_id: str = "id"
     movies_title: str = "title"
     movies_genres: str | None = None
+    ids: str = "integer"  # "text": user and movie ids are the application's keys (text, UUIDs)
 
     def __post_init__(self) -> None:
+        if self.ids not in ("integer", "text"):
+            raise InvalidParameter(f"source ids are integer or text, not {self.ids!r}")
         if (self.table is None) == (self.query is None):
             raise InvalidParameter("a source needs exactly one of table or query for its ratings")
         if self.table is not None:
@@ -143,9 +146,12 @@ class Source:
         q = conn.dialect.identifier_preparer.quote
         # The line break ends a -- comment on the query's last line, which would hide the ")".
         frm = _quoted_table(conn, self.table) if self.table else f"({self.query}\n) AS recsql_source"
-        sql = f"SELECT {q(self.user)}, {q(self.movie)}, {q(self.rating)} FROM {frm} WHERE {q(self.rating)} IS NOT NULL"
+        user, movie = q(self.user), q(self.movie)
+        if self.ids == "text":  # keys of any type (text, UUID, ...) read as text
+            user, movie = f"CAST({user} AS TEXT)", f"CAST({movie} AS TEXT)"
+        sql = f"SELECT {user}, {movie}, {q(self.rating)} FROM {frm} WHERE {q(self.rating)} IS NOT NULL"
         if user_filter:
-            sql += f" AND {q(self.user)} = :user_id"
+            sql += f" AND {user} = :user_id"
         if in_order and self.time:
             sql += f" ORDER BY CASE WHEN {q(self.time)} IS NULL THEN 0 ELSE 1 END, {q(self.time)}"
         return sql
@@ -155,8 +161,9 @@ class Source:
             return None
         q = conn.dialect.identifier_preparer.quote
         genres = q(self.movies_genres) if self.movies_genres else "NULL"
+        movie = f"CAST({q(self.movies_id)} AS TEXT)" if self.ids == "text" else q(self.movies_id)
         return (
-            f"SELECT {q(self.movies_id)} AS movie_id, {q(self.movies_title)} AS title, {genres} AS genres "
+            f"SELECT {movie} AS movie_id, {q(self.movies_title)} AS title, {genres} AS genres "
             f"FROM {_quoted_table(conn, self.movies_table)}"
         )
 
