@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 
@@ -14,6 +15,7 @@ from click.testing import CliRunner
 import recsql
 from recsql.cli import cli
 from recsql.cli.outcome import BUG, PROBLEM, USAGE
+from recsql.db import migrate
 from recsql.db.engine import FALLBACK_URL_ENV, URL_ENV
 
 RATINGS = "user_id,movie_id,value\n" + "\n".join(
@@ -104,3 +106,26 @@ def test_models_shows_the_features_it_stored(db_url, run, tmp_path):
     assert model.stored_features == 8 and model.params["features"] == 2
     header, row = run("models").output.splitlines()[:2]
     assert "stored k" in header and re.search(r"\b2\s+8\b", row)
+
+
+def _hinted(output: str) -> list[str]:
+    """The command a message tells the operator to run, as they would type it."""
+    found = re.findall(r"`(recsql [^`]+)`", output)
+    assert found, output
+    return shlex.split(found[0])[1:]
+
+
+def test_every_hint_is_a_command_that_works(db_url, run, tmp_path):
+    """Follow each hint as printed (FILE filled in) and the situation is fixed."""
+    (tmp_path / "r.csv").write_text(RATINGS)
+    hint = _hinted(run("train", "--samples", 0, ok=False).output)  # no ratings yet
+    run(*[str(tmp_path / "r.csv") if a == "FILE" else a for a in hint])
+    hint = _hinted(run("similar", 3, ok=False).output)  # no model yet
+    run(*hint)
+    assert run("similar", 3).output
+    hint = _hinted(run("models", "activate", 99, ok=False).output)  # unknown model
+    assert "active" in run(*hint).output
+    run("db", "downgrade", "0008_view_model_ids")
+    hint = _hinted(run("db", "status").output)  # behind its migrations
+    run(*hint)
+    assert "current: " + migrate.head_revision() in run("db", "status").output
