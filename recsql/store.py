@@ -47,6 +47,7 @@ from recsql.errors import InvalidParameter, NoActiveModel, UnknownModel
 from recsql.model.factors import Factors
 from recsql.model.outputs import ModelOutputs
 from recsql.progress import Step, no_step
+from recsql.threads import thread_count
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +286,7 @@ def save_outputs(
         try:
             # Progress is counted here, in the thread that receives signals; a signal
             # lets the tables in flight finish, then everything written is deleted.
-            with ThreadPoolExecutor(max_workers=2) as pool:
+            with ThreadPoolExecutor(max_workers=max(1, min(len(OUTPUT_TABLES), thread_count()))) as pool:
                 try:
                     for done in as_completed([pool.submit(write, table) for table in OUTPUT_TABLES]):
                         done.result()

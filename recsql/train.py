@@ -37,6 +37,7 @@ from recsql.model.ranking import DEFAULT_ITEM_REGULARIZATION
 from recsql.model.solvers import DEFAULT_SOLVER, make_solver
 from recsql.model.topk import block_count
 from recsql.progress import Phases
+from recsql.threads import using_threads
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ def train(
     source: Source | str | Path | None = None,
     keep: int = store.DEFAULT_KEEP,
     wait: float = 0.0,
+    threads: int | None = None,
     show_progress: bool = False,
 ) -> TrainResult:
     """Train a new model version from the stored ratings and make it the active one.
@@ -96,9 +98,43 @@ def train(
     running, this one waits up to ``wait`` seconds, then raises
     :class:`~recsql.errors.Busy`.  After activation, the output rows of all but the ``keep`` newest complete models
     (and of failed ones) are deleted (:func:`recsql.store.prune_models`).
+    ``threads`` caps the threads and database connections the retrain uses (default:
+    ``$RECSQL_THREADS``, else the cores the process may use; :mod:`recsql.threads`).
     ``show_progress`` draws a progress bar per phase on stderr; the seconds each phase
     took are returned and stored in ``models.timings`` either way.
     """
+    with using_threads(threads):
+        return _train(
+            engine, solver=solver, features=features, regularization=regularization,
+            max_iterations=max_iterations, samples=samples, implicit=implicit, seed=seed,
+            duplicates=duplicates, test_fraction=test_fraction, test_file=test_file, similar_k=similar_k,
+            metric=metric, item_regularization=item_regularization, recommend_n=recommend_n,
+            source=source, keep=keep, wait=wait, show_progress=show_progress,
+        )
+
+
+def _train(
+    engine: Engine,
+    *,
+    solver: str,
+    features: int | None,
+    regularization: float | None,
+    max_iterations: int | None,
+    samples: int | None,
+    implicit: bool | None,
+    seed: int,
+    duplicates: DuplicatePolicy,
+    test_fraction: float | None,
+    test_file: str | Path | None,
+    similar_k: int,
+    metric: ListMetric,
+    item_regularization: float,
+    recommend_n: int,
+    source: Source | str | Path | None,
+    keep: int,
+    wait: float,
+    show_progress: bool,
+) -> TrainResult:
     phase = Phases(show=show_progress)
     timings = phase.timings
     model = make_solver(

@@ -30,17 +30,17 @@ import time
 import uuid
 from pathlib import Path
 
-import psycopg
-
 import recsql
 
 RECOMMENDED = "--samples 0 --features 10 --max-iterations 5"
 PHASES = ("read", "fit", "items", "similarities", "recommendations", "evaluate", "write", "activate")
 
 
-def run_train(url: str, train_args: str) -> dict:
-    """`recsql train` in a child process: wall seconds, peak RSS, the run's stored timings."""
-    command = [sys.executable, "-m", "recsql", "--quiet", "--database-url", url, "train", *shlex.split(train_args)]
+def run_train(url: str, train_args: str, prefix: tuple[str, ...] = ()) -> dict:
+    """`recsql train` in a child process (after ``prefix``, e.g. a `taskset`): wall
+    seconds, peak RSS, the run's stored timings."""
+    command = [*prefix, sys.executable, "-m", "recsql", "--quiet", "--database-url", url, "train",
+               *shlex.split(train_args)]
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(child.pid, 0)
@@ -61,6 +61,8 @@ def run_train(url: str, train_args: str) -> dict:
 
 
 def measure(size: dict, database: str, admin_url: str, train_args: str, ids: str = "integer") -> dict:
+    import psycopg  # only this benchmark's PostgreSQL side needs it
+
     with tempfile.TemporaryDirectory() as folder:
         if database == "sqlite":
             url, cleanup = f"sqlite:///{folder}/bench.db", None

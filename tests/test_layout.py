@@ -13,7 +13,7 @@ PACKAGE = ROOT / "recsql"
 
 # Lowest first.  A module may import its own layer or lower ones, never a higher one.
 LAYERS: list[tuple[str, ...]] = [
-    ("recsql.errors", "recsql.progress", "recsql.logs"),
+    ("recsql.errors", "recsql.progress", "recsql.logs", "recsql.threads"),
     ("recsql.db",),
     ("recsql.data",),
     ("recsql.model",),

@@ -33,6 +33,7 @@ from recsql.model.outputs import LIST_METRICS
 from recsql.model.ranking import DEFAULT_ITEM_REGULARIZATION
 from recsql.model.solvers import DEFAULT_SOLVER, SOLVERS
 from recsql.progress import Phases, terminal
+from recsql.threads import THREADS_ENV
 
 log = logging.getLogger("recsql.cli")
 
@@ -390,6 +391,9 @@ def _list_options(command: Callable[..., Any]) -> Callable[..., Any]:
               help="Complete models whose rows are kept (the new one included); older ones are pruned.")
 @click.option("--wait", type=float, default=0.0, show_default=True,
               help="Seconds to wait for another retrain, activation or prune to finish.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help=f"Threads and database connections to use [default: ${THREADS_ENV}, else every core "
+                   "this process may use].")
 @click.pass_context
 def train(ctx: click.Context, **options: Any) -> None:
     """Train a new model from the stored ratings and make it the active one.

@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Table
 
+from recsql.threads import thread_count
+
 CHUNK_ROWS = 1_000_000
 
 
@@ -290,14 +292,16 @@ def _read_pg_copy(conn: Connection, select_sql: str, kinds: str, names: list[str
 
 
 def _read_pg_arrays(
-    conn: Connection, select_sql: str, kinds: str, table: str, key: str, workers: int = 2
+    conn: Connection, select_sql: str, kinds: str, table: str, key: str, workers: int | None = None
 ) -> list[Columns]:
     """Ranges of ``key`` as binary arrays, fetched by ``workers`` connections at once.
 
     The connections read one consistent snapshot: ``conn`` exports its snapshot and each
     worker's REPEATABLE READ transaction imports it (as pg_dump's parallel mode does),
-    so rows written meanwhile are in all ranges or in none.
+    so rows written meanwhile are in all ranges or in none.  ``workers``: the
+    process's thread count (:mod:`recsql.threads`) unless given.
     """
+    workers = workers or thread_count()
     from psycopg import IsolationLevel, sql  # only PostgreSQL gets here, so psycopg is installed
 
     int8_loader, float8_loader = _array_loaders()

@@ -35,6 +35,7 @@ from recsql.model.solvers.base import Solver
 from recsql.model.solvers.bayes import gibbs_average
 from recsql.model.solvers.sweeps import Side, normal_equations
 from recsql.progress import Step
+from recsql.threads import thread_count
 
 # Below this many ratings, threads cost more than they save.
 PARALLEL_NNZ = 500_000
@@ -93,7 +94,7 @@ class AlternatingLeastSquares(Solver):
         clip = (float(matrix.values.min()), float(matrix.values.max()))
         user_matrix = matrix.with_values(matrix.values - mu)
         movie_matrix = user_matrix.T.tocsr()
-        threads = 2 if matrix.nnz >= PARALLEL_NNZ else 1
+        threads = thread_count() if matrix.nnz >= PARALLEL_NNZ else 1
         by_user, by_movie = Side(user_matrix, threads), Side(movie_matrix, threads)
         try:
             return self._fit_sides(matrix, by_user, by_movie, mu, clip, rng, step)

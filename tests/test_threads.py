@@ -1,0 +1,50 @@
+"""recsql uses the cores it may use: affinity, a cgroup quota, --threads, RECSQL_THREADS."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import recsql
+from recsql.errors import InvalidParameter
+from recsql.model.solvers.als import PARALLEL_NNZ
+from recsql.threads import THREADS_ENV, available_cores, thread_count, using_threads
+
+
+def test_the_cores_this_process_may_use(tmp_path):
+    affinity = len(os.sched_getaffinity(0))
+    assert available_cores(tmp_path / "none") == affinity  # no cgroup quota file
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert available_cores(tmp_path / "cpu.max") == affinity
+    (tmp_path / "cpu.max").write_text("50000 100000\n")  # half a core: still one thread
+    assert available_cores(tmp_path / "cpu.max") == 1
+    (tmp_path / "cpu.max").write_text(f"{100000 * (affinity + 8)} 100000\n")  # a quota above affinity
+    assert available_cores(tmp_path / "cpu.max") == affinity
+
+
+def test_asked_then_environment_then_cores(monkeypatch):
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    assert thread_count() == available_cores()
+    monkeypatch.setenv(THREADS_ENV, "3")
+    assert thread_count() == 3
+    with using_threads(1):
+        assert thread_count() == 1
+    assert thread_count() == 3
+    monkeypatch.setenv(THREADS_ENV, "many")
+    with pytest.raises(InvalidParameter, match=THREADS_ENV):
+        thread_count()
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(InvalidParameter):
+            using_threads(bad).__enter__()  # type: ignore[arg-type]
+
+
+def test_one_thread_and_several_fit_the_same_model(engine, run, monkeypatch):
+    """The sweeps split rows into one block per thread; the answer does not depend on it."""
+    recsql.generate(engine, ratings=PARALLEL_NNZ + 5000, users=6000, movies=800)
+    one = recsql.train(engine, samples=0, features=4, threads=1)
+    three = recsql.train(engine, samples=0, features=4, threads=3)
+    assert np.isclose(one.metrics["train_rmse"], three.metrics["train_rmse"], rtol=1e-5)
+    assert "--threads" in run("train", "--help").output
+    assert "x>=1" in run("train", "--threads", 0, ok=False).output
