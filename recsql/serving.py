@@ -280,14 +280,10 @@ class Recommender:
         if texts:
             with self._connection() as conn:
                 found = keys.ids_of(conn, side, sorted(texts))
-        mapped: dict[object, object] = {}
-        for v in given:
-            if not isinstance(v, str):
-                mapped[v] = v
-            else:
-                key = v.strip()
-                mapped[v] = found.get(key, int(key) if _DIGITS.fullmatch(key) and not found else None)
-        return mapped
+                digits = {k for k in texts - set(found) if _DIGITS.fullmatch(k)}
+                if digits and not keys.has_keys(conn, side):  # an integer catalogue: "3" is id 3
+                    found.update({k: int(k) for k in digits})
+        return {v: found.get(v.strip()) if isinstance(v, str) else v for v in given}
 
     def _movie_id(self, value: object) -> int:
         """A movie id, or the application's key of one (UnknownMovie if unknown)."""
@@ -420,15 +416,14 @@ class Recommender:
         given = _check_batch(user_ids, "user")
         limit = _check_limit(limit)
         mapped = self._from_keys("user", given)
-        if any(mapped[v] is not None for v in given):
-            answers = self._recommend_many(_check_ids([mapped[v] for v in given if mapped[v] is not None], "user"),
-                                           limit)
-        else:
-            answers = {}
-        return {v: answers[_check_id(mapped[v], "user")] if mapped[v] is not None
-                else self._popular_instead(limit, set()) for v in given}
+        answers = self._recommend_many(_check_ids([m for m in mapped.values() if m is not None], "user"), limit)
+        # Users the model does not know (and keys the catalogue lacks) share one popular list.
+        popular = functools.cache(lambda: self._popular_instead(limit, set()))
+        lists = {v: None if mapped[v] is None else answers[_check_id(mapped[v], "user")] for v in given}
+        return {v: popular() if found is None else found for v, found in lists.items()}
 
-    def _recommend_many(self, user_ids: list[int], limit: int) -> dict[int, list[Recommendation]]:
+    def _recommend_many(self, user_ids: list[int], limit: int) -> dict[int, list[Recommendation] | None]:
+        """Each user's list; None for a user the model does not know."""
         found: dict[int, list[Any]] = {u: [] for u in user_ids}
         if not user_ids:
             return {}
@@ -438,12 +433,12 @@ class Recommender:
             short = [u for u, rows in found.items() if len(rows) < limit]
             known = set(conn.execute(KNOWN_USERS_SQL, {"ids": short}).scalars()) if short else set[int]()
             stored_n = store.get_model(conn, store.active_model_id(conn)).recommend_n if known else 0
-        answers: dict[int, list[Recommendation]] = {}
+        answers: dict[int, list[Recommendation] | None] = {}
         for user_id, rows in found.items():
             if len(rows) >= limit or (user_id in known and len(rows) < stored_n):
                 answers[user_id] = _numbered(rows)  # the stored list, or all the user has not rated
             elif user_id not in known:
-                answers[user_id] = self._popular_instead(limit, set())
+                answers[user_id] = None
             else:
                 answers[user_id] = self._ranked_from_factors(user_id, limit, set())
         return answers

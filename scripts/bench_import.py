@@ -15,10 +15,9 @@ import argparse
 import statistics
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-import psycopg
+from _scratch import scratch_postgres
 
 import recsql
 
@@ -51,14 +50,8 @@ def main() -> None:
     if args.postgres:
         results["postgresql"] = []
         for _ in range(args.repeat):
-            name = f"recsql_bench_{uuid.uuid4().hex[:8]}"
-            with psycopg.connect(args.postgres, autocommit=True) as admin:
-                admin.execute(f'CREATE DATABASE "{name}"')
-                try:
-                    url = args.postgres.rsplit("/", 1)[0] + "/" + name
-                    results["postgresql"].append(time_import(url, args.data))
-                finally:
-                    admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            with scratch_postgres(args.postgres) as url:
+                results["postgresql"].append(time_import(url, args.data))
     print(f"import of {args.data} (100,000 ratings), seconds")
     for name, times in results.items():
         runs = " ".join(f"{t:.3f}" for t in times)

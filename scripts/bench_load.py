@@ -57,7 +57,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from array import array
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -66,12 +65,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import psycopg
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 import recsql
 from recsql.db.engine import make_engine
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _scratch import scratch_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("RECSQL_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -250,16 +251,8 @@ def database(args: argparse.Namespace) -> Iterator[str]:
     (created here, dropped afterwards), or the caller's database as given."""
     server = args.postgres or (_server_url(args.database_url) if args.database_url else None)
     if server:
-        server = server.replace("postgresql+psycopg://", "postgresql://", 1)
-        name = f"recsql_load_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield make_url(server).set(drivername="postgresql+psycopg", database=name).render_as_string(
-                hide_password=False)
-        finally:
-            with psycopg.connect(server, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        with scratch_postgres(server, "recsql_load") as url:
+            yield url
     elif args.database_url:
         yield args.database_url
     else:

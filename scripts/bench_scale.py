@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
+from contextlib import ExitStack
 from pathlib import Path
 
 import recsql
@@ -61,31 +61,22 @@ def run_train(url: str, train_args: str, prefix: tuple[str, ...] = ()) -> dict:
 
 
 def measure(size: dict, database: str, admin_url: str, train_args: str, ids: str = "integer") -> dict:
-    import psycopg  # only this benchmark's PostgreSQL side needs it
-
-    with tempfile.TemporaryDirectory() as folder:
+    with ExitStack() as stack:
         if database == "sqlite":
-            url, cleanup = f"sqlite:///{folder}/bench.db", None
+            url = f"sqlite:///{stack.enter_context(tempfile.TemporaryDirectory())}/bench.db"
         else:
-            name = f"recsql_bench_{uuid.uuid4().hex[:8]}"
-            with psycopg.connect(admin_url, autocommit=True) as admin:
-                admin.execute(f'CREATE DATABASE "{name}"')
-            url = admin_url.rsplit("/", 1)[0] + "/" + name
-            cleanup = name
-        try:
-            engine = recsql.connect(url)
-            started = time.perf_counter()
-            generated = recsql.generate(engine, **size, seed=0, ids=ids)
-            generate_wall = time.perf_counter() - started
-            engine.dispose()
-            result = run_train(url, train_args)
-            result.update(database=database, **size, ids=ids, generate_seconds=generated.seconds,
-                          generate_wall_seconds=round(generate_wall, 2))
-            return result
-        finally:
-            if cleanup:
-                with psycopg.connect(admin_url, autocommit=True) as admin:
-                    admin.execute(f'DROP DATABASE IF EXISTS "{cleanup}" WITH (FORCE)')
+            from _scratch import scratch_postgres  # only the PostgreSQL side needs psycopg
+
+            url = stack.enter_context(scratch_postgres(admin_url))
+        engine = recsql.connect(url)
+        started = time.perf_counter()
+        generated = recsql.generate(engine, **size, seed=0, ids=ids)
+        generate_wall = time.perf_counter() - started
+        engine.dispose()
+        result = run_train(url, train_args)
+        result.update(database=database, **size, ids=ids, generate_seconds=generated.seconds,
+                      generate_wall_seconds=round(generate_wall, 2))
+        return result
 
 
 def main() -> None:

@@ -3,6 +3,7 @@ live beside it untouched, and every command, view and README query works in it."
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pytest
@@ -49,7 +50,8 @@ def test_postgresql_schema(postgresql_url, tmp_path):
     run = Cli(postgresql_url)
     run("--schema", "recsql", "import", "ratings", tmp_path / "r.csv")
     run("train", "--features", 2, "--samples", 0, "--schema", "recsql")
-    assert "similar" in run("similar", 3, "--schema", "recsql").output.lower()
+    shown = run("similar", 3, "--schema", "recsql", "--json").output
+    assert len(json.loads(shown)) == 5
     with app.connect() as conn:
         assert _app_rows(conn) == before  # the application's same-named tables, untouched
         assert conn.execute(text("SELECT COUNT(*) FROM recsql.similar_movies")).scalar() > 0

@@ -368,3 +368,4 @@ def _statements(engine: Engine):
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", record)
+

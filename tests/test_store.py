@@ -259,3 +259,21 @@ def test_too_few_ratings_for_the_bayesian_model_is_one_clear_message(engine, run
     assert [m.status for m in recsql.list_models(engine)] == ["failed"]
     run("train", "--samples", 0)
     assert [m.status for m in recsql.list_models(engine)] == ["active", "pruned"]
+
+
+def test_recommend_many_asks_for_the_popular_movies_once(engine, run, tmp_path, monkeypatch):
+    """Every user the model does not know shares one popular list; a user who rated
+    every movie still gets an empty list, not the popular movies."""
+    (tmp_path / "r.csv").write_text("user_id,movie_id,value\n" + "\n".join(
+        [f"{u},{m},{(u * m) % 5 + 1}" for u in range(1, 9) for m in range(1, 7) if (u + m) % 3]
+        + [f"9,{m},{m % 5 + 1}" for m in range(1, 7)]))  # user 9 rated every movie
+    run("import", "ratings", tmp_path / "r.csv")
+    run("train", "--features", 2, "--samples", 0)
+    rec = recsql.Recommender(engine)
+    calls = []
+    popular = rec._popular
+    monkeypatch.setattr(rec, "_popular", lambda limit: calls.append(limit) or popular(limit))
+    answers = rec.recommend_many([1, 9, 501, 502, "nobody"], limit=3)
+    assert answers[9] == [] and answers[1] and answers[1][0].source == "model"
+    assert answers[501] == answers[502] == answers["nobody"] and answers[501][0].source == "popular"
+    assert len(calls) == 1

@@ -9,11 +9,11 @@ A catalogue's ids are one kind: text once any key is stored, integers otherwise.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
 from recsql.db.bulk import insert_columns
 from recsql.db.tables import Movie, MovieKey, Rating, UserKey
@@ -25,12 +25,22 @@ Side = Literal["user", "movie"]
 _TABLES = {"user": UserKey, "movie": MovieKey}
 
 
+def _columns(side: Side) -> tuple[Any, Any]:
+    """The (integer id, key) columns of a side's key table."""
+    table = _TABLES[side]
+    return getattr(table, f"{side}_id"), getattr(table, f"{side}_key")
+
+
+def has_keys(conn: Connection, side: Side) -> bool:
+    """Whether the catalogue knows this side by application keys."""
+    return conn.execute(select(_TABLES[side]).limit(1)).first() is not None
+
+
 def stored_id_kind(conn: Connection) -> IdKind | None:
     """``text`` when the catalogue maps keys, ``integer`` when it holds ratings or movies
     without keys, None while it is empty."""
-    for table in _TABLES.values():
-        if conn.execute(select(func.count()).select_from(table)).scalar_one():
-            return "text"
+    if has_keys(conn, "user") or has_keys(conn, "movie"):
+        return "text"
     for table in (Rating, Movie):
         if conn.execute(select(table).limit(1)).first() is not None:
             return "integer"
@@ -46,7 +56,7 @@ def check_id_kind(conn: Connection, ids: IdKind | None) -> IdKind:
     if ids is not None and stored is not None and ids != stored:
         raise InvalidParameter(
             f"this catalogue's ids are {stored}; it cannot take {ids} ids "
-            "(import into an empty database, or with --replace after deleting it)"
+            "(import them into an empty database, or into a namespace of their own with --schema)"
         )
     return ids or stored or "integer"
 
@@ -57,7 +67,8 @@ def integer_ids(conn: Connection, side: Side, keys: np.ndarray) -> np.ndarray:
     table = _TABLES[side]
     id_column, key_column = f"{side}_id", f"{side}_key"
     codes, uniques = pd.factorize(pd.Series(keys, dtype=object), sort=False)
-    rows = conn.execute(select(getattr(table, key_column), getattr(table, id_column))).all()
+    id_col, key_col = _columns(side)
+    rows = conn.execute(select(key_col, id_col)).all()
     known = pd.Series({key: ident for key, ident in rows}, dtype=np.int64) if rows else pd.Series(dtype=np.int64)
     ids = pd.Series(uniques).map(known)
     new = ids.isna().to_numpy()
@@ -73,20 +84,13 @@ def keys_of(conn: Connection, side: Side, ids: np.ndarray) -> dict[int, str]:
     """The application's key of each integer id that has one."""
     if not len(ids):
         return {}
-    table = _TABLES[side]
-    id_col, key_col = getattr(table, f"{side}_id"), getattr(table, f"{side}_key")
+    id_col, key_col = _columns(side)
     return dict(conn.execute(select(id_col, key_col).where(id_col.in_([int(i) for i in ids]))).all())
 
 
 def ids_of(conn: Connection, side: Side, keys: list[str]) -> dict[str, int]:
     """The integers of those application keys the catalogue knows (one query)."""
-    table = _TABLES[side]
-    id_col, key_col = getattr(table, f"{side}_id"), getattr(table, f"{side}_key")
-    return dict(conn.execute(select(key_col, id_col).where(key_col.in_(keys))).all()) if keys else {}
-
-
-def id_of(conn: Connection, side: Side, key: str) -> int | None:
-    """The integer recsql uses for an application key (None: unknown key)."""
-    table = _TABLES[side]
-    id_col, key_col = getattr(table, f"{side}_id"), getattr(table, f"{side}_key")
-    return conn.execute(select(id_col).where(key_col == key)).scalar()
+    if not keys:
+        return {}
+    id_col, key_col = _columns(side)
+    return dict(conn.execute(select(key_col, id_col).where(key_col.in_(keys))).all())
