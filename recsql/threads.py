@@ -3,19 +3,25 @@
 The count is, in order: what the caller asked for (``train(threads=N)``, ``--threads``),
 else ``$RECSQL_THREADS``, else the cores the process may use: its CPU affinity, capped
 by a cgroup v2 CPU quota (a container given 2 CPUs of a 16-core host gets 2).  It sizes
-the ALS sweeps' row blocks, the PostgreSQL read and write connections.
+the ALS sweeps' row blocks, the pool that scores blocks of top-K lists
+(:func:`parallel_blocks`), the BLAS library's threads (:func:`using_threads` caps them)
+and the PostgreSQL read and write connections.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 
+from threadpoolctl import threadpool_limits
+
 from recsql.errors import InvalidParameter
+from recsql.progress import Step, no_step
 
 THREADS_ENV = "RECSQL_THREADS"
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
@@ -56,9 +62,39 @@ def thread_count() -> int:
 
 @contextmanager
 def using_threads(threads: int | None) -> Iterator[int]:
-    """Within the block, :func:`thread_count` is ``threads`` (None: unchanged)."""
+    """Within the block, :func:`thread_count` is ``threads`` (None: unchanged), and the
+    BLAS library (OpenBLAS, MKL) runs at most that many threads of its own."""
     token = _asked.set(check_threads(threads) if threads is not None else _asked.get())
     try:
-        yield thread_count()
+        count = thread_count()
+        with threadpool_limits(limits=count, user_api="blas"):
+            yield count
     finally:
         _asked.reset(token)
+
+
+def parallel_blocks(starts: Sequence[int], work: Callable[[int], None], step: Step = no_step) -> None:
+    """Run ``work(start)`` for every block start on :func:`thread_count` threads.
+
+    For blocks of array work (matrix products, partitions) that numpy and scipy run
+    without the GIL; each ``work`` must write only its own block's rows.  BLAS runs one
+    thread per block meanwhile (the blocks are the parallelism), ``step(1)`` is called
+    in this thread as blocks finish, and the first error is raised once running blocks
+    are done (the rest are cancelled).
+    """
+    threads = min(thread_count(), len(starts))
+    if threads <= 1:
+        for start in starts:
+            work(start)
+            step(1)
+        return
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=threads) as pool:
+        futures = [pool.submit(work, start) for start in starts]
+        try:
+            for done in as_completed(futures):
+                done.result()
+                step(1)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise

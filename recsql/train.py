@@ -54,6 +54,7 @@ class TrainResult:
     n_users: int = 0
     n_movies: int = 0
     n_ratings: int = 0
+    plan: str = ""  # what the solver chose to do on this data (``Solver.plan``)
 
 
 def train(
@@ -65,6 +66,7 @@ def train(
     max_iterations: int | None = None,
     samples: int | None = None,
     implicit: bool | None = None,
+    time_budget: float | None = None,
     seed: int = 0,
     duplicates: DuplicatePolicy = "max",
     test_fraction: float | None = None,
@@ -82,8 +84,11 @@ def train(
     """Train a new model version from the stored ratings and make it the active one.
 
     Solver parameters left as None take the solver's defaults (``als``: 6 features,
-    Bayesian averaging over 120 Gibbs samples with implicit feedback; ``cg``: the
-    tutorial's 15 features and regularization 0.1).
+    Bayesian averaging over Gibbs samples with implicit feedback, as many draws as the
+    data's size affords, plain ALS at tens of millions of ratings; ``cg``: the
+    tutorial's 15 features and regularization 0.1).  ``time_budget`` (``als``) bounds
+    the fit's seconds instead of the size rule.  What was chosen is logged, returned as
+    ``TrainResult.plan`` and stored in the run's parameters.
 
     ``test_fraction`` holds out that share of the ratings at random (reproducible by
     ``seed``); ``test_file`` scores a fixed file of ratings instead.  The stored model is
@@ -106,8 +111,9 @@ def train(
     with using_threads(threads):
         return _train(
             engine, solver=solver, features=features, regularization=regularization,
-            max_iterations=max_iterations, samples=samples, implicit=implicit, seed=seed,
-            duplicates=duplicates, test_fraction=test_fraction, test_file=test_file, similar_k=similar_k,
+            max_iterations=max_iterations, samples=samples, implicit=implicit,
+            time_budget=time_budget, seed=seed, duplicates=duplicates, test_fraction=test_fraction,
+            test_file=test_file, similar_k=similar_k,
             metric=metric, item_regularization=item_regularization, recommend_n=recommend_n,
             source=source, keep=keep, wait=wait, show_progress=show_progress,
         )
@@ -122,6 +128,7 @@ def _train(
     max_iterations: int | None,
     samples: int | None,
     implicit: bool | None,
+    time_budget: float | None,
     seed: int,
     duplicates: DuplicatePolicy,
     test_fraction: float | None,
@@ -140,6 +147,7 @@ def _train(
     model = make_solver(
         solver, features=features, regularization=regularization,
         max_iterations=max_iterations, samples=samples, implicit=implicit, seed=seed,
+        time_budget=time_budget,
     )
     # Check every input before the model row exists: a typo must not leave a failed run.
     test: RatingMatrix | None = None
@@ -164,8 +172,11 @@ def _train(
                     scale = stored_scale(conn)
         if test_fraction is not None and test is None:
             matrix, test = split_random(matrix, test_fraction, seed)
+        plan = model.plan(matrix.n_users, matrix.n_movies, matrix.nnz)
+        log.info("fit plan: %s", plan)
         params: dict[str, Any] = {
             **model.params(),
+            "plan": plan,
             "duplicates": duplicates,
             "test_fraction": test_fraction,
             "test_file": str(test_file) if test_file is not None else None,
@@ -222,4 +233,5 @@ def _train(
             n_users=matrix.n_users,
             n_movies=matrix.n_movies,
             n_ratings=matrix.nnz,
+            plan=plan,
         )

@@ -3,15 +3,17 @@
 
     python scripts/bench_scale.py --ratings 25000000 --users 162541 --movies 59047
     python scripts/bench_scale.py --sizes 1000000,5000000,25000000 --databases sqlite,postgresql
+    python scripts/bench_scale.py --sizes 5000000 --threads 1 --train-args "--test-fraction 0.1"
 
 For each size and database: a fresh database (a temporary SQLite file; a new
 PostgreSQL database on the server at --postgres), filled by `recsql generate` (timed
-apart), then `recsql train` with the settings the README recommends for large
-catalogues (--train-args), run as its own process so its peak resident memory is
-measured.  Prints every phase's seconds (as stored in the run's `models.timings`), the
-wall time of the whole command and the peak memory.  With --spark and pyspark
-installed, Spark MLlib ALS (local[2], same rank, 10 iterations) fits the same ratings
-from memory for comparison (scripts/spark_peer.py).
+apart), then `recsql train` with no flags (recsql's one default; --train-args adds
+some, --threads caps the threads), run as its own process so its peak resident memory
+is measured.  Prints the plan the default chose, every phase's seconds (as stored in
+the run's `models.timings`), the wall time of the whole command, the peak memory, and
+test RMSE and NDCG@10 when the train arguments hold ratings out.  With --spark and
+pyspark installed, Spark MLlib ALS (local[2], the same rank, 10 iterations) fits the
+same ratings from memory for comparison (scripts/spark_peer.py).
 
 Users and movies default to MovieLens 25M's proportions (162,541 users and 59,047 movies
 for 25,000,095 ratings).
@@ -32,7 +34,6 @@ from pathlib import Path
 
 import recsql
 
-RECOMMENDED = "--samples 0 --features 10 --max-iterations 5"
 PHASES = ("read", "fit", "items", "similarities", "recommendations", "evaluate", "write", "activate")
 
 
@@ -56,6 +57,10 @@ def run_train(url: str, train_args: str, prefix: tuple[str, ...] = ()) -> dict:
         "peak_rss_gb": round(usage.ru_maxrss / 1024 / 1024, 2),
         "phases": model.timings,
         "train_rmse": model.metrics["train_rmse"],
+        "test_rmse": model.metrics.get("test_rmse"),
+        "ndcg_at_10": model.metrics.get("ndcg_at_10"),
+        "features": model.params["features"],
+        "plan": model.params.get("plan", ""),
         "output": out.strip(),
     }
 
@@ -87,13 +92,16 @@ def main() -> None:
     parser.add_argument("--sizes", help="comma-separated rating counts; users and movies scale with them")
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test", help="admin URL")
-    parser.add_argument("--train-args", default=RECOMMENDED)
+    parser.add_argument("--train-args", default="", help="flags for `recsql train` (default: none)")
+    parser.add_argument("--threads", type=int, help="passed to `recsql train --threads`")
     parser.add_argument("--spark", action="store_true", help="also time Spark MLlib ALS (needs pyspark)")
     parser.add_argument("--ids", default="integer", choices=("integer", "text"),
                         help="text: every user and movie known by a UUID key (generate --ids text)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
+    if args.threads:
+        args.train_args = f"{args.train_args} --threads {args.threads}".strip()
     counts = [int(s) for s in args.sizes.split(",")] if args.sizes else [args.ratings]
     sizes = []
     for n in counts:
@@ -109,7 +117,8 @@ def main() -> None:
             results.append(result)
             print(f"{database:<10} {size['ratings']:>10} ratings ({args.ids} ids): "
                   f"{result['wall_seconds']:.1f} s end to end, "
-                  f"peak {result['peak_rss_gb']:.2f} GB; phases {json.dumps(result['phases'])}", flush=True)
+                  f"peak {result['peak_rss_gb']:.2f} GB; plan: {result['plan'] or '-'}; "
+                  f"phases {json.dumps(result['phases'])}", flush=True)
     spark = None
     if args.spark:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -119,7 +128,7 @@ def main() -> None:
 
         size = sizes[-1]
         data = synthetic_ratings(size["ratings"], size["users"], size["movies"], seed=0)
-        rank = int(shlex.split(args.train_args)[shlex.split(args.train_args).index("--features") + 1])
+        rank = results[-1]["features"]  # the rank recsql's plan chose (or was given)
         ratings = data.ratings
         spark = spark_als_fit_seconds(ratings.user_id.to_numpy(), ratings.movie_id.to_numpy(),
                                       ratings.value.to_numpy(), rank=rank, iterations=10)
@@ -129,12 +138,18 @@ def main() -> None:
     print()
     print(f"`recsql train {args.train_args}`, seconds per phase; wall = the whole command; peak = its max RSS")
     print()
-    print("| database | ratings | users | movies | " + " | ".join(PHASES) + " | wall s | peak GB |")
-    print("|" + "---|" * (len(PHASES) + 6))
+    held_out = any(r["test_rmse"] is not None for r in results)
+    extra = " test RMSE | NDCG@10 |" if held_out else ""
+    print("| database | ratings | users | movies | " + " | ".join(PHASES) + " | wall s | peak GB |" + extra)
+    print("|" + "---|" * (len(PHASES) + 6 + (2 if held_out else 0)))
     for r in results:
         phases = " | ".join(f"{r['phases'].get(p, 0):.1f}" for p in PHASES)
+        scores = f" {r['test_rmse']:.4f} | {r['ndcg_at_10']:.3f} |" if held_out else ""
         print(f"| {r['database']} | {r['ratings']:,} | {r['users']:,} | {r['movies']:,} | {phases} | "
-              f"{r['wall_seconds']:.1f} | {r['peak_rss_gb']:.2f} |")
+              f"{r['wall_seconds']:.1f} | {r['peak_rss_gb']:.2f} |{scores}")
+    for r in results:
+        print(f"\n{r['database']} {r['ratings']:,}: {r['plan']}", end="")
+    print()
     if spark:
         last = [r for r in results if r["ratings"] == sizes[-1]["ratings"]]
         for r in last:

@@ -34,6 +34,7 @@ from recsql.errors import InvalidParameter, ModelFitError
 from recsql.model import topk
 from recsql.model.topk import TopK, top_k_largest
 from recsql.progress import Step, no_step
+from recsql.threads import parallel_blocks
 
 Metric = Literal["l1", "cosine"]
 # Scores to order a block of users' movies by, from (user rows, their predicted ratings).
@@ -138,7 +139,8 @@ class Factors:
         movie_t = np.ascontiguousarray(self.movie_terms.T, dtype=dtype)
         user_terms = self.user_terms.astype(dtype)
         block = topk.block_rows(n_movies)
-        for start in range(0, len(users), block):
+
+        def one_block(start: int) -> None:
             rows = users[start : start + block]
             pred = user_terms[rows] @ movie_t
             if rank is not None:
@@ -153,7 +155,8 @@ class Factors:
             best[empty], value[empty] = -1, np.nan
             indices[start : start + len(rows)] = best
             scores[start : start + len(rows)] = value
-            step(1)
+
+        parallel_blocks(range(0, len(users), block), one_block, step)
         return TopK(indices, scores)
 
     def similar_movies(self, k: int = 20, metric: Metric = "cosine", step: Step = no_step) -> TopK:
@@ -176,7 +179,8 @@ class Factors:
         else:
             dense = np.asarray(movie_factors, dtype=np.float64)
         block = topk.block_rows(n)
-        for start in range(0, n, block):
+
+        def one_block(start: int) -> None:
             stop = min(n, start + block)
             if metric == "l1":
                 closeness = -cdist(dense[start:stop], dense, metric="cityblock")
@@ -186,7 +190,8 @@ class Factors:
             best, value = top_k_largest(closeness, k)
             indices[start:stop] = best
             scores[start:stop] = -value if metric == "l1" else value
-            step(1)
+
+        parallel_blocks(range(0, n, block), one_block, step)
         return TopK(indices, scores)
 
     # ------------------------------------------------------------------ checks, views

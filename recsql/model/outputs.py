@@ -22,6 +22,7 @@ from recsql.model.factors import METRICS, Factors, Metric, check_similarity_para
 from recsql.model.ranking import DEFAULT_ITEM_REGULARIZATION, ItemItem, blend, fit_item_model, rated_by
 from recsql.model.topk import TopK, block_rows, top_k_largest
 from recsql.progress import Step, no_step
+from recsql.threads import parallel_blocks
 
 ListMetric = Literal["items", "cosine", "l1"]
 LIST_METRICS: tuple[str, ...] = ("items", *METRICS)
@@ -112,7 +113,8 @@ def recommendation_lists(
         return Recommended(indices, scores, predicted)
     pattern = rated_by(rated)
     block = block_rows(n_movies)
-    for start in range(0, n_users, block):
+
+    def one_block(start: int) -> None:
         rows = np.arange(start, min(n_users, start + block))
         picks = pattern[rows]
         choice = items.choice_scores(picks)
@@ -129,7 +131,8 @@ def recommendation_lists(
         indices[rows] = np.where(kept, chosen, -1)
         scores[rows] = np.where(kept, best, np.nan)
         predicted[rows] = np.where(kept, np.take_along_axis(ratings, order, axis=1), np.nan)
-        step(1)
+
+    parallel_blocks(range(0, n_users, block), one_block, step)
     return Recommended(indices, scores, predicted)
 
 

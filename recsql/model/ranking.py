@@ -31,6 +31,7 @@ import scipy.sparse as sp
 from recsql.data.matrix import RatingMatrix
 from recsql.model.topk import TopK, block_rows, top_k_largest
 from recsql.progress import Step, no_step
+from recsql.threads import parallel_blocks
 
 # Up to this many movies B is solved exactly (dense: movies^3 work, movies^2 memory);
 # above it, through the top ITEM_RANK eigenvectors of X^T X (low-rank EASE).
@@ -67,13 +68,15 @@ class ItemItem(ABC):
         if k == 0:
             return TopK(indices, scores)
         block = block_rows(n)
-        for start in range(0, n, block):
+
+        def one_block(start: int) -> None:
             stop = min(n, start + block)
             blended = self.weight_rows(start, stop) * boost[None, :]
             blended[np.arange(stop - start), np.arange(start, stop)] = -np.inf
             best, value = top_k_largest(blended, k)
             indices[start:stop], scores[start:stop] = best, value
-            step(1)
+
+        parallel_blocks(range(0, n, block), one_block, step)
         return TopK(indices, scores)
 
 

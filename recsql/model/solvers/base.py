@@ -48,6 +48,12 @@ class Solver(ABC):
             "seed": self.seed,
         }
 
+    def plan(self, n_users: int, n_movies: int, nnz: int) -> str:
+        """Settle what :meth:`fit` will do on data of this size (solvers whose defaults
+        follow the data's size choose here; :meth:`params` then reports the choice) and
+        say it in a line."""
+        return f"{self.name}, {self.features} features, {self.max_iterations} iterations"
+
     @abstractmethod
     def _fit(self, matrix: RatingMatrix, step: Step) -> Factors: ...
 

@@ -1,0 +1,157 @@
+"""One default for every size: the plan the ALS solver makes from the data's size, the
+implicit priors' truncated SVD against the exact one, the time budget, the sampled
+train RMSE, and top-K blocks on several threads against one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import recsql
+from recsql.data.ratings import ratings_from_file
+from recsql.errors import InvalidParameter
+from recsql.evaluation.metrics import accuracy_metrics, score
+from recsql.model.outputs import recommendation_lists, similar_lists
+from recsql.model.ranking import LowRankItemItem, rated_by
+from recsql.model.solvers import als, bayes, make_solver
+from recsql.model.solvers.als import DRAW_BUDGET, MAX_SAMPLES, plan_sampler
+from recsql.model.solvers.bayes import ImplicitLink, top_singular
+from recsql.threads import parallel_blocks, using_threads
+from tests.helpers import low_rank_ratings
+
+
+def test_the_draws_shrink_as_the_ratings_grow():
+    small = plan_sampler(943, 1682, 80_000)
+    assert (small.samples, small.burn_in, small.implicit, small.implicit_rank) == (MAX_SAMPLES, 10, True, 64)
+    middle = plan_sampler(13_000, 4_700, 2_000_000)
+    assert 4 <= middle.samples < MAX_SAMPLES and 2 <= middle.burn_in < 10 and middle.implicit
+    # The budget holds, the implicit priors' SVD charged as IMPLICIT_DRAWS draws.
+    assert (middle.samples + middle.burn_in + als.IMPLICIT_DRAWS) * 2_000_000 <= DRAW_BUDGET
+    # Where the SVD would leave too few draws, the draws go without it.
+    tight = plan_sampler(32_508, 11_809, 4_500_000)
+    assert tight.samples >= 4 and not tight.implicit and tight.implicit_rank is None
+    large = plan_sampler(162_541, 59_047, 25_000_000)
+    assert (large.samples, large.burn_in, large.implicit) == (0, 0, False)
+    assert "plain ALS" not in large.reason and "fewer than" in large.reason
+    # What the caller gives is kept.
+    assert plan_sampler(162_541, 59_047, 25_000_000, samples=7).samples == 7
+    assert plan_sampler(943, 1682, 80_000, implicit=False).implicit is False
+
+
+def test_the_solver_says_and_stores_its_plan():
+    plain = make_solver("als")
+    line = plain.plan(162_541, 59_047, 25_000_000)
+    assert line.startswith("plain ALS, 10 features, 5 sweeps")
+    assert plain.params()["samples"] == 0 and plain.params()["features"] == 10
+    assert plain.params()["max_iterations"] == 5 and "rating-draws" in plain.params()["plan"]
+    bayesian = make_solver("als", features=8)
+    line = bayesian.plan(943, 1682, 80_000)
+    assert "Bayesian ALS, 8 features, 120 draws after 10 burn-in, implicit priors (rank 64)" in line
+    # An explicit --samples 0 keeps the solver's own shape (6 features, 10 sweeps).
+    given = make_solver("als", samples=0)
+    assert given.plan(162_541, 59_047, 25_000_000).startswith("plain ALS, 6 features, 10 sweeps")
+    # Before a plan, the stored parameters say what is left to the data.
+    assert make_solver("als").params()["samples"] == "auto"
+
+
+def test_train_prints_and_stores_the_plan(engine, run):
+    recsql.generate(engine, ratings=3000, users=120, movies=80)
+    out = run("train", "--max-iterations", 2).output
+    assert "fit: Bayesian ALS, 6 features, 120 draws after 10 burn-in, implicit priors" in out
+    model = recsql.list_models(engine)[0]
+    assert model.params["samples"] == 120 and "rating-draws" in model.params["plan"]
+    assert model.metrics["samples"] == 120
+
+
+def test_truncated_singular_vectors_match_the_exact_ones():
+    pattern = rated_by(low_rank_ratings(n_users=60, n_movies=40, density=0.3).csr)
+    counts = np.diff(pattern.indptr)
+    f = sp.diags(1.0 / np.sqrt(np.maximum(counts, 1))) @ pattern
+    exact, exact_fv = bayes._exact_singular(f.tocsr())
+    order = np.argsort(exact)[::-1]
+    full, full_fv = top_singular(f.tocsr(), rank=40, power=3)
+    np.testing.assert_allclose(full, exact[order], rtol=1e-3, atol=1e-5)
+    # F V V^T F^T = F F^T whatever the signs and rotations of equal singular values.
+    np.testing.assert_allclose(full_fv @ full_fv.T, exact_fv @ exact_fv.T, atol=1e-3)
+    top, _ = top_singular(f.tocsr(), rank=5, power=3)
+    np.testing.assert_allclose(top, exact[order][:5], rtol=1e-2)
+
+
+def test_truncated_implicit_priors_fit_as_well_as_exact_ones(ml100k, monkeypatch):
+    """The solver's rank-64 priors against the exact SVD's, on MovieLens 100K u1."""
+    train, test = ratings_from_file(ml100k / "u1.base"), ratings_from_file(ml100k / "u1.test")
+    links: list[int] = []
+    original = ImplicitLink.__init__
+
+    def counting(self, blocks, d, rank=None, seed=0):
+        original(self, blocks, d, rank, seed)
+        links.append(self.fv.shape[1])
+
+    monkeypatch.setattr(ImplicitLink, "__init__", counting)
+    truncated = score(make_solver("als").fit(train), test).rmse
+    assert links == [als.IMPLICIT_RANK, als.IMPLICIT_RANK]  # both sides truncated
+    monkeypatch.setattr(als, "IMPLICIT_RANK", None)  # the exact SVD
+    exact = score(make_solver("als").fit(train), test).rmse
+    assert links[2:] == [train.n_users, train.n_users]  # F F^T is the smaller side
+    assert truncated <= exact + 0.002, (truncated, exact)
+
+
+def test_a_time_budget_bounds_the_draws():
+    matrix = low_rank_ratings(n_users=400, n_movies=300, density=0.3)
+    roomy = make_solver("als", time_budget=60.0)
+    assert "up to 120 draws within 60 s" in roomy.plan(matrix.n_users, matrix.n_movies, matrix.nnz)
+    assert roomy.fit(matrix).info["samples"] == MAX_SAMPLES
+    tight = make_solver("als", time_budget=1e-6).fit(matrix)
+    assert tight.info["samples"] == 0  # no time left after the ALS sweeps: plain ALS
+    with pytest.raises(InvalidParameter, match="time_budget"):
+        make_solver("als", time_budget=0)
+    with pytest.raises(InvalidParameter, match="does not take time_budget"):
+        make_solver("cg", time_budget=5)
+
+
+def test_time_budget_reaches_the_stored_run(engine, run):
+    recsql.generate(engine, ratings=3000, users=120, movies=80)
+    run("train", "--time-budget", 30)
+    assert recsql.list_models(engine)[0].params["time_budget"] == 30
+
+
+def test_train_rmse_on_a_sample_above_its_size():
+    matrix = low_rank_ratings(n_users=200, n_movies=150, density=0.5)
+    factors = make_solver("als", samples=0, features=2).fit(matrix)
+    full = accuracy_metrics(factors, matrix, None)
+    assert full["n_train"] == matrix.nnz and full["train_sampled"] is False
+    sampled = accuracy_metrics(factors, matrix, None, train_sample=2000)
+    assert sampled["n_train"] == 2000 and sampled["train_sampled"] is True
+    assert abs(sampled["train_rmse"] - full["train_rmse"]) < 0.1 * full["train_rmse"]
+    assert sampled["train_rmse"] != full["train_rmse"]
+
+
+def test_lists_on_several_threads_equal_one_thread(monkeypatch):
+    monkeypatch.setattr("recsql.model.topk.BLOCK_CELLS", 2000)  # many blocks
+    matrix = low_rank_ratings(n_users=300, n_movies=120, density=0.2)
+    factors = make_solver("als", samples=0, features=3).fit(matrix)
+    items = LowRankItemItem.fit(rated_by(matrix.csr), 50.0, rank=8)
+    answers = []
+    for threads in (1, 3):
+        steps: list[int] = []
+        with using_threads(threads):
+            recommended = recommendation_lists(factors, items, matrix.csr, 10, steps.append)
+            similar = similar_lists(factors, items, 5, "items")
+            cosine = similar_lists(factors, None, 5, "cosine")
+            by_rating = factors.recommend(matrix.csr, 10)
+        assert len(steps) == -(-300 // (2000 // 120))  # one step per block, whatever the threads
+        lists = (recommended.indices, recommended.scores, recommended.predicted)
+        answers.append((lists, similar, cosine, by_rating))
+    for one, three in zip(*answers):
+        for a, b in zip(one, three):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_a_failing_block_raises_in_the_caller():
+    def work(start: int) -> None:
+        if start == 3:
+            raise ValueError("block 3 failed")
+
+    with using_threads(2), pytest.raises(ValueError, match="block 3 failed"):
+        parallel_blocks(range(6), work)
