@@ -156,7 +156,7 @@ LIST_VARIANTS: dict[str, dict[str, float | str | int]] = {
     "blend 1.0": {"blend": 1.0},
     "item lambda 250": {"item_regularization": 250.0},
     "item lambda 1000": {"item_regularization": 1000.0},
-    "low-rank item model (rank 32: what catalogues above 6,000 movies get)": {"limit": 0},
+    "low-rank item model (rank 32: what catalogues above 3,000 movies get)": {"limit": 0},
 }
 
 

@@ -13,7 +13,9 @@ is measured.  Prints the plan the default chose, every phase's seconds (as store
 the run's `models.timings`), the wall time of the whole command, the peak memory, and
 test RMSE and NDCG@10 when the train arguments hold ratings out.  With --spark and
 pyspark installed, Spark MLlib ALS (local[2], the same rank, 10 iterations) fits the
-same ratings from memory for comparison (scripts/spark_peer.py).
+same ratings from memory for comparison (scripts/spark_peer.py); with --surprise and
+scikit-surprise installed (`pip install 'recsql[bench]'`), Surprise's SVD (its
+defaults, random_state 0) fits them in memory, its fit alone timed.
 
 Users and movies default to MovieLens 25M's proportions (162,541 users and 59,047 movies
 for 25,000,095 ratings).
@@ -31,6 +33,8 @@ import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
+
+import numpy as np
 
 import recsql
 
@@ -84,6 +88,48 @@ def measure(size: dict, database: str, admin_url: str, train_args: str, ids: str
         return result
 
 
+def popular_quality(size: dict, test_fraction: float, seed: int = 0) -> dict[str, float]:
+    """P/R/NDCG@10 of a most-popular list (by number of ratings, the user's own
+    ratings left out) on the split `recsql train --test-fraction F --seed 0` makes of
+    the same synthetic ratings: the baseline beside the stored lists' NDCG."""
+    from recsql.data.matrix import RatingMatrix
+    from recsql.data.synthetic import synthetic_ratings
+    from recsql.evaluation.metrics import HeldOut, top_k_quality
+    from recsql.evaluation.splits import split_random
+    from recsql.model.topk import block_rows, top_k_largest
+
+    ratings = synthetic_ratings(size["ratings"], size["users"], size["movies"], seed=0).ratings
+    matrix = RatingMatrix.from_triples(ratings.user_id.to_numpy(), ratings.movie_id.to_numpy(),
+                                       ratings.value.to_numpy())
+    train, test = split_random(matrix, test_fraction, seed)
+    held = HeldOut.of(train.user_ids, train.movie_ids, train, test)
+    counts = np.bincount(train.cols, minlength=train.n_movies).astype(np.float32)
+    top = np.empty((len(held.users), 10), dtype=np.int64)
+    block = block_rows(train.n_movies)
+    for start in range(0, len(held.users), block):
+        rated = held.rated[held.users[start : start + block]]
+        scores = np.broadcast_to(counts, rated.shape).copy()
+        scores[np.repeat(np.arange(rated.shape[0]), np.diff(rated.indptr)), rated.indices] = -np.inf
+        top[start : start + rated.shape[0]] = top_k_largest(scores, 10).indices
+    return top_k_quality(top, held.relevant, 10)
+
+
+def surprise_fit_seconds(size: dict) -> float:
+    """Seconds Surprise's SVD (defaults, random_state 0) takes to fit the same synthetic
+    ratings, already in memory as its trainset."""
+    import surprise
+
+    from recsql.data.synthetic import synthetic_ratings
+
+    ratings = synthetic_ratings(size["ratings"], size["users"], size["movies"], seed=0).ratings
+    data = surprise.Dataset.load_from_df(ratings[["user_id", "movie_id", "value"]],
+                                         surprise.Reader(rating_scale=(0.5, 5.0)))
+    trainset = data.build_full_trainset()
+    started = time.perf_counter()
+    surprise.SVD(random_state=0).fit(trainset)
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ratings", type=int, default=25_000_000)
@@ -95,6 +141,9 @@ def main() -> None:
     parser.add_argument("--train-args", default="", help="flags for `recsql train` (default: none)")
     parser.add_argument("--threads", type=int, help="passed to `recsql train --threads`")
     parser.add_argument("--spark", action="store_true", help="also time Spark MLlib ALS (needs pyspark)")
+    parser.add_argument("--surprise", action="store_true", help="also time Surprise's SVD fit (needs scikit-surprise)")
+    parser.add_argument("--popular", action="store_true",
+                        help="with --test-fraction in --train-args: most-popular's P/R/NDCG@10 on the same split")
     parser.add_argument("--ids", default="integer", choices=("integer", "text"),
                         help="text: every user and movie known by a UUID key (generate --ids text)")
     parser.add_argument("--json", type=Path)
@@ -135,6 +184,20 @@ def main() -> None:
         print(f"spark      {size['ratings']:>10} ratings: ALS fit {spark['fit_seconds']:.1f} s "
               f"(rank {rank}, 10 iterations, from memory)")
 
+    popular = {}
+    if args.popular:
+        words = shlex.split(args.train_args)
+        fraction = float(words[words.index("--test-fraction") + 1])
+        for size in sizes:
+            popular[size["ratings"]] = popular_quality(size, fraction)
+            print(f"popular    {size['ratings']:>10} ratings: most popular on the same split "
+                  f"{json.dumps({k: round(v, 4) for k, v in popular[size['ratings']].items()})}")
+    peers = {}
+    if args.surprise:
+        for size in sizes:
+            peers[size["ratings"]] = surprise_fit_seconds(size)
+            print(f"surprise   {size['ratings']:>10} ratings: SVD fit {peers[size['ratings']]:.1f} s (from memory)")
+
     print()
     print(f"`recsql train {args.train_args}`, seconds per phase; wall = the whole command; peak = its max RSS")
     print()
@@ -150,6 +213,11 @@ def main() -> None:
     for r in results:
         print(f"\n{r['database']} {r['ratings']:,}: {r['plan']}", end="")
     print()
+    for r in results:
+        if r["ratings"] in peers:
+            print(f"\n{r['database']} {r['ratings']:,}: whole retrain {r['wall_seconds']:.1f} s = "
+                  f"{r['wall_seconds'] / peers[r['ratings']]:.2f} x Surprise SVD's fit alone "
+                  f"({peers[r['ratings']]:.1f} s)", end="")
     if spark:
         last = [r for r in results if r["ratings"] == sizes[-1]["ratings"]]
         for r in last:

@@ -52,7 +52,7 @@ def test_rated_by_counts_every_known_cell():
 
 
 def test_low_rank_lists_rank_on_movielens_100k(ml100k, monkeypatch):
-    """The low-rank form (what catalogues above 6,000 movies get), forced on u1."""
+    """The low-rank form (what catalogues above 3,000 movies get), forced on u1."""
     monkeypatch.setattr(ranking, "ITEM_MODEL_LIMIT", 0)
     metrics = recsql.evaluate(train_file=ml100k / "u1.base", test_file=ml100k / "u1.test").mean
     assert metrics["ndcg_at_10"] >= 0.35 and metrics["similar_ndcg_at_10"] >= 0.35, metrics

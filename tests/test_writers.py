@@ -115,14 +115,19 @@ def test_a_retrain_killed_anywhere_leaves_the_previous_model(db_url, trained, ph
     before = _served(trained)
     child = subprocess.Popen(
         [sys.executable, "-m", "recsql", "--quiet", "--database-url", db_url, "train", "--samples", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, STALL_ENV: phase},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, STALL_ENV: phase, "PYTHONFAULTHANDLER": "1"},
     )
     assert child.stderr is not None
     try:
         line = child.stderr.readline()  # blocks until the child stalls where we asked
         assert line.startswith(STALL_MARK), line + child.communicate()[1]
         child.send_signal(stop)
-        _, err = child.communicate(timeout=60)
+        try:
+            _, err = child.communicate(timeout=60)
+        except subprocess.TimeoutExpired:  # a hang: SIGABRT makes faulthandler print every thread
+            child.send_signal(signal.SIGABRT)
+            pytest.fail(f"the retrain did not stop within 60 s of {stop.name}:\n{child.communicate()[1]}")
     finally:
         child.kill()  # never leave a stalled child behind, whatever failed above
     assert child.returncode != 0

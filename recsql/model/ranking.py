@@ -29,13 +29,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsql.data.matrix import RatingMatrix
+from recsql.model.sparse import RowBlocks
 from recsql.model.topk import TopK, block_rows, top_k_largest
 from recsql.progress import Step, no_step
 from recsql.threads import parallel_blocks
 
 # Up to this many movies B is solved exactly (dense: movies^3 work, movies^2 memory);
 # above it, through the top ITEM_RANK eigenvectors of X^T X (low-rank EASE).
-ITEM_MODEL_LIMIT = 6_000
+ITEM_MODEL_LIMIT = 3_000
 ITEM_RANK = 32
 DEFAULT_ITEM_REGULARIZATION = 500.0
 BLEND = 0.5
@@ -127,7 +128,7 @@ class LowRankItemItem(ItemItem):
         n = rated.shape[1]
         rank = max(1, min(rank, n - 1))
         width = min(n, rank + 16)
-        x, xt = rated.astype(np.float32).tocsr(), rated.T.astype(np.float32).tocsr()
+        x, xt = RowBlocks(rated.astype(np.float32)), RowBlocks(rated.T.astype(np.float32).tocsr())
         basis = np.random.default_rng(seed).normal(size=(n, width)).astype(np.float32)
         for _ in range(3):  # subspace iteration: basis <- orth(G basis)
             basis, _ = np.linalg.qr(xt @ (x @ basis))

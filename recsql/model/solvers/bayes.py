@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsql.model.solvers.sweeps import Side, normal_equations, squared_error
+from recsql.model.sparse import RowBlocks
 from recsql.progress import Step
 
 
@@ -145,8 +146,8 @@ def top_singular(f: sp.csr_matrix, rank: int, seed: int = 0, power: int = 2) -> 
     n_rows, n_cols = f.shape
     rank = max(1, min(rank, n_rows, n_cols))
     width = min(rank + 16, n_rows, n_cols)
-    f32 = f.astype(np.float32)
-    f32_t = f32.T.tocsr()
+    f32 = RowBlocks(f.astype(np.float32))
+    f32_t = RowBlocks(f.T.astype(np.float32).tocsr())
     basis, _ = np.linalg.qr(f32 @ np.random.default_rng(seed).normal(size=(n_cols, width)).astype(np.float32))
     for _ in range(power):
         basis, _ = np.linalg.qr(f32 @ (f32_t @ basis))
