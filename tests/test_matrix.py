@@ -1,6 +1,7 @@
 """The sparse pivot and its id maps."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from recsql.data.matrix import RatingMatrix
@@ -36,3 +37,21 @@ def test_lookup_marks_unknown_ids():
 def test_unknown_policy():
     with pytest.raises(InvalidParameter):
         RatingMatrix.from_triples(USERS, MOVIES, VALUES, duplicates="first")
+
+
+@pytest.mark.parametrize("policy", ["max", "last", "mean"])
+def test_duplicate_policies_against_pandas(policy):
+    """Many repeated pairs in random order, against a pandas groupby of the same triples."""
+    rng = np.random.default_rng(5)
+    n = 5000
+    users, movies = rng.integers(1, 40, n), rng.integers(1, 30, n)
+    values = rng.integers(1, 11, n) / 2
+    m = RatingMatrix.from_triples(users, movies, values, duplicates=policy)
+    frame = pd.DataFrame({"u": users, "m": movies, "v": values})
+    how = {"max": "max", "last": "last", "mean": "mean"}[policy]
+    expected = frame.groupby(["u", "m"], sort=True)["v"].agg(how)
+    got = pd.Series(m.values, index=pd.MultiIndex.from_arrays([m.user_ids[m.rows], m.movie_ids[m.cols]]))
+    assert len(got) == len(expected) < n
+    np.testing.assert_allclose(got.to_numpy(), expected.to_numpy())
+    np.testing.assert_array_equal(got.index.get_level_values(0), expected.index.get_level_values(0))
+    np.testing.assert_array_equal(got.index.get_level_values(1), expected.index.get_level_values(1))

@@ -164,6 +164,30 @@ def test_threads_cap_the_blas_library_too():
         assert all(set(threads) == {1} for threads in seen)  # one BLAS thread per block
 
 
+def test_the_sweeps_solve_rows_on_several_threads_to_the_same_model(monkeypatch):
+    """The per-row systems of ALS and of the sampler's draws are solved in row blocks on
+    threads; the noise is drawn before, in one stream, so the model does not change."""
+    from recsql.model.solvers import sweeps
+
+    monkeypatch.setattr(sweeps, "PARALLEL_ROWS", 10)
+    blocks: list[int] = []
+    original = sweeps.parallel_blocks
+
+    def counting(starts, work, step=None):
+        blocks.append(len(starts))
+        original(starts, work)
+
+    monkeypatch.setattr(sweeps, "parallel_blocks", counting)
+    matrix = low_rank_ratings(n_users=120, n_movies=90, density=0.3)
+    fits = []
+    for threads in (1, 3):
+        with using_threads(threads):
+            fits.append(make_solver("als", samples=5, features=3).fit(matrix))
+    assert set(blocks) == {1, 3}  # both ways were taken
+    for name in ("user_factors", "movie_factors", "user_bias", "movie_bias"):
+        np.testing.assert_array_equal(getattr(fits[0], name), getattr(fits[1], name))
+
+
 def test_a_failing_block_raises_in_the_caller():
     def work(start: int) -> None:
         if start == 3:

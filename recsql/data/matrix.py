@@ -87,16 +87,23 @@ class RatingMatrix:
             sums = np.bincount(inverse, weights=values)
             kept_values = sums / np.bincount(inverse)
         else:
-            # Sort by key; within a key the kept rating must come last.
-            if duplicates == "max":
-                order = np.lexsort((values, key))
-            else:
-                order = np.argsort(key, kind="stable")
+            # A stable sort by key keeps each key's ratings in input order (and is fast on
+            # the nearly sorted keys a table read by id gives); then each run of equal
+            # keys keeps its largest or its last rating.
+            order = np.argsort(key, kind="stable")
             sorted_keys = key[order]
-            last = np.ones(len(order), dtype=bool)
-            last[:-1] = sorted_keys[1:] != sorted_keys[:-1]
-            unique_keys = sorted_keys[last]
-            kept_values = values[order][last]
+            sorted_values = values[order]
+            del order
+            first = np.ones(len(sorted_keys), dtype=bool)
+            first[1:] = sorted_keys[1:] != sorted_keys[:-1]
+            starts = np.flatnonzero(first)
+            unique_keys = sorted_keys[starts]
+            if len(starts) == len(sorted_keys):
+                kept_values = sorted_values  # no repeated pair
+            elif duplicates == "max":
+                kept_values = np.maximum.reduceat(sorted_values, starts)
+            else:
+                kept_values = sorted_values[np.append(starts[1:], len(sorted_keys)) - 1]
         n_movies = max(len(movies), 1)
         index = np.int32 if max(len(users), len(movies)) < 2**31 else np.int64
         return cls(

@@ -35,7 +35,7 @@ from recsql.errors import InvalidParameter
 from recsql.model.factors import Factors
 from recsql.model.solvers.base import Solver
 from recsql.model.solvers.bayes import gibbs_average
-from recsql.model.solvers.sweeps import Side, normal_equations
+from recsql.model.solvers.sweeps import Side, by_row_blocks, normal_equations
 from recsql.progress import Step
 from recsql.threads import thread_count
 
@@ -282,8 +282,15 @@ class AlternatingLeastSquares(Solver):
 def _solve_side(side: Side, other: np.ndarray, penalty: np.ndarray) -> np.ndarray:
     gram, rhs, _ = normal_equations(side, other)
     d = gram.shape[1]
-    gram += (np.maximum(penalty, 1e-9)[:, None, None]) * np.eye(d)
-    return np.linalg.solve(gram, rhs[:, :, None])[:, :, 0]
+    result = np.empty_like(rhs)
+
+    def solve(start: int, stop: int) -> None:
+        block = gram[start:stop]
+        block += (np.maximum(penalty[start:stop], 1e-9)[:, None, None]) * np.eye(d)
+        result[start:stop] = np.linalg.solve(block, rhs[start:stop, :, None])[:, :, 0]
+
+    by_row_blocks(len(rhs), solve)
+    return result
 
 
 def _solve_side_reference(side: Side, other: np.ndarray, penalty: np.ndarray) -> np.ndarray:

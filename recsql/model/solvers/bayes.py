@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from recsql.model.solvers.sweeps import Side, normal_equations, squared_error
+from recsql.model.solvers.sweeps import Side, by_row_blocks, normal_equations, squared_error
 from recsql.model.sparse import RowBlocks
 from recsql.progress import Step
 
@@ -188,14 +188,20 @@ def sample_side(
 ) -> tuple[np.ndarray, float]:
     """One Gibbs draw of every row's [factors, bias], and the squared error it leaves."""
     gram, rhs, tt = normal_equations(ratings, other)
-    d = gram.shape[1]
-    precision = alpha * gram + np.diag(prior.precision)
-    linear = alpha * rhs + prior.precision * prior.row_means(len(rhs))
-    chol = np.linalg.cholesky(precision)
-    # Wanted: mean + L^-T z with mean = P^-1 linear and P = L L^T.  Since
-    # P^-1 (linear + L z) = mean + L^-T L^-1 L z, one solve gives the draw.
-    z = rng.normal(size=(len(gram), d, 1))
-    draw = np.linalg.solve(precision, linear[:, :, None] + chol @ z)[:, :, 0]
+    n, d = rhs.shape
+    means = prior.row_means(n)
+    z = rng.normal(size=(n, d, 1))  # drawn here, in one stream: the threads do not change it
+    draw = np.empty((n, d))
+
+    def solve(start: int, stop: int) -> None:
+        precision = alpha * gram[start:stop] + np.diag(prior.precision)
+        linear = alpha * rhs[start:stop] + prior.precision * means[start:stop]
+        chol = np.linalg.cholesky(precision)
+        # Wanted: mean + L^-T z with mean = P^-1 linear and P = L L^T.  Since
+        # P^-1 (linear + L z) = mean + L^-T L^-1 L z, one solve gives the draw.
+        draw[start:stop] = np.linalg.solve(precision, linear[:, :, None] + chol @ z[start:stop])[:, :, 0]
+
+    by_row_blocks(n, solve)
     return draw, squared_error(gram, rhs, tt, draw)
 
 

@@ -5,12 +5,14 @@ at once, from sparse products (no Python loop over rows or ratings).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
 
 from recsql.model.sparse import row_cuts
+from recsql.threads import parallel_blocks, thread_count
 
 
 def augmented(other: np.ndarray) -> np.ndarray:
@@ -90,3 +92,16 @@ def squared_error(gram: np.ndarray, rhs: np.ndarray, tt: float, x: np.ndarray) -
     return float(tt - 2 * np.einsum("ij,ij->", x, rhs) + np.einsum("ij,ijk,ik->", x, gram, x))
 
 
+# Below this many rows a side's small systems are solved in one go: handing blocks to
+# threads costs more than it saves.
+PARALLEL_ROWS = 20_000
+
+
+def by_row_blocks(n_rows: int, solve: Callable[[int, int], None]) -> None:
+    """Call ``solve(start, stop)`` over row ranges covering ``n_rows``, on the pool of
+    :func:`recsql.threads.parallel_blocks` (numpy's batched LAPACK runs without the
+    GIL).  Each call must write rows ``start:stop`` only; the answer does not depend on
+    the number of threads."""
+    parts = thread_count() if n_rows >= PARALLEL_ROWS else 1
+    size = -(-n_rows // parts)
+    parallel_blocks(range(0, n_rows, size), lambda start: solve(start, min(n_rows, start + size)))
