@@ -4,6 +4,8 @@ train RMSE, and top-K blocks on several threads against one."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -16,7 +18,9 @@ from recsql.model.outputs import recommendation_lists, similar_lists
 from recsql.model.ranking import LowRankItemItem, rated_by
 from recsql.model.solvers import als, bayes, make_solver
 from recsql.model.solvers.als import DRAW_BUDGET, MAX_SAMPLES, plan_sampler
-from recsql.model.solvers.bayes import ImplicitLink, top_singular
+from recsql.model.solvers.bayes import ImplicitLink
+from recsql.model.solvers.sweeps import Side
+from recsql.model.sparse import top_singular
 from recsql.threads import parallel_blocks, using_threads
 from tests.helpers import low_rank_ratings
 
@@ -34,6 +38,12 @@ def test_the_draws_shrink_as_the_ratings_grow():
     large = plan_sampler(162_541, 59_047, 25_000_000)
     assert (large.samples, large.burn_in, large.implicit) == (0, 0, False)
     assert "plain ALS" not in large.reason and "fewer than" in large.reason
+    # All 120 draws up to about 300,000 ratings (--samples' help).
+    assert plan_sampler(3_000, 3_000, 289_000).samples == MAX_SAMPLES
+    assert plan_sampler(3_000, 3_000, 300_000).samples < MAX_SAMPLES
+    # Plain ALS from about 6.7 M ratings (the docstring's and --samples' help's figure).
+    assert plan_sampler(40_000, 15_000, 6_600_000).samples == 4
+    assert plan_sampler(40_000, 15_000, 6_700_000).samples == 0
     # What the caller gives is kept.
     assert plan_sampler(162_541, 59_047, 25_000_000, samples=7).samples == 7
     assert plan_sampler(943, 1682, 80_000, implicit=False).implicit is False
@@ -44,7 +54,7 @@ def test_the_solver_says_and_stores_its_plan():
     line = plain.plan(162_541, 59_047, 25_000_000)
     assert line.startswith("plain ALS, 10 features, 5 sweeps")
     assert plain.params()["samples"] == 0 and plain.params()["features"] == 10
-    assert plain.params()["max_iterations"] == 5 and "rating-draws" in plain.params()["plan"]
+    assert plain.params()["max_iterations"] == 5 and "rating-draws" in line
     bayesian = make_solver("als", features=8)
     line = bayesian.plan(943, 1682, 80_000)
     assert "Bayesian ALS, 8 features, 120 draws after 10 burn-in, implicit priors (rank 64)" in line
@@ -70,11 +80,12 @@ def test_truncated_singular_vectors_match_the_exact_ones():
     f = sp.diags(1.0 / np.sqrt(np.maximum(counts, 1))) @ pattern
     exact, exact_fv = bayes._exact_singular(f.tocsr())
     order = np.argsort(exact)[::-1]
-    full, full_fv = top_singular(f.tocsr(), rank=40, power=3)
+    full, full_fv, full_v = top_singular(f.tocsr(), rank=40, power=3)
+    np.testing.assert_allclose(f @ full_v, full_fv, atol=1e-4)  # A V = U S, and V is what the item model uses
     np.testing.assert_allclose(full, exact[order], rtol=1e-3, atol=1e-5)
     # F V V^T F^T = F F^T whatever the signs and rotations of equal singular values.
     np.testing.assert_allclose(full_fv @ full_fv.T, exact_fv @ exact_fv.T, atol=1e-3)
-    top, _ = top_singular(f.tocsr(), rank=5, power=3)
+    top, _, _ = top_singular(f.tocsr(), rank=5, power=3)
     np.testing.assert_allclose(top, exact[order][:5], rtol=1e-2)
 
 
@@ -108,6 +119,23 @@ def test_a_time_budget_bounds_the_draws():
         make_solver("als", time_budget=0)
     with pytest.raises(InvalidParameter, match="does not take time_budget"):
         make_solver("cg", time_budget=5)
+
+
+def test_no_draw_starts_after_the_deadline():
+    """Past the deadline the sampler stops once one draw is averaged (after its burn-in);
+    without one it takes every draw asked for."""
+    matrix = low_rank_ratings(n_users=60, n_movies=40, density=0.4)
+    centred = matrix.with_values(matrix.values - matrix.values.mean())
+    rng = np.random.default_rng(0)
+    users = np.hstack([rng.normal(0, 0.1, (matrix.n_users, 2)), np.zeros((matrix.n_users, 1))])
+    movies = np.hstack([rng.normal(0, 0.1, (matrix.n_movies, 2)), np.zeros((matrix.n_movies, 1))])
+    for deadline, expected in ((None, 20), (time.monotonic() - 1, 1)):
+        draws: list[int] = []
+        averaged = bayes.gibbs_average(
+            Side(centred), Side(centred.T.tocsr()), users, movies, samples=20, burn_in=3, stored_rank=4,
+            implicit=False, rng=rng, step=draws.append, deadline=deadline,
+        )
+        assert averaged["samples"] == expected and len(draws) == 3 + expected
 
 
 def test_time_budget_reaches_the_stored_run(engine, run):

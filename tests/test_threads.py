@@ -10,7 +10,7 @@ import pytest
 import recsql
 from recsql.errors import InvalidParameter
 from recsql.model.solvers import als
-from recsql.model.solvers.als import PARALLEL_NNZ
+from recsql.model.sparse import PARALLEL_CELLS
 from recsql.threads import THREADS_ENV, available_cores, thread_count, using_threads
 
 
@@ -43,13 +43,13 @@ def test_asked_then_environment_then_cores(monkeypatch):
 
 def test_one_thread_and_several_fit_the_same_model(engine, run, monkeypatch):
     """The sweeps split rows into one block per thread; the answer does not depend on it."""
-    recsql.generate(engine, ratings=PARALLEL_NNZ + 5000, users=6000, movies=800)
+    recsql.generate(engine, ratings=PARALLEL_CELLS + 5000, users=6000, movies=800)
     blocks: list[int] = []
     original = als.Side.__init__
 
-    def counting(self, ratings, threads=2):
-        blocks.append(threads)
-        original(self, ratings, threads)
+    def counting(self, ratings):
+        original(self, ratings)
+        blocks.append(len(self.blocks))
 
     monkeypatch.setattr(als.Side, "__init__", counting)
     one = recsql.train(engine, samples=0, features=4, threads=1)

@@ -351,7 +351,8 @@ def _solver_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--max-iterations", type=int, default=None, help="ALS sweeps [10] or CG iterations [3000]."),
         click.option("--samples", type=int, default=None,
                      help="als: Gibbs samples averaged [chosen by the data's size: 120 up to "
-                          "300,000 ratings, fewer above, 0 (plain ALS) from 2 million]; 0 for plain ALS."),
+                          "about 300,000 ratings, fewer above, 0 (plain ALS) from about 6.7 million]; "
+                          "0 for plain ALS."),
         click.option("--implicit/--no-implicit", default=None,
                      help="als: use which movies each user rated (SVD++-style) [on when sampling]."),
         click.option("--time-budget", type=float, default=None,

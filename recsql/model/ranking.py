@@ -29,7 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsql.data.matrix import RatingMatrix
-from recsql.model.sparse import RowBlocks
+from recsql.model.sparse import top_singular
 from recsql.model.topk import TopK, block_rows, top_k_largest
 from recsql.progress import Step, no_step
 from recsql.threads import parallel_blocks
@@ -125,18 +125,8 @@ class LowRankItemItem(ItemItem):
     def fit(
         cls, rated: sp.csr_matrix, regularization: float, rank: int = ITEM_RANK, seed: int = 0
     ) -> LowRankItemItem:
-        n = rated.shape[1]
-        rank = max(1, min(rank, n - 1))
-        width = min(n, rank + 16)
-        x, xt = RowBlocks(rated.astype(np.float32)), RowBlocks(rated.T.astype(np.float32).tocsr())
-        basis = np.random.default_rng(seed).normal(size=(n, width)).astype(np.float32)
-        for _ in range(3):  # subspace iteration: basis <- orth(G basis)
-            basis, _ = np.linalg.qr(xt @ (x @ basis))
-        projected = x @ basis
-        values, vectors = np.linalg.eigh((projected.T @ projected).astype(np.float64))
-        top = np.argsort(values)[::-1][:rank]
-        values = np.maximum(values[top], 0.0)
-        v = basis.astype(np.float64) @ vectors[:, top]
+        rank = max(1, min(rank, rated.shape[1] - 1))
+        values, _, v = top_singular(rated, rank, seed, power=3)  # V, w: eigenpairs of X^T X
         shrink = values / (values + regularization)
         d = 1.0 - (v**2 * shrink).sum(axis=1)
         return cls((v * shrink).astype(np.float32), (v / d[:, None]).T.astype(np.float32))

@@ -1,10 +1,11 @@
-"""Sparse x dense products on every core the process may use.
+"""Sparse x dense products on every core the process may use, and the truncated SVD
+built on them.
 
 scipy multiplies a CSR matrix by a dense one in a single thread, but without holding
 the GIL, so row blocks of about equal numbers of cells multiply at once on a thread
-pool.  The blocks are cut once and reused: the ALS sweeps
-(:mod:`recsql.model.solvers.sweeps`), the implicit priors' SVD and the low-rank
-item model multiply the same matrix many times.
+pool.  The blocks are cut once (views of the matrix's arrays, no copy) and reused: the
+ALS sweeps (:class:`recsql.model.solvers.sweeps.Side`), the implicit priors' SVD and
+the low-rank item model multiply the same matrix many times.
 """
 
 from __future__ import annotations
@@ -31,19 +32,60 @@ def row_cuts(indptr: np.ndarray, parts: int) -> list[int]:
 class RowBlocks:
     """A CSR matrix cut into row blocks once, multiplied block by block on threads.
 
-    ``threads``: :func:`recsql.threads.thread_count` unless given; one block below
-    :data:`PARALLEL_CELLS` stored cells.
+    One block below :data:`PARALLEL_CELLS` stored cells, else one per thread
+    (:func:`recsql.threads.thread_count`).
     """
 
-    def __init__(self, matrix: sp.csr_matrix, threads: int | None = None):
+    def __init__(self, matrix: sp.csr_matrix):
         matrix = sp.csr_matrix(matrix)
-        parts = 1 if matrix.nnz < PARALLEL_CELLS else (threads or thread_count())
-        bounds = row_cuts(matrix.indptr, parts)
         self.shape = matrix.shape
-        self.blocks = [matrix[start:stop] for start, stop in zip(bounds[:-1], bounds[1:])]
+        self.indices, self.indptr = matrix.indices, matrix.indptr
+        self.bounds = row_cuts(matrix.indptr, 1 if matrix.nnz < PARALLEL_CELLS else thread_count())
+        self.blocks = [self._block(matrix.data, start, stop) for start, stop in zip(self.bounds[:-1], self.bounds[1:])]
+
+    def _block(self, data: np.ndarray, start: int, stop: int) -> sp.csr_matrix:
+        lo, hi = self.indptr[start], self.indptr[stop]
+        return sp.csr_matrix(
+            (data[lo:hi], self.indices[lo:hi], self.indptr[start : stop + 1] - lo), shape=(stop - start, self.shape[1])
+        )
+
+    def times(self, dense: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
+        """The matrix (or, given ``values``, the same cells holding those) @ ``dense``."""
+
+        def one(number: int) -> np.ndarray:
+            block = self.blocks[number]
+            if values is not None:
+                block = self._block(values, self.bounds[number], self.bounds[number + 1])
+            return np.asarray(block @ dense)
+
+        if len(self.blocks) == 1:
+            return one(0)
+        with ThreadPoolExecutor(max_workers=len(self.blocks)) as pool:
+            return np.vstack(list(pool.map(one, range(len(self.blocks)))))
 
     def __matmul__(self, dense: np.ndarray) -> np.ndarray:
-        if len(self.blocks) == 1:
-            return np.asarray(self.blocks[0] @ dense)
-        with ThreadPoolExecutor(max_workers=len(self.blocks)) as pool:
-            return np.vstack(list(pool.map(lambda block: np.asarray(block @ dense), self.blocks)))
+        return self.times(dense)
+
+
+def top_singular(
+    matrix: sp.csr_matrix, rank: int, seed: int = 0, power: int = 2
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``rank`` largest squared singular values s^2 of a sparse matrix A = U S V^T,
+    with A V (= U S) and V.
+
+    Halko, Martinsson & Tropp's randomized range finder with ``power`` subspace
+    iterations: A is only multiplied (float32, on every core, with rank + 16 columns),
+    never densified, so the cost grows with its cells, not with rows x columns.
+    """
+    n_rows, n_cols = matrix.shape
+    rank = max(1, min(rank, n_rows, n_cols))
+    width = min(rank + 16, n_rows, n_cols)
+    a = RowBlocks(matrix.astype(np.float32))
+    a_t = RowBlocks(matrix.T.astype(np.float32).tocsr())
+    basis, _ = np.linalg.qr(a @ np.random.default_rng(seed).normal(size=(n_cols, width)).astype(np.float32))
+    for _ in range(power):
+        basis, _ = np.linalg.qr(a @ (a_t @ basis))
+    small = np.asarray(a_t @ basis, dtype=np.float64).T  # width x n_cols = Q^T A
+    left, sigma, right_t = np.linalg.svd(small, full_matrices=False)
+    av = basis.astype(np.float64) @ (left[:, :rank] * sigma[:rank])  # Q U_b S = U S
+    return sigma[:rank] ** 2, av, right_t[:rank].T

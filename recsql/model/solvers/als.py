@@ -37,10 +37,6 @@ from recsql.model.solvers.base import Solver
 from recsql.model.solvers.bayes import gibbs_average
 from recsql.model.solvers.sweeps import Side, by_row_blocks, normal_equations
 from recsql.progress import Step
-from recsql.threads import thread_count
-
-# Below this many ratings, threads cost more than they save.
-PARALLEL_NNZ = 500_000
 
 # The default's size rule.  The sampler's cost is (burn-in + samples) sweeps over every
 # rating; the draws are chosen so that it stays under DRAW_BUDGET rating-draws, which
@@ -116,7 +112,7 @@ class AlternatingLeastSquares(Solver):
 
     Left as None, ``samples``, ``burn_in``, ``implicit``, ``features`` and
     ``max_iterations`` are chosen by the data's size (:func:`plan_sampler`): 120 draws
-    of a 6-feature model on small data, fewer as the ratings grow, and from about ten
+    of a 6-feature model on small data, fewer as the ratings grow, and from about 6.7
     million ratings plain ALS with 10 features and 5 sweeps (``samples=0`` given: plain
     ALS with 6 features and 10 sweeps unless those are given too).  ``time_budget`` (seconds)
     bounds the fit instead: after the ALS sweeps, as many draws as the rest of the
@@ -162,18 +158,23 @@ class AlternatingLeastSquares(Solver):
     def plan(self, n_users: int, n_movies: int, nnz: int) -> str:
         """What :meth:`fit` will do on a matrix of this size, in a line; fixed from then
         on, so the stored parameters describe the fit."""
-        plan = self._plan = self._sampler_plan(n_users, n_movies, nnz)
-        plain = not plan.samples
-        if plain and self.samples is None:  # the size chose plain ALS: its own shape
-            if self._given["features"] is None:
-                self.features = PLAIN_FEATURES
-            if self._given["max_iterations"] is None:
-                self.max_iterations = PLAIN_SWEEPS
-        if plain:
+        plan = self._settle(n_users, n_movies, nnz)
+        if not plan.samples:
             return f"plain ALS, {self.features} features, {self.max_iterations} sweeps ({plan.reason})"
         priors = f"implicit priors (rank {plan.implicit_rank})" if plan.implicit else "no implicit priors"
         return (f"Bayesian ALS, {self.features} features, {plan.samples} draws after {plan.burn_in} burn-in, "
                 f"{priors} ({plan.reason})")
+
+    def _settle(self, n_users: int, n_movies: int, nnz: int) -> SamplerPlan:
+        """Choose the draws (and, where the size chose plain ALS, its shape) once."""
+        if self._plan is None:
+            self._plan = self._sampler_plan(n_users, n_movies, nnz)
+            if not self._plan.samples and self.samples is None:  # the size chose plain ALS: its own shape
+                if self._given["features"] is None:
+                    self.features = PLAIN_FEATURES
+                if self._given["max_iterations"] is None:
+                    self.max_iterations = PLAIN_SWEEPS
+        return self._plan
 
     def _sampler_plan(self, n_users: int, n_movies: int, nnz: int) -> SamplerPlan:
         if self.time_budget is not None:
@@ -201,8 +202,6 @@ class AlternatingLeastSquares(Solver):
                           implicit="auto" if implicit is None else implicit)
             if plan and plan.implicit_rank is not None:
                 params["implicit_rank"] = plan.implicit_rank
-        if plan:
-            params["plan"] = plan.reason  # train() stores the whole line of plan() instead
         return params
 
     def _stored_rank(self) -> int:
@@ -218,22 +217,13 @@ class AlternatingLeastSquares(Solver):
 
     def _fit(self, matrix: RatingMatrix, step: Step) -> Factors:
         rng = np.random.default_rng(self.seed)
-        if self._plan is None:
-            self.plan(matrix.n_users, matrix.n_movies, matrix.nnz)
-        plan = self._plan
-        assert plan is not None
+        plan = self._settle(matrix.n_users, matrix.n_movies, matrix.nnz)
 
         mu = float(matrix.values.mean())
         clip = (float(matrix.values.min()), float(matrix.values.max()))
         user_matrix = matrix.with_values(matrix.values - mu)
         movie_matrix = user_matrix.T.tocsr()
-        threads = thread_count() if matrix.nnz >= PARALLEL_NNZ else 1
-        by_user, by_movie = Side(user_matrix, threads), Side(movie_matrix, threads)
-        try:
-            return self._fit_sides(matrix, by_user, by_movie, mu, clip, plan, rng, step)
-        finally:
-            by_user.close()
-            by_movie.close()
+        return self._fit_sides(matrix, Side(user_matrix), Side(movie_matrix), mu, clip, plan, rng, step)
 
     def _fit_sides(
         self, matrix: RatingMatrix, by_user: Side, by_movie: Side, mu: float, clip: tuple[float, float],

@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsql.model.solvers.sweeps import Side, by_row_blocks, normal_equations, squared_error
-from recsql.model.sparse import RowBlocks
+from recsql.model.sparse import RowBlocks, top_singular
 from recsql.progress import Step
 
 
@@ -49,8 +49,8 @@ def gibbs_average(
     hyper_u, hyper_m = Prior(k + 1), Prior(k + 1)
     if implicit:
         # The SVD's own fixed seeds leave the sampler's stream as it was.
-        hyper_u.link = ImplicitLink(by_user.blocks, k + 1, implicit_rank, seed=0)
-        hyper_m.link = ImplicitLink(by_movie.blocks, k + 1, implicit_rank, seed=1)
+        hyper_u.link = ImplicitLink(by_user, k + 1, implicit_rank, seed=0)
+        hyper_m.link = ImplicitLink(by_movie, k + 1, implicit_rank, seed=1)
     # Noise precision starts at 1 / (mean squared error of the ALS fit).
     alpha = nnz / max(squared_error(*normal_equations(by_user, movies), users), 1e-9)
     stacked_u, stacked_m = [], []
@@ -68,7 +68,7 @@ def gibbs_average(
             stacked_m.append(movies[:, :k])
             bias_u += users[:, k]
             bias_m += movies[:, k]
-            if deadline is not None and stacked_u and time.monotonic() >= deadline:
+            if deadline is not None and time.monotonic() >= deadline:
                 break
     taken = len(stacked_u)
     user_f, movie_f = compress(stacked_u, stacked_m, stored_rank, rng)
@@ -90,7 +90,7 @@ class ImplicitLink:
     norm alone (a chi-square draw).  Per sweep that is two products with F V.
 
     With ``rank`` only the top ``rank`` singular triplets are kept
-    (:func:`top_singular`, a randomized subspace iteration through F: cost grows with
+    (:func:`~recsql.model.sparse.top_singular`, a randomized subspace iteration through F: cost grows with
     the ratings, memory with rows x rank), and the directions left out count as ones W
     never reaches; without, the SVD is exact (a dense eigendecomposition of the smaller
     of F^T F and F F^T: side^3 work, impossible at 59,047 movies).  The truncated form
@@ -99,13 +99,12 @@ class ImplicitLink:
     noise), see docs/benchmarks.md.
     """
 
-    def __init__(self, pattern_blocks: list[sp.csr_matrix], d: int, rank: int | None = None, seed: int = 0):
-        ratings = sp.vstack(pattern_blocks, format="csr")
-        counts = np.diff(ratings.indptr).astype(np.float64)
-        weights = np.repeat(1.0 / np.sqrt(np.maximum(counts, 1)), np.diff(ratings.indptr))
-        f = sp.csr_matrix((weights, ratings.indices, ratings.indptr), shape=ratings.shape)
-        n_rows, n_cols = ratings.shape
-        eigval, fv = _exact_singular(f) if rank is None else top_singular(f, rank, seed)
+    def __init__(self, pattern: RowBlocks, d: int, rank: int | None = None, seed: int = 0):
+        counts = np.diff(pattern.indptr)
+        weights = np.repeat(1.0 / np.sqrt(np.maximum(counts, 1)), counts)
+        f = sp.csr_matrix((weights, pattern.indices, pattern.indptr), shape=pattern.shape)
+        n_rows, n_cols = pattern.shape
+        eigval, fv = _exact_singular(f) if rank is None else top_singular(f, rank, seed)[:2]
         keep = eigval > 1e-10 * max(float(eigval.max(initial=0.0)), 1e-300)
         self.s2 = eigval[keep]
         # float32 halves the memory traffic of the two skinny products per sweep; a
@@ -134,27 +133,6 @@ def _exact_singular(f: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
         return eigval, np.asarray(f @ v)
     eigval, u = np.linalg.eigh((f @ f.T).toarray())  # F V = U S
     return eigval, u * np.sqrt(np.maximum(eigval, 0.0))
-
-
-def top_singular(f: sp.csr_matrix, rank: int, seed: int = 0, power: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """The ``rank`` largest squared singular values of F and F V (= U S) for them.
-
-    Halko, Martinsson & Tropp's randomized range finder with ``power`` subspace
-    iterations: F is only multiplied (float32, a few products with rank + 16 columns),
-    never densified.
-    """
-    n_rows, n_cols = f.shape
-    rank = max(1, min(rank, n_rows, n_cols))
-    width = min(rank + 16, n_rows, n_cols)
-    f32 = RowBlocks(f.astype(np.float32))
-    f32_t = RowBlocks(f.T.astype(np.float32).tocsr())
-    basis, _ = np.linalg.qr(f32 @ np.random.default_rng(seed).normal(size=(n_cols, width)).astype(np.float32))
-    for _ in range(power):
-        basis, _ = np.linalg.qr(f32 @ (f32_t @ basis))
-    small = np.asarray(f32_t @ basis, dtype=np.float64).T  # width x n_cols = Q^T F
-    left, sigma, _ = np.linalg.svd(small, full_matrices=False)
-    fv = basis.astype(np.float64) @ (left[:, :rank] * sigma[:rank])  # Q U_b S = U S
-    return sigma[:rank] ** 2, fv
 
 
 class Prior:

@@ -6,12 +6,11 @@ at once, from sparse products (no Python loop over rows or ratings).
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
 
-from recsql.model.sparse import row_cuts
+from recsql.model.sparse import RowBlocks
 from recsql.threads import parallel_blocks, thread_count
 
 
@@ -22,45 +21,21 @@ def augmented(other: np.ndarray) -> np.ndarray:
     return aug
 
 
-class Side:
+class Side(RowBlocks):
     """One orientation of the ratings (users x movies, or movies x users), built once per
-    fit: the rating values (minus the mean) and the sparsity pattern, cut into row blocks
-    of about equal size that threads multiply at once (scipy's sparse x dense product
-    releases the GIL).  The big products run in float32: they are memory-bound, and
-    the small per-row systems are solved in float64.
+    fit: the sparsity pattern as :class:`~recsql.model.sparse.RowBlocks` (row blocks
+    multiplied on threads), and the rating values (minus the mean) to put in its cells.
+    The big products run in float32: they are memory-bound, and the small per-row
+    systems are solved in float64.
     """
 
-    def __init__(self, ratings: sp.csr_matrix, threads: int = 2):
-        self.shape = ratings.shape
+    def __init__(self, ratings: sp.csr_matrix):
+        super().__init__(sp.csr_matrix(
+            (np.ones(ratings.nnz, dtype=np.float32), ratings.indices, ratings.indptr), shape=ratings.shape
+        ))
         self.data = ratings.data
-        self.indices = ratings.indices
-        self.indptr = ratings.indptr
         self.values32 = ratings.data.astype(np.float32)
         self.sum_squares = float(ratings.data @ ratings.data)
-        self.bounds = row_cuts(ratings.indptr, threads)
-        self.blocks = []
-        for start, stop in zip(self.bounds[:-1], self.bounds[1:]):
-            lo, hi = ratings.indptr[start], ratings.indptr[stop]
-            self.blocks.append(sp.csr_matrix(
-                (np.ones(hi - lo, dtype=np.float32), ratings.indices[lo:hi], ratings.indptr[start : stop + 1] - lo),
-                shape=(stop - start, ratings.shape[1]),
-            ))
-        self.pool = ThreadPoolExecutor(max_workers=max(1, len(self.blocks)))
-
-    def times(self, dense: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
-        """(pattern, or the matrix with ``values`` in its cells) @ dense, block by block."""
-
-        def one(block_number: int) -> np.ndarray:
-            block = self.blocks[block_number]
-            if values is not None:
-                lo = self.indptr[self.bounds[block_number]]
-                block = sp.csr_matrix((values[lo : lo + block.nnz], block.indices, block.indptr), shape=block.shape)
-            return np.asarray(block @ dense)
-
-        return np.vstack(list(self.pool.map(one, range(len(self.blocks)))))
-
-    def close(self) -> None:
-        self.pool.shutdown()
 
 
 def normal_equations(side: Side, other: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
