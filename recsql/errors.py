@@ -124,3 +124,10 @@ class InvalidParameter(RecsqlError, ValueError):
     """A parameter outside its allowed range (features < 1, unknown metric, ...)."""
 
     http_status = 400
+
+
+class EngineUnavailable(RecsqlError):
+    """The Spark engine cannot run here: pyspark, Java or the JDBC driver is missing, or
+    Spark could not start on the master URL given."""
+
+    http_status = 500  # the deployment lacks a part; retrying will not install it

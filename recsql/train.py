@@ -9,6 +9,8 @@ marks it failed and re-raises; the previously active model stays active.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -21,9 +23,11 @@ from recsql.data.matrix import DuplicatePolicy, RatingMatrix
 from recsql.data.ratings import as_source, ratings_from_database, ratings_from_file
 from recsql.data.source import Source
 from recsql.db.lock import writer_lock
+from recsql.engines import EngineName, engine_solver
 from recsql.errors import InvalidParameter
 from recsql.evaluation.metrics import accuracy_metrics, list_metrics
 from recsql.evaluation.splits import split_random
+from recsql.model.factors import Factors
 from recsql.model.outputs import (
     ListMetric,
     ModelOutputs,
@@ -34,12 +38,17 @@ from recsql.model.outputs import (
     similar_lists,
 )
 from recsql.model.ranking import DEFAULT_ITEM_REGULARIZATION
-from recsql.model.solvers import DEFAULT_SOLVER, make_solver
+from recsql.model.solvers import DEFAULT_SOLVER, Solver
 from recsql.model.topk import block_count
 from recsql.progress import Phases
+from recsql.spark.als import SparkALS, fit_biased_als, spark_plan
+from recsql.spark.read import frame_of_matrix, matrix_of_frame, ratings_frame, reads_over_jdbc
+from recsql.spark.session import spark_session
 from recsql.threads import using_threads
 
 log = logging.getLogger(__name__)
+
+Scale = tuple[float, float] | None  # the rating scale predictions are clipped to; None: the data's
 
 
 @dataclass
@@ -79,6 +88,9 @@ def train(
     keep: int = store.DEFAULT_KEEP,
     wait: float = 0.0,
     threads: int | None = None,
+    engine_name: EngineName = "local",
+    spark_master: str | None = None,
+    spark_conf: Sequence[str] | Mapping[str, str] | None = None,
     show_progress: bool = False,
 ) -> TrainResult:
     """Train a new model version from the stored ratings and make it the active one.
@@ -105,14 +117,21 @@ def train(
     (and of failed ones) are deleted (:func:`recsql.store.prune_models`).
     ``threads`` caps the threads and database connections the retrain uses (default:
     ``$RECSQL_THREADS``, else the cores the process may use; :mod:`recsql.threads`).
+    ``engine_name="spark"`` reads and fits in Apache Spark (:mod:`recsql.spark`) on
+    ``spark_master`` (default ``local[N]``, N the threads above) with ``spark_conf``
+    (``key=value`` pairs); the lists, metrics and writes are the same as the local
+    engine's.
     ``show_progress`` draws a progress bar per phase on stderr; the seconds each phase
     took are returned and stored in ``models.timings`` either way.
     """
     with using_threads(threads):
+        fitter = engine_solver(
+            engine_name, solver, spark_master=spark_master, spark_conf=spark_conf,
+            features=features, regularization=regularization, max_iterations=max_iterations,
+            samples=samples, implicit=implicit, seed=seed, time_budget=time_budget,
+        )
         return _train(
-            engine, solver=solver, features=features, regularization=regularization,
-            max_iterations=max_iterations, samples=samples, implicit=implicit,
-            time_budget=time_budget, seed=seed, duplicates=duplicates, test_fraction=test_fraction,
+            engine, fitter, seed=seed, duplicates=duplicates, test_fraction=test_fraction,
             test_file=test_file, similar_k=similar_k,
             metric=metric, item_regularization=item_regularization, recommend_n=recommend_n,
             source=source, keep=keep, wait=wait, show_progress=show_progress,
@@ -121,14 +140,8 @@ def train(
 
 def _train(
     engine: Engine,
+    model: Solver,
     *,
-    solver: str,
-    features: int | None,
-    regularization: float | None,
-    max_iterations: int | None,
-    samples: int | None,
-    implicit: bool | None,
-    time_budget: float | None,
     seed: int,
     duplicates: DuplicatePolicy,
     test_fraction: float | None,
@@ -144,11 +157,6 @@ def _train(
 ) -> TrainResult:
     phase = Phases(show=show_progress)
     timings = phase.timings
-    model = make_solver(
-        solver, features=features, regularization=regularization,
-        max_iterations=max_iterations, samples=samples, implicit=implicit, seed=seed,
-        time_budget=time_budget,
-    )
     # Check every input before the model row exists: a typo must not leave a failed run.
     test: RatingMatrix | None = None
     if test_file is not None:
@@ -162,61 +170,47 @@ def _train(
     # One writer at a time; runs whose process died before finishing are cleaned up first.
     with writer_lock(engine, wait, holder=lambda: store.running_description(engine)):
         store.reclaim_dead(engine)
-        with phase("read"):
-            matrix = ratings_from_database(engine, duplicates, source)
-            scale = None
-            if source is not None:
-                refresh_titles(engine, source)
-            else:
-                with engine.connect() as conn:
-                    scale = stored_scale(conn)
-        if test_fraction is not None and test is None:
-            matrix, test = split_random(matrix, test_fraction, seed)
-        plan = model.plan(matrix.n_users, matrix.n_movies, matrix.nnz)
+        settings = {"duplicates": duplicates, "test_fraction": test_fraction,
+                    "test_file": str(test_file) if test_file is not None else None, "similar_k": similar_k,
+                    "metric": metric, "item_regularization": item_regularization, "recommend_n": recommend_n,
+                    "source": source.to_params() if source is not None else None}
+        fit: Callable[[], tuple[RatingMatrix, RatingMatrix | None, Factors, Scale]]
+        if isinstance(model, SparkALS):
+            # The run's row comes before Spark starts: a Spark that cannot start (a bad
+            # master URL) or dies mid-fit is a failed run on record, like any failure
+            # after the read.
+            jdbc = reads_over_jdbc(engine, duplicates, source)
+            plan = spark_plan(model.settings, model.features, model.max_iterations, jdbc=jdbc)
+            spark_model, what = model, f"Spark ({model.settings.master})"
+            fit = lambda: _fit_on_spark(  # noqa: E731 - the one branch-specific step
+                engine, spark_model, phase, duplicates=duplicates, source=source,
+                test_fraction=test_fraction, test=test, seed=seed)
+        else:
+            with phase("read"):
+                matrix = ratings_from_database(engine, duplicates, source)
+                scale = _scale(engine, source)
+            if test_fraction is not None and test is None:
+                matrix, test = split_random(matrix, test_fraction, seed)
+            plan = model.plan(matrix.n_users, matrix.n_movies, matrix.nnz)
+            local_model, held_out = model, test
+            what = f"{matrix.nnz} ratings of {matrix.n_users} users and {matrix.n_movies} movies"
+
+            def fit() -> tuple[RatingMatrix, RatingMatrix | None, Factors, Scale]:
+                with phase("fit", total=local_model.steps()) as step:
+                    return matrix, held_out, local_model.fit(matrix, step), scale
         log.info("fit plan: %s", plan)
-        params: dict[str, Any] = {
-            **model.params(),
-            "plan": plan,
-            "duplicates": duplicates,
-            "test_fraction": test_fraction,
-            "test_file": str(test_file) if test_file is not None else None,
-            "similar_k": similar_k,
-            "metric": metric,
-            "item_regularization": item_regularization,
-            "recommend_n": recommend_n,
-            "source": source.to_params() if source is not None else None,
-        }
-        model_id = store.start(engine, solver, params)
-        log.info("model %d: training %s on %d ratings of %d users and %d movies",
-                 model_id, solver, matrix.nnz, matrix.n_users, matrix.n_movies)
+        params = {**model.params(), "plan": plan, **settings}
+        model_id = store.start(engine, model.name, params)
+        log.info("model %d: training %s on %s", model_id, model.name, what)
         try:
-            with phase("fit", total=model.steps()) as step:
-                factors = model.fit(matrix, step)
-            if scale is not None and factors.clip is not None:
-                factors = replace(factors, clip=scale)  # predictions span the scale, not the data
-            with phase("items"):
-                items = item_model(matrix, metric, item_regularization)
-            with phase("similarities", total=block_count(matrix.n_movies, matrix.n_movies)) as step:
-                similar = similar_lists(factors, items, similar_k, metric, step)
-            with phase("recommendations", total=block_count(matrix.n_users, matrix.n_movies)) as step:
-                recommended = recommendation_lists(factors, items, matrix.csr, recommend_n, step)
-            with phase("evaluate"):
-                metrics = {
-                    **accuracy_metrics(factors, matrix, test),
-                    **list_metrics(factors, matrix, test, similar, recommended.indices,
-                                   larger_is_similar=metric != "l1"),
-                    **{k: v for k, v in factors.info.items() if isinstance(v, (int, float, bool))},
-                    "stored_features": int(factors.movie_factors.shape[1]),
-                }
-            outputs = ModelOutputs(factors, similar, recommended, popularity(matrix), n_ratings=matrix.nnz)
-            with phase("write", total=len(store.OUTPUT_TABLES)) as step:
-                store.save_outputs(engine, model_id, outputs, metrics=metrics, timings=timings, step=step)
-            with phase("activate"):
-                store.switch_active(engine, model_id)
-            log.info("model %d is active (%s)", model_id, Phases.summary_of(timings))
+            matrix, test, factors, scale = fit()
+            metrics = _store_outputs(engine, model_id, matrix, test, factors, scale, phase,
+                                     similar_k=similar_k, metric=metric,
+                                     item_regularization=item_regularization, recommend_n=recommend_n)
         except BaseException as exc:
             store.fail(engine, model_id, exc)  # never masks exc: see store.fail
             raise
+        log.info("model %d is active (%s)", model_id, Phases.summary_of(timings))
         # The new model is active whatever happens now; an interrupted prune is finished by
         # the next one.
         try:
@@ -226,7 +220,7 @@ def _train(
             store.record_timings(engine, model_id, timings)
         return TrainResult(
             model_id=model_id,
-            algorithm=solver,
+            algorithm=model.name,
             params=params,
             metrics=metrics,
             timings=timings,
@@ -235,3 +229,71 @@ def _train(
             n_ratings=matrix.nnz,
             plan=plan,
         )
+
+
+def _scale(engine: Engine, source: Source | None) -> Scale:
+    """The rating scale predictions are clipped to: the imported files' (None: the
+    data's, for a source, whose item titles are refreshed here)."""
+    if source is not None:
+        refresh_titles(engine, source)
+        return None
+    with engine.connect() as conn:
+        return stored_scale(conn)
+
+
+def _fit_on_spark(
+    engine: Engine, model: SparkALS, phase: Phases, *, duplicates: DuplicatePolicy, source: Source | None,
+    test_fraction: float | None, test: RatingMatrix | None, seed: int,
+) -> tuple[RatingMatrix, RatingMatrix | None, Factors, Scale]:
+    """Read and fit in Spark; the ratings come to the driver too, for the lists and
+    metrics (:mod:`recsql.model.outputs`), which run here as for the local engine."""
+    jdbc = reads_over_jdbc(engine, duplicates, source)
+    with ExitStack() as stack:
+        with phase("read"):
+            spark = stack.enter_context(spark_session(model.settings, jdbc=jdbc))
+            frame = ratings_frame(spark, engine, model.settings, duplicates, source).cache()
+            matrix = matrix_of_frame(frame, duplicates)
+            scale = _scale(engine, source)
+            if test_fraction is not None and test is None:
+                # The local engine's split, so both engines are scored on the same ratings.
+                matrix, test = split_random(matrix, test_fraction, seed)
+                frame.unpersist()
+                frame = frame_of_matrix(spark, matrix)
+        with phase("fit", total=model.steps()) as step:
+            factors = fit_biased_als(
+                frame, matrix.user_ids, matrix.movie_ids, features=model.features,
+                regularization=model.regularization, max_iterations=model.max_iterations, seed=model.seed,
+                clip=(float(matrix.values.min()), float(matrix.values.max())), step=step,
+            ).check_finite()
+    return matrix, test, factors, scale
+
+
+def _store_outputs(
+    engine: Engine, model_id: int, matrix: RatingMatrix, test: RatingMatrix | None, factors: Factors,
+    scale: Scale, phase: Phases, *, similar_k: int, metric: ListMetric, item_regularization: float,
+    recommend_n: int,
+) -> dict[str, Any]:
+    """Everything after the fit, the same for every engine: the lists, the metrics, the
+    write and the switch to the new model.  Returns the metrics stored."""
+    if scale is not None and factors.clip is not None:
+        factors = replace(factors, clip=scale)  # predictions span the scale, not the data
+    with phase("items"):
+        items = item_model(matrix, metric, item_regularization)
+    with phase("similarities", total=block_count(matrix.n_movies, matrix.n_movies)) as step:
+        similar = similar_lists(factors, items, similar_k, metric, step)
+    with phase("recommendations", total=block_count(matrix.n_users, matrix.n_movies)) as step:
+        recommended = recommendation_lists(factors, items, matrix.csr, recommend_n, step)
+    with phase("evaluate"):
+        metrics = {
+            **accuracy_metrics(factors, matrix, test),
+            **list_metrics(factors, matrix, test, similar, recommended.indices,
+                           larger_is_similar=metric != "l1"),
+            **{k: v for k, v in factors.info.items() if isinstance(v, (int, float, bool))},
+            "stored_features": int(factors.movie_factors.shape[1]),
+        }
+    outputs = ModelOutputs(factors, similar, recommended, popularity(matrix), n_ratings=matrix.nnz)
+    with phase("write", total=len(store.OUTPUT_TABLES)) as step:
+        store.save_outputs(engine, model_id, outputs, metrics=metrics, timings=phase.timings, step=step)
+    with phase("activate"):
+        store.switch_active(engine, model_id)
+    return metrics

@@ -4,6 +4,7 @@
     python scripts/bench_scale.py --ratings 25000000 --users 162541 --movies 59047
     python scripts/bench_scale.py --sizes 1000000,5000000,25000000 --databases sqlite,postgresql
     python scripts/bench_scale.py --sizes 5000000 --threads 1 --train-args "--test-fraction 0.1"
+    python scripts/bench_scale.py --sizes 1000000,5000000 --engine spark
 
 For each size and database: a fresh database (a temporary SQLite file; a new
 PostgreSQL database on the server at --postgres), filled by `recsql generate` (timed
@@ -12,8 +13,8 @@ some, --threads caps the threads), run as its own process so its peak resident m
 is measured.  Prints the plan the default chose, every phase's seconds (as stored in
 the run's `models.timings`), the wall time of the whole command, the peak memory, and
 test RMSE and NDCG@10 when the train arguments hold ratings out.  With --spark and
-pyspark installed, Spark MLlib ALS (local[2], the same rank, 10 iterations) fits the
-same ratings from memory for comparison (scripts/spark_peer.py); with --surprise and
+pyspark installed, Spark MLlib ALS (local[2], the rank and the number of sweeps recsql's
+plan chose) fits the same ratings from memory for comparison (scripts/spark_peer.py); with --surprise and
 scikit-surprise installed (`pip install 'recsql[bench]'`), Surprise's SVD (its
 defaults, random_state 0) fits them in memory, its fit alone timed.
 
@@ -64,6 +65,7 @@ def run_train(url: str, train_args: str, prefix: tuple[str, ...] = ()) -> dict:
         "test_rmse": model.metrics.get("test_rmse"),
         "ndcg_at_10": model.metrics.get("ndcg_at_10"),
         "features": model.params["features"],
+        "sweeps": model.params["max_iterations"],
         "plan": model.params.get("plan", ""),
         "output": out.strip(),
     }
@@ -140,6 +142,8 @@ def main() -> None:
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test", help="admin URL")
     parser.add_argument("--train-args", default="", help="flags for `recsql train` (default: none)")
     parser.add_argument("--threads", type=int, help="passed to `recsql train --threads`")
+    parser.add_argument("--engine", choices=["local", "spark"], default=None,
+                        help="passed to `recsql train --engine` (spark: on local[N], N the threads)")
     parser.add_argument("--spark", action="store_true", help="also time Spark MLlib ALS (needs pyspark)")
     parser.add_argument("--surprise", action="store_true", help="also time Surprise's SVD fit (needs scikit-surprise)")
     parser.add_argument("--popular", action="store_true",
@@ -151,6 +155,8 @@ def main() -> None:
 
     if args.threads:
         args.train_args = f"{args.train_args} --threads {args.threads}".strip()
+    if args.engine:
+        args.train_args = f"{args.train_args} --engine {args.engine}".strip()
     counts = [int(s) for s in args.sizes.split(",")] if args.sizes else [args.ratings]
     sizes = []
     for n in counts:
@@ -177,12 +183,13 @@ def main() -> None:
 
         size = sizes[-1]
         data = synthetic_ratings(size["ratings"], size["users"], size["movies"], seed=0)
-        rank = results[-1]["features"]  # the rank recsql's plan chose (or was given)
+        rank = results[-1]["features"]  # the rank and sweeps recsql's plan chose (or was given)
+        sweeps = results[-1]["sweeps"]
         ratings = data.ratings
         spark = spark_als_fit_seconds(ratings.user_id.to_numpy(), ratings.movie_id.to_numpy(),
-                                      ratings.value.to_numpy(), rank=rank, iterations=10)
+                                      ratings.value.to_numpy(), rank=rank, iterations=sweeps)
         print(f"spark      {size['ratings']:>10} ratings: ALS fit {spark['fit_seconds']:.1f} s "
-              f"(rank {rank}, 10 iterations, from memory)")
+              f"(rank {rank}, {sweeps} iterations, from memory, BLAS {spark['blas']})")
 
     popular = {}
     if args.popular:

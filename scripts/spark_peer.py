@@ -95,6 +95,17 @@ def _start_spark(SparkSession, workdir: str, driver_memory: str):
     return spark
 
 
+def _jvm_blas(spark) -> str:
+    """Which BLAS Spark's ALS ran on: netlib's native binding (the system's libblas.so.3,
+    e.g. Debian's OpenBLAS) or its pure-Java fallback.  Said beside every figure, since
+    the fallback makes Spark's solves slower."""
+    try:
+        blas = spark.sparkContext._jvm.dev.ludovic.netlib.blas.BLAS.getInstance()
+        return str(blas.getClass().getSimpleName())
+    except Exception:  # noqa: BLE001 - the name is a report, never a reason to fail
+        return "unknown"
+
+
 def spark_als_fit_seconds(
     user_ids,
     movie_ids,
@@ -176,6 +187,7 @@ def spark_als_fit_seconds(
             rmse = None if row["rmse"] is None else round(float(row["rmse"]), 4)
 
             return {
+                "blas": _jvm_blas(spark),
                 "fit_seconds": round(fit_seconds, 3),
                 "load_seconds": round(load_seconds, 3),
                 "spark_version": spark.version,

@@ -17,6 +17,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("recsql.db",),
     ("recsql.data",),
     ("recsql.model",),
+    ("recsql.spark", "recsql.engines"),  # the Spark engine; which engine fits
     ("recsql.evaluation",),
     ("recsql.store",),
     ("recsql.train", "recsql.serving"),

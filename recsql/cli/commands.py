@@ -26,6 +26,7 @@ from recsql.data.keys import ID_KINDS, IdKind
 from recsql.data.matrix import DUPLICATE_POLICIES
 from recsql.db.engine import DEFAULT_URL, SCHEMA_ENV, URL_ENV, resolve_url_source
 from recsql.demo import run_demo
+from recsql.engines import ENGINES
 from recsql.errors import Terminated
 from recsql.evaluation.tuning import require_matplotlib
 from recsql.logs import configure_logging
@@ -381,8 +382,26 @@ def _list_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def _engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Where the fit runs (train and evaluate)."""
+    options = [
+        click.option("--engine", "engine_name", type=click.Choice(ENGINES), default="local", show_default=True,
+                     help="local: this process; spark: Apache Spark MLlib's ALS (needs recsql[spark] and Java)."),
+        click.option("--spark-master", default=None,
+                     help="spark: the master URL (local[N], spark://host:7077, yarn, k8s://...) "
+                          "[default: local[N], N the threads]."),
+        click.option("--spark-conf", multiple=True, metavar="KEY=VALUE",
+                     help="spark: a Spark setting (spark.executor.memory=8g) or recsql's "
+                          "(recsql.jdbc.partitions=64); repeat for more."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @cli.command()
 @_solver_options
+@_engine_options
 @click.option("--test-fraction", type=float, default=None, help="Hold out this share of ratings to test on.")
 @click.option("--test-file", type=click.Path(dir_okay=False), default=None, help="Score this ratings file.")
 @click.option("--similar-k", type=int, default=20, show_default=True, help="Similar movies stored per movie.")
@@ -406,6 +425,7 @@ def train(ctx: click.Context, **options: Any) -> None:
     Example:
         recsql train --test-fraction 0.2
         recsql train --solver cg --features 15 --regularization 0.1
+        recsql train --engine spark --spark-master spark://head:7077 --spark-conf spark.executor.memory=8g
     """
     quiet = ctx.find_root().params["quiet"]
     result = recsql.train(_engine(ctx), show_progress=not quiet and terminal(), **options)
@@ -459,6 +479,7 @@ METRIC_COLUMNS = [
 
 @cli.command()
 @_solver_options
+@_engine_options
 @_holdout_options
 @click.option("--similar-k", type=int, default=20, show_default=True, help="Similar movies per movie to score.")
 @_list_options
@@ -471,6 +492,7 @@ def evaluate(ctx: click.Context, train_file: str | None, as_json: bool, **option
     Example:
         recsql evaluate --train ml-100k/u1.base --test ml-100k/u1.test
         recsql evaluate --folds 5 --solver cg --regularization 10 --json
+        recsql evaluate --engine spark --train ml-100k/u1.base --test ml-100k/u1.test
     """
     result = recsql.evaluate(_evaluation_engine(ctx, train_file), train_file=train_file, **options)
     rows = [{"fold": str(i + 1), **f.metrics, "fit_seconds": f.fit_seconds} for i, f in enumerate(result.folds)]

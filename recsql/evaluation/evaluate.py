@@ -7,7 +7,7 @@ How ratings are held out is :mod:`recsql.evaluation.splits`; what is measured is
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,11 +17,12 @@ from sqlalchemy import Engine
 
 from recsql.data.matrix import DuplicatePolicy
 from recsql.data.source import Source
+from recsql.engines import EngineName, engine_solver
 from recsql.evaluation.metrics import accuracy_metrics, list_metrics
 from recsql.evaluation.splits import Split, holdout
 from recsql.model.outputs import ListMetric, check_list_params, item_model, recommendation_lists, similar_lists
 from recsql.model.ranking import DEFAULT_ITEM_REGULARIZATION
-from recsql.model.solvers import DEFAULT_SOLVER, make_solver
+from recsql.model.solvers import DEFAULT_SOLVER
 
 
 @dataclass(frozen=True)
@@ -54,14 +55,17 @@ def evaluate_on(
     similar_k: int = 20,
     metric: ListMetric = "items",
     item_regularization: float = DEFAULT_ITEM_REGULARIZATION,
+    engine_name: EngineName = "local",
+    spark_master: str | None = None,
+    spark_conf: Sequence[str] | Mapping[str, str] | None = None,
     **solver_params: Any,
 ) -> Evaluation:
-    """Fit ``solver`` on each training part and score its test part: ratings (RMSE,
-    MAE), the top-10 recommendations (precision, recall, NDCG, coverage) and the
+    """Fit ``solver`` on ``engine_name`` (:mod:`recsql.engines`) on each training part
+    and score its test part: ratings (RMSE, MAE), the top-10 recommendations (precision, recall, NDCG, coverage) and the
     ``similar_k`` similar movies (the "because you rated" NDCG@10), both lists built as
     ``train`` builds them for ``metric``."""
     check_list_params(similar_k, metric)
-    model = make_solver(solver, **solver_params)
+    model = engine_solver(engine_name, solver, spark_master=spark_master, spark_conf=spark_conf, **solver_params)
     results = []
     for train, test in pairs:
         started = time.perf_counter()
@@ -93,14 +97,20 @@ def evaluate(
     similar_k: int = 20,
     metric: ListMetric = "items",
     item_regularization: float = DEFAULT_ITEM_REGULARIZATION,
+    engine_name: EngineName = "local",
+    spark_master: str | None = None,
+    spark_conf: Sequence[str] | Mapping[str, str] | None = None,
     **solver_params: Any,
 ) -> Evaluation:
-    """Evaluate a solver on held-out ratings, from the database or from files."""
-    make_solver(solver, **solver_params)  # reject bad parameters before reading anything
+    """Evaluate a solver on held-out ratings, from the database or from files, fitted on
+    ``engine_name`` (``local`` or ``spark``, :mod:`recsql.engines`)."""
+    # Reject bad parameters before reading anything.
+    engine_solver(engine_name, solver, spark_master=spark_master, spark_conf=spark_conf, **solver_params)
     check_list_params(similar_k, metric)
     pairs = holdout(
         engine, train_file=train_file, test_file=test_file, test_fraction=test_fraction,
         folds=folds, seed=seed, duplicates=duplicates, source=source,
     )
     return evaluate_on(pairs, solver, similar_k=similar_k, metric=metric, item_regularization=item_regularization,
-                       seed=seed, **solver_params)
+                       seed=seed, engine_name=engine_name, spark_master=spark_master, spark_conf=spark_conf,
+                       **solver_params)

@@ -1,0 +1,261 @@
+"""The Spark engine (`recsql train --engine spark`): real `recsql` processes on
+Spark's local[2] master, from PostgreSQL (read over JDBC) and SQLite (handed over as
+Arrow), trained on MovieLens 100K u1.base and scored on u1.test.
+
+Spark needs pyspark (the ``spark`` extra), a Java runtime and, for PostgreSQL, the JDBC
+driver (Debian's libpostgresql-jdbc-java); without them these tests skip, except under
+CI, where they fail.  The checks that need no Spark (settings, refusals) always run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from sqlalchemy import text
+
+import recsql
+from recsql import store
+from recsql.errors import EngineUnavailable, InvalidParameter
+from recsql.progress import STALL_ENV, STALL_MARK
+from recsql.spark import session as spark_session_module
+from recsql.spark.read import _jdbc_frame, reads_over_jdbc
+from recsql.spark.session import SparkSettings, jdbc_jar, spark_session
+from tests.conftest import _missing
+
+MASTER = "local[2]"
+SPARK_TRAIN = ("train", "--engine", "spark", "--spark-master", MASTER)
+
+
+def _require_spark(jdbc: bool) -> None:
+    if importlib.util.find_spec("pyspark") is None or not (os.environ.get("JAVA_HOME") or shutil.which("java")):
+        _missing("the Spark engine tests need pyspark and Java: pip install -e '.[test,spark]'")
+    if jdbc and jdbc_jar() is None:
+        _missing("the Spark engine's PostgreSQL tests need the JDBC driver: apt-get install libpostgresql-jdbc-java")
+
+
+def _recsql(url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "recsql", "--quiet", "--database-url", url, *args],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
+
+
+def _active(engine) -> int:
+    return next(m.model_id for m in recsql.list_models(engine) if m.status == "active")
+
+
+@pytest.fixture(scope="module")
+def local_plain(ml100k) -> dict[str, float]:
+    """The local engine's plain ALS at the Spark engine's defaults (10 features, 0.1,
+    10 sweeps), on the same split."""
+    result = recsql.evaluate(train_file=ml100k / "u1.base", test_file=ml100k / "u1.test",
+                             samples=0, features=10, regularization=0.1, max_iterations=10)
+    return result.mean
+
+
+@pytest.fixture(scope="module")
+def trained(module_db_url, ml100k):
+    """u1.base in the database; a local default model, then a Spark one (PostgreSQL's
+    lists by --metric cosine, so they can be checked against the stored factors)."""
+    dialect = module_db_url.split(":")[0].split("+")[0]
+    _require_spark(jdbc=dialect == "postgresql")
+    engine = recsql.connect(module_db_url)
+    recsql.import_ratings(engine, ml100k / "u1.base")
+    local = recsql.train(engine, test_file=ml100k / "u1.test")
+    metric = ["--metric", "cosine"] if dialect == "postgresql" else []
+    done = _recsql(module_db_url, *SPARK_TRAIN, "--test-file", str(ml100k / "u1.test"), *metric)
+    assert done.returncode == 0, done.stderr
+    yield {"engine": engine, "url": module_db_url, "dialect": dialect, "local": local, "output": done.stdout,
+           "metric": "cosine" if metric else "items"}
+    engine.dispose()
+
+
+def test_the_spark_model_is_active_and_says_how_it_was_made(trained):
+    models = recsql.list_models(trained["engine"])
+    spark, local = models[0], models[1]
+    assert spark.status == "active" and local.status == "retired"
+    assert spark.algorithm == "spark-als" and spark.params["engine"] == "spark"
+    assert spark.params["spark_master"] == MASTER
+    how = "over JDBC" if trained["dialect"] == "postgresql" else "as Arrow"
+    assert how in spark.params["plan"], spark.params["plan"]
+    assert set(spark.timings) >= {"read", "fit", "similarities", "recommendations", "write"}
+    assert f"model {spark.model_id} (spark-als) is active" in trained["output"]
+
+
+def test_spark_rmse_is_near_the_local_plain_als(trained, local_plain):
+    """MLlib fits the factors with the biases held fixed (it has no bias terms; see
+    recsql/spark/als.py), which costs it about 0.015 of RMSE against the local ALS that
+    fits both jointly; the bound says how far it may drift."""
+    spark = recsql.list_models(trained["engine"])[0].metrics
+    assert spark["test_rmse"] < local_plain["test_rmse"] + 0.02, (spark["test_rmse"], local_plain["test_rmse"])
+    assert spark["test_rmse"] < 0.96  # and far better than the mean rating (1.15 on u1)
+
+
+def test_spark_lists_rank_like_the_local_defaults(trained):
+    if trained["metric"] != "items":
+        pytest.skip("this database's Spark model lists by cosine (see the fixture)")
+    spark = recsql.list_models(trained["engine"])[0].metrics
+    local = trained["local"].metrics
+    assert spark["ndcg_at_10"] >= 0.9 * local["ndcg_at_10"], (spark["ndcg_at_10"], local["ndcg_at_10"])
+    assert spark["similar_ndcg_at_10"] >= 0.9 * local["similar_ndcg_at_10"]
+
+
+def test_the_views_serve_the_spark_model_as_its_factors_say(trained):
+    """The lists a Spark model stores are recsql's own, computed from its factors: the
+    `similar_movies` view agrees with the cosine neighbours of the stored features."""
+    if trained["metric"] != "cosine":
+        pytest.skip("this database's Spark model lists by the item model (see the fixture)")
+    engine = trained["engine"]
+    with engine.connect() as conn:
+        model = store.get_model(conn, store.active_model_id(conn))
+        factors = store.load_movie_factors(conn, model)
+        served = conn.execute(text(
+            "SELECT movie_id, similar_movie_id FROM similar_movies WHERE movie_id IN (1, 50, 100, 181) "
+            "ORDER BY movie_id, rank")).all()
+    assert served
+    neighbours = factors.similar_movies(k=20, metric="cosine")
+    for movie in (1, 50, 100, 181):
+        row = int(np.searchsorted(factors.movie_ids, movie))
+        expected = factors.movie_ids[neighbours.indices[row]][:10]
+        stored = [similar for m, similar in served if m == movie][:10]
+        assert len(set(stored) & set(expected.tolist())) >= 9, (movie, stored, expected)
+    with recsql.Recommender(engine) as recommender:
+        assert [m.movie_id for m in recommender.similar(50, limit=3)] == [s for m, s in served if m == 50][:3]
+
+
+def test_postgresql_is_read_over_jdbc_in_the_partitions_asked_for(trained):
+    """In-process: Spark's JDBC read of recsql's ratings, its partitions by user id, and
+    the other cases recsql reads itself."""
+    engine = trained["engine"]
+    if trained["dialect"] != "postgresql":
+        assert not reads_over_jdbc(engine, "max", None)
+        return
+    assert reads_over_jdbc(engine, "max", None) and reads_over_jdbc(engine, "mean", None)
+    assert not reads_over_jdbc(engine, "last", None)  # needs the rows in time order
+    settings = SparkSettings.of(MASTER, ["recsql.jdbc.partitions=3"])
+    with spark_session(settings, jdbc=True) as spark:
+        frame = _jdbc_frame(spark, engine, settings, None)
+        assert frame.rdd.getNumPartitions() == 3
+        assert frame.count() == 80_000 and frame.columns == ["user", "movie", "value"]
+        default = _jdbc_frame(spark, engine, SparkSettings.of(MASTER, None), None)
+        assert default.rdd.getNumPartitions() == 2 * spark.sparkContext.defaultParallelism == 4
+        assert spark.conf.get("spark.ui.showConsoleProgress") == "false"  # recsql's bars, not Spark's
+
+
+def test_evaluate_on_spark_scores_as_train_does(trained, ml100k):
+    if trained["dialect"] != "sqlite":
+        pytest.skip("one evaluation is enough: it reads files, not the database")
+    done = _recsql(trained["url"], "evaluate", "--engine", "spark", "--spark-master", MASTER, "--json",
+                   "--train", str(ml100k / "u1.base"), "--test", str(ml100k / "u1.test"))
+    assert done.returncode == 0, done.stderr
+    import json
+
+    mean = json.loads(done.stdout)["mean"]
+    stored = recsql.list_models(trained["engine"])[0].metrics
+    assert mean["test_rmse"] == pytest.approx(stored["test_rmse"], abs=1e-6)
+    assert mean["ndcg_at_10"] == pytest.approx(stored["ndcg_at_10"], abs=1e-6)
+
+
+def test_spark_that_cannot_start_is_a_failed_run_and_changes_nothing(trained):
+    engine = trained["engine"]
+    before = _active(engine)
+    done = _recsql(trained["url"], "train", "--engine", "spark", "--spark-master", "local[0]")
+    assert done.returncode == 1
+    assert "Spark could not start on master 'local[0]'" in done.stderr and "Traceback" not in done.stderr
+    models = recsql.list_models(engine)
+    assert models[0].status == "failed" and "Spark could not start" in models[0].error
+    assert _active(engine) == before
+
+
+def test_a_spark_retrain_killed_mid_fit_leaves_the_previous_model(trained):
+    """SIGKILL while Spark fits: the run is dead, the previous model still serves, and
+    Spark's JVM (a child that watches its parent's pipe) goes with the process."""
+    engine = trained["engine"]
+    before = _active(engine)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "recsql", "--quiet", "--database-url", trained["url"], *SPARK_TRAIN],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, STALL_ENV: "fit"})
+    assert child.stderr is not None
+    try:
+        lines = []
+        for line in child.stderr:  # Spark's own start-up lines come first
+            lines.append(line)
+            if line.startswith(STALL_MARK):
+                break
+        assert lines and lines[-1].startswith(STALL_MARK), "".join(lines)
+        jvms = subprocess.run(["pgrep", "-P", str(child.pid)], capture_output=True, text=True).stdout.split()
+        assert jvms, "Spark's JVM should be running beside the stalled retrain"
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=60)
+    finally:
+        child.kill()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (
+        recsql.list_models(engine)[0].status != "dead" or any(os.path.exists(f"/proc/{pid}") for pid in jvms)
+    ):
+        time.sleep(0.2)
+    models = recsql.list_models(engine)
+    assert models[0].status == "dead"
+    assert not [pid for pid in jvms if os.path.exists(f"/proc/{pid}")], "Spark's JVM outlived the retrain"
+    assert _active(engine) == before
+
+
+# ----------------------------------------------------------------- no Spark needed
+
+
+@pytest.mark.parametrize("master", ["nosuch://x", "local[x]", "spark:/host"])
+def test_a_master_url_spark_cannot_take_is_refused_before_the_run(master):
+    with pytest.raises(InvalidParameter, match="is not a Spark master URL"):
+        SparkSettings.of(master, None)
+
+
+def test_spark_settings_are_key_value_pairs_and_recsql_keys_are_known():
+    settings = SparkSettings.of(None, ["spark.executor.memory=8g", "recsql.jdbc.partitions=64"])
+    assert settings.master == "local[*]"
+    assert settings.spark_conf() == {"spark.executor.memory": "8g"}
+    assert settings.recsql_int("recsql.jdbc.partitions", 4) == 64
+    assert settings.recsql_int("recsql.jdbc.fetchsize", 123) == 123
+    with pytest.raises(InvalidParameter, match="key=value"):
+        SparkSettings.of(None, ["spark.executor.memory"])
+    with pytest.raises(InvalidParameter, match="unknown recsql setting 'recsql.jdbc.partition'"):
+        SparkSettings.of(None, ["recsql.jdbc.partition=3"])
+    with pytest.raises(InvalidParameter, match="at least 1"):
+        SparkSettings.of(None, ["recsql.jdbc.fetchsize=0"]).recsql_int("recsql.jdbc.fetchsize", 1)
+
+
+def test_without_pyspark_the_message_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyspark", None)  # import pyspark now raises ImportError
+    with pytest.raises(EngineUnavailable, match=r"pip install 'recsql\[spark\]'"):
+        spark_session_module.require_pyspark()
+
+
+def test_without_the_jdbc_driver_the_message_says_where_to_get_it(monkeypatch, tmp_path):
+    monkeypatch.setenv(spark_session_module.JDBC_JAR_ENV, str(tmp_path / "missing.jar"))
+    assert jdbc_jar() is None
+    with pytest.raises(EngineUnavailable, match="spark.jars.packages=org.postgresql:postgresql"):
+        spark_session_module._conf_with_defaults(SparkSettings.of(MASTER, None), tmp_path, jdbc=True)
+    given = SparkSettings.of(MASTER, ["spark.jars.packages=org.postgresql:postgresql:42.7.4"])
+    conf = spark_session_module._conf_with_defaults(given, tmp_path, jdbc=True)
+    assert "spark.jars" not in conf  # the user's way to the driver is left alone
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--engine", "spark", "--samples", "5"], "fits plain ALS"),
+    (["--engine", "spark", "--solver", "cg"], "runs on the local engine only"),
+    (["--engine", "spark", "--implicit"], "no implicit-feedback priors"),
+    (["--engine", "spark", "--time-budget", "10"], "does not take it"),
+    (["--spark-master", MASTER], "go with --engine spark"),
+    (["--engine", "spark", "--spark-conf", "oops"], "key=value"),
+])
+def test_options_the_engine_cannot_honour_are_refused_before_the_run(sqlite_url, ml100k, args, message):
+    engine = recsql.connect(sqlite_url)
+    recsql.import_ratings(engine, ml100k / "u1.test")
+    done = _recsql(sqlite_url, "train", *args)
+    assert done.returncode != 0 and message in done.stderr, done.stderr
+    assert recsql.list_models(engine) == []  # refused before any run was recorded
