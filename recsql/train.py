@@ -9,7 +9,7 @@ marks it failed and re-raises; the previously active model stays active.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -41,7 +41,7 @@ from recsql.model.ranking import DEFAULT_ITEM_REGULARIZATION
 from recsql.model.solvers import DEFAULT_SOLVER, Solver
 from recsql.model.topk import block_count
 from recsql.progress import Phases
-from recsql.spark.als import SparkALS, fit_biased_als, spark_plan
+from recsql.spark.als import SparkALS, spark_plan
 from recsql.spark.read import frame_of_matrix, matrix_of_frame, ratings_frame, reads_over_jdbc
 from recsql.spark.session import spark_session
 from recsql.threads import using_threads
@@ -174,17 +174,12 @@ def _train(
                     "test_file": str(test_file) if test_file is not None else None, "similar_k": similar_k,
                     "metric": metric, "item_regularization": item_regularization, "recommend_n": recommend_n,
                     "source": source.to_params() if source is not None else None}
-        fit: Callable[[], tuple[RatingMatrix, RatingMatrix | None, Factors, Scale]]
         if isinstance(model, SparkALS):
-            # The run's row comes before Spark starts: a Spark that cannot start (a bad
-            # master URL) or dies mid-fit is a failed run on record, like any failure
-            # after the read.
-            jdbc = reads_over_jdbc(engine, duplicates, source)
-            plan = spark_plan(model.settings, model.features, model.max_iterations, jdbc=jdbc)
-            spark_model, what = model, f"Spark ({model.settings.master})"
-            fit = lambda: _fit_on_spark(  # noqa: E731 - the one branch-specific step
-                engine, spark_model, phase, duplicates=duplicates, source=source,
-                test_fraction=test_fraction, test=test, seed=seed)
+            # Spark reads after the run's row exists: a Spark that cannot start (a master
+            # that does not answer) or dies mid-fit is a failed run on record.
+            plan = spark_plan(model.settings, model.features, model.max_iterations,
+                              jdbc=reads_over_jdbc(engine, duplicates, source))
+            what = f"Spark ({model.settings.master})"
         else:
             with phase("read"):
                 matrix = ratings_from_database(engine, duplicates, source)
@@ -192,18 +187,19 @@ def _train(
             if test_fraction is not None and test is None:
                 matrix, test = split_random(matrix, test_fraction, seed)
             plan = model.plan(matrix.n_users, matrix.n_movies, matrix.nnz)
-            local_model, held_out = model, test
             what = f"{matrix.nnz} ratings of {matrix.n_users} users and {matrix.n_movies} movies"
-
-            def fit() -> tuple[RatingMatrix, RatingMatrix | None, Factors, Scale]:
-                with phase("fit", total=local_model.steps()) as step:
-                    return matrix, held_out, local_model.fit(matrix, step), scale
         log.info("fit plan: %s", plan)
         params = {**model.params(), "plan": plan, **settings}
         model_id = store.start(engine, model.name, params)
         log.info("model %d: training %s on %s", model_id, model.name, what)
         try:
-            matrix, test, factors, scale = fit()
+            if isinstance(model, SparkALS):
+                matrix, test, factors, scale = _fit_on_spark(
+                    engine, model, phase, duplicates=duplicates, source=source,
+                    test_fraction=test_fraction, test=test, seed=seed)
+            else:
+                with phase("fit", total=model.steps()) as step:
+                    factors = model.fit(matrix, step)
             metrics = _store_outputs(engine, model_id, matrix, test, factors, scale, phase,
                                      similar_k=similar_k, metric=metric,
                                      item_regularization=item_regularization, recommend_n=recommend_n)
@@ -260,11 +256,7 @@ def _fit_on_spark(
                 frame.unpersist()
                 frame = frame_of_matrix(spark, matrix)
         with phase("fit", total=model.steps()) as step:
-            factors = fit_biased_als(
-                frame, matrix.user_ids, matrix.movie_ids, features=model.features,
-                regularization=model.regularization, max_iterations=model.max_iterations, seed=model.seed,
-                clip=(float(matrix.values.min()), float(matrix.values.max())), step=step,
-            ).check_finite()
+            factors = model.fit_frame(frame, matrix, step)
     return matrix, test, factors, scale
 
 

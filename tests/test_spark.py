@@ -10,6 +10,7 @@ CI, where they fail.  The checks that need no Spark (settings, refusals) always 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -154,8 +155,6 @@ def test_evaluate_on_spark_scores_as_train_does(trained, ml100k):
     done = _recsql(trained["url"], "evaluate", "--engine", "spark", "--spark-master", MASTER, "--json",
                    "--train", str(ml100k / "u1.base"), "--test", str(ml100k / "u1.test"))
     assert done.returncode == 0, done.stderr
-    import json
-
     mean = json.loads(done.stdout)["mean"]
     stored = recsql.list_models(trained["engine"])[0].metrics
     assert mean["test_rmse"] == pytest.approx(stored["test_rmse"], abs=1e-6)

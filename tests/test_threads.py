@@ -58,3 +58,25 @@ def test_one_thread_and_several_fit_the_same_model(engine, run, monkeypatch):
     assert np.isclose(one.metrics["train_rmse"], three.metrics["train_rmse"], rtol=1e-5)
     assert "--threads" in run("train", "--help").output
     assert "x>=1" in run("train", "--threads", 0, ok=False).output
+
+
+def test_row_blocks_multiply_as_one_matrix_on_any_number_of_blocks(monkeypatch):
+    """Each block writes its own rows of one result: the same product as scipy's, for
+    the pattern and for other values in its cells, whatever the number of blocks."""
+    import scipy.sparse as sp
+
+    from recsql.model import sparse
+
+    rng = np.random.default_rng(0)
+    matrix = sp.random(300, 40, density=0.2, format="csr", random_state=1, dtype=np.float32)
+    dense, values = rng.normal(size=(40, 5)).astype(np.float32), rng.normal(size=matrix.nnz)
+    monkeypatch.setattr(sparse, "PARALLEL_CELLS", 1)
+    for threads in (1, 3):
+        with using_threads(threads):
+            blocks = sparse.RowBlocks(matrix)
+            assert len(blocks.blocks) == threads
+            np.testing.assert_allclose(blocks @ dense, matrix @ dense, rtol=1e-5)
+            with_values = sp.csr_matrix((values, matrix.indices, matrix.indptr), shape=matrix.shape)
+            product = blocks.times(dense, values)
+            assert product.dtype == np.float64 and product.shape == (300, 5)
+            np.testing.assert_allclose(product, with_values @ dense, rtol=1e-5)

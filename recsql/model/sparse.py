@@ -10,12 +10,10 @@ the low-rank item model multiply the same matrix many times.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import scipy.sparse as sp
 
-from recsql.threads import thread_count
+from recsql.threads import parallel_blocks, thread_count
 
 # Below this many cells one thread is faster than handing blocks out.
 PARALLEL_CELLS = 500_000
@@ -50,18 +48,18 @@ class RowBlocks:
         )
 
     def times(self, dense: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
-        """The matrix (or, given ``values``, the same cells holding those) @ ``dense``."""
+        """The matrix (or, given ``values``, the same cells holding those) @ ``dense``,
+        each block writing its own rows of the result (:func:`recsql.threads.parallel_blocks`)."""
+        cells = self.blocks[0].dtype if values is None else values.dtype
+        result = np.empty((self.shape[0], *dense.shape[1:]), dtype=np.result_type(cells, dense.dtype))
 
-        def one(number: int) -> np.ndarray:
-            block = self.blocks[number]
-            if values is not None:
-                block = self._block(values, self.bounds[number], self.bounds[number + 1])
-            return np.asarray(block @ dense)
+        def one(number: int) -> None:
+            start, stop = self.bounds[number], self.bounds[number + 1]
+            block = self.blocks[number] if values is None else self._block(values, start, stop)
+            result[start:stop] = block @ dense
 
-        if len(self.blocks) == 1:
-            return one(0)
-        with ThreadPoolExecutor(max_workers=len(self.blocks)) as pool:
-            return np.vstack(list(pool.map(one, range(len(self.blocks)))))
+        parallel_blocks(range(len(self.blocks)), one)
+        return result
 
     def __matmul__(self, dense: np.ndarray) -> np.ndarray:
         return self.times(dense)

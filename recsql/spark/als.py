@@ -123,12 +123,16 @@ class SparkALS(Solver):
 
     def _fit(self, matrix: RatingMatrix, step: Step) -> Factors:
         with spark_session(self.settings) as spark:
-            return fit_biased_als(
-                frame_of_matrix(spark, matrix), matrix.user_ids, matrix.movie_ids,
-                features=self.features, regularization=self.regularization,
-                max_iterations=self.max_iterations, seed=self.seed,
-                clip=(float(matrix.values.min()), float(matrix.values.max())), step=step,
-            )
+            return self.fit_frame(frame_of_matrix(spark, matrix), matrix, step)
+
+    def fit_frame(self, frame: Any, matrix: RatingMatrix, step: Step = no_step) -> Factors:
+        """Fit to ``frame``, a DataFrame of ``matrix``'s ratings already in Spark (a
+        retrain's JDBC read); the Factors' rows follow ``matrix``."""
+        return fit_biased_als(
+            frame, matrix.user_ids, matrix.movie_ids, features=self.features,
+            regularization=self.regularization, max_iterations=self.max_iterations, seed=self.seed,
+            clip=(float(matrix.values.min()), float(matrix.values.max())), step=step,
+        ).check_finite()
 
 
 def spark_plan(settings: SparkSettings, features: int, sweeps: int, *, jdbc: bool) -> str:

@@ -95,12 +95,12 @@ def _jdbc_frame(spark: Any, engine: Engine, settings: SparkSettings, source: Sou
         else:
             sql = RATINGS_SQL
         table = f"({sql}) AS recsql_ratings (recsql_user, recsql_movie, recsql_value)"
-        low, high, count = conn.execute(
-            text(f"SELECT MIN(recsql_user), MAX(recsql_user), COUNT(*) FROM {table}")).one()
-    if not count:
+        low, high, movie_low, movie_high = conn.execute(text(
+            f"SELECT MIN(recsql_user), MAX(recsql_user), MIN(recsql_movie), MAX(recsql_movie) FROM {table}")).one()
+    if low is None:
         where = "the source's ratings" if source else "recsql's ratings table"
         raise NoRatings(f"there are no ratings to train on in {where}; import some with `recsql import ratings FILE`")
-    _check_int32(np.array([low, high]), np.array([0]))
+    _check_int32(np.array([low, high]), np.array([movie_low, movie_high]))  # the casts below must not wrap
     url, properties = jdbc_url(engine)
     properties["fetchsize"] = str(settings.recsql_int("recsql.jdbc.fetchsize", JDBC_FETCH_SIZE))
     partitions = settings.recsql_int("recsql.jdbc.partitions", 2 * spark.sparkContext.defaultParallelism)

@@ -89,14 +89,14 @@ def parse_conf(pairs: Sequence[str]) -> dict[str, str]:
     return conf
 
 
-def require_pyspark() -> Any:
-    """The pyspark module, or EngineUnavailable saying what to install."""
+def require_pyspark() -> None:
+    """Raise EngineUnavailable, saying what to install, unless pyspark and Java are here."""
     # pyspark 4.x warns, at import and at conversions, that it does not "fully support"
     # pandas 3; the columns recsql converts are plain numbers, so it only alarms users.
     warnings.filterwarnings("ignore", message=PANDAS_WARNING)
     try:
-        import pyspark
-        from pyspark.ml.recommendation import ALS  # noqa: F401 - the parts we need must import too
+        import pyspark  # noqa: F401 - the package, and the parts recsql uses
+        from pyspark.ml.recommendation import ALS  # noqa: F401
         from pyspark.sql import SparkSession  # noqa: F401
     except ImportError:
         raise EngineUnavailable(
@@ -107,7 +107,6 @@ def require_pyspark() -> Any:
             "the Spark engine needs a Java 17+ runtime: install one (Debian: apt-get install "
             "openjdk-17-jre-headless) or set JAVA_HOME"
         )
-    return pyspark
 
 
 def jdbc_jar() -> Path | None:

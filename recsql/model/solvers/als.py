@@ -24,7 +24,7 @@ mu + b_u + b_m + sum of feature products.  The normal equations both share are i
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -177,12 +177,10 @@ class AlternatingLeastSquares(Solver):
         return self._plan
 
     def _sampler_plan(self, n_users: int, n_movies: int, nnz: int) -> SamplerPlan:
-        if self.time_budget is not None:
+        if self.time_budget is not None:  # at most this many draws; the clock decides in _fit_sides
             most = MAX_SAMPLES if self.samples is None else self.samples
-            burn_in = MAX_BURN_IN if self.burn_in is None else self.burn_in
-            implicit = bool(most) and self.implicit is not False
-            return SamplerPlan(most, burn_in if most else 0, implicit, IMPLICIT_RANK if implicit else None,
-                               f"up to {most} draws within {self.time_budget:g} s")
+            plan = plan_sampler(n_users, n_movies, nnz, samples=most, burn_in=self.burn_in, implicit=self.implicit)
+            return replace(plan, reason=f"up to {most} draws within {self.time_budget:g} s")
         return plan_sampler(n_users, n_movies, nnz, samples=self.samples, burn_in=self.burn_in,
                             implicit=self.implicit)
 
