@@ -42,7 +42,7 @@ from recsql.model.solvers import DEFAULT_SOLVER, Solver
 from recsql.model.topk import block_count
 from recsql.progress import Phases
 from recsql.spark.als import SparkALS, spark_plan
-from recsql.spark.read import frame_of_matrix, matrix_of_frame, ratings_frame, reads_over_jdbc
+from recsql.spark.read import frame_of_matrix, jdbc_ratings, matrix_of_frame, reads_over_jdbc
 from recsql.spark.session import spark_session
 from recsql.threads import using_threads
 
@@ -247,13 +247,20 @@ def _fit_on_spark(
     with ExitStack() as stack:
         with phase("read"):
             spark = stack.enter_context(spark_session(model.settings, jdbc=jdbc))
-            frame = ratings_frame(spark, engine, model.settings, duplicates, source).cache()
-            matrix = matrix_of_frame(frame, duplicates)
+            frame = None  # the ratings in Spark, when Spark read them itself
+            if jdbc:
+                frame = jdbc_ratings(spark, engine, model.settings, duplicates, source).cache()
+                matrix = matrix_of_frame(frame, duplicates)
+            else:
+                matrix = ratings_from_database(engine, duplicates, source)
             scale = _scale(engine, source)
             if test_fraction is not None and test is None:
                 # The local engine's split, so both engines are scored on the same ratings.
                 matrix, test = split_random(matrix, test_fraction, seed)
-                frame.unpersist()
+                if frame is not None:  # Spark fits the training part only
+                    frame.unpersist()
+                    frame = None
+            if frame is None:
                 frame = frame_of_matrix(spark, matrix)
         with phase("fit", total=model.steps()) as step:
             factors = model.fit_frame(frame, matrix, step)

@@ -24,7 +24,9 @@ from sqlalchemy import text
 
 import recsql
 from recsql import store
+from recsql.data.ratings import ratings_from_database
 from recsql.errors import EngineUnavailable, InvalidParameter
+from recsql.evaluation.splits import split_random
 from recsql.progress import STALL_ENV, STALL_MARK
 from recsql.spark import session as spark_session_module
 from recsql.spark.read import _jdbc_frame, reads_over_jdbc
@@ -203,6 +205,19 @@ def test_a_spark_retrain_killed_mid_fit_leaves_the_previous_model(trained):
     assert models[0].status == "dead"
     assert not [pid for pid in jvms if os.path.exists(f"/proc/{pid}")], "Spark's JVM outlived the retrain"
     assert _active(engine) == before
+
+
+def test_a_held_out_share_is_the_local_engines_split(trained):
+    """--test-fraction on Spark holds out the same ratings the local engine would, and
+    Spark fits only the rest (read over JDBC or handed over, split on the driver)."""
+    engine = trained["engine"]
+    done = _recsql(trained["url"], *SPARK_TRAIN, "--test-fraction", "0.2")
+    assert done.returncode == 0, done.stderr
+    model = recsql.list_models(engine)[0]
+    train, test = split_random(ratings_from_database(engine), 0.2, 0)
+    assert model.status == "active" and model.metrics["n_test"] + model.metrics["n_test_skipped"] == test.nnz
+    assert model.metrics["n_train"] == train.nnz == model.n_ratings
+    assert model.metrics["test_rmse"] < 0.98
 
 
 # ----------------------------------------------------------------- no Spark needed

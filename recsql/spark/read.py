@@ -19,7 +19,7 @@ import pandas as pd
 from sqlalchemy import Engine, text
 
 from recsql.data.matrix import DuplicatePolicy, RatingMatrix
-from recsql.data.ratings import RATINGS_SQL, ratings_from_database
+from recsql.data.ratings import RATINGS_SQL
 from recsql.data.source import Source, read_only
 from recsql.errors import InvalidParameter, NoRatings
 from recsql.spark.session import SparkSettings
@@ -34,13 +34,12 @@ def reads_over_jdbc(engine: Engine, duplicates: DuplicatePolicy, source: Source 
             and (source is None or source.ids != "text"))
 
 
-def ratings_frame(
+def jdbc_ratings(
     spark: Any, engine: Engine, settings: SparkSettings, duplicates: DuplicatePolicy, source: Source | None
 ) -> Any:
-    """The ratings as a DataFrame (see the module docstring)."""
-    if reads_over_jdbc(engine, duplicates, source):
-        return _resolved(_jdbc_frame(spark, engine, settings, source), duplicates)
-    return frame_of_matrix(spark, ratings_from_database(engine, duplicates, source))
+    """The ratings as Spark reads them over JDBC (:func:`reads_over_jdbc` cases), one
+    per (user, movie)."""
+    return _resolved(_jdbc_frame(spark, engine, settings, source), duplicates)
 
 
 def frame_of_matrix(spark: Any, matrix: RatingMatrix) -> Any:
