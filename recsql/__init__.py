@@ -12,9 +12,11 @@ Where things are: ``db/`` (engines, tables, migrations, bulk I/O) and ``data/`` 
 application tables, the rating matrix, synthetic data) at the edges; ``model/`` (Factors,
 solvers, retrieval) and ``evaluation/`` in the pure middle; ``train.py`` strings a
 retrain together, ``store.py`` saves and loads model versions, ``serving.py`` answers
-applications, ``cli/`` prints.
+applications, ``inspection.py``, ``compare.py`` and ``report.py`` show models to admins,
+``cli/`` prints.
 """
 
+from recsql.compare import ModelDiff, diff_models
 from recsql.data.load import GenerateResult, ImportResult, generate, import_movies, import_ratings
 from recsql.data.source import Source
 from recsql.db.migrate import connect, downgrade, schema_status, upgrade
@@ -22,6 +24,15 @@ from recsql.db.roles import grant_reader
 from recsql.errors import NotFound, RecsqlError
 from recsql.evaluation.evaluate import Evaluation, evaluate
 from recsql.evaluation.tuning import TuneRow, plot_tuning, tune
+from recsql.inspection import (
+    ModelInspection,
+    MovieInspection,
+    UserInspection,
+    inspect_model,
+    inspect_movie,
+    inspect_user,
+)
+from recsql.report import write_report
 from recsql.serving import Contribution, MovieInfo, PopularMovie, Recommendation, Recommender, SimilarMovie
 from recsql.store import ModelInfo, activate_model, list_models, output_counts, prune_models, show_model
 from recsql.train import TrainResult, train
@@ -35,6 +46,9 @@ __all__ = [
     # training and evaluating
     "train", "TrainResult", "evaluate", "Evaluation", "tune", "TuneRow", "plot_tuning",
     "list_models", "show_model", "output_counts", "activate_model", "prune_models", "ModelInfo",
+    # inspecting (the admin's view)
+    "inspect_movie", "inspect_user", "inspect_model", "MovieInspection", "UserInspection", "ModelInspection",
+    "diff_models", "ModelDiff", "write_report",
     # serving
     "Recommender", "Recommendation", "PopularMovie", "Contribution", "SimilarMovie", "MovieInfo",
     "RecsqlError", "NotFound",

@@ -7,9 +7,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from recsql.data.matrix import RatingMatrix
 from recsql.errors import InvalidParameter
+from recsql.model.factors import Factors
+from recsql.model.outputs import item_model
+from recsql.model.ranking import ItemItem
 from recsql.model.solvers import Solver, make_solver
-from recsql.spark.als import spark_solver
+from recsql.spark.als import SparkALS, spark_solver
 from recsql.spark.session import SparkSettings
 from recsql.threads import thread_count
 
@@ -36,3 +40,15 @@ def engine_solver(
     if spark_master is not None or spark_conf:
         raise InvalidParameter("--spark-master and --spark-conf go with --engine spark")
     return make_solver(solver, **params)
+
+
+def fit_models(
+    model: Solver, matrix: RatingMatrix, metric: str, item_regularization: float
+) -> tuple[Factors, ItemItem | None]:
+    """The rating model and the lists' choice model (None for ``metric`` cosine or l1)
+    as ``model``'s engine fits them: the local engine's EASE
+    (:func:`~recsql.model.outputs.item_model`), or Spark's implicit ALS fitted in the
+    rating model's session."""
+    if isinstance(model, SparkALS):
+        return model.fit_with_choice(matrix, with_choice=metric == "items")
+    return model.fit(matrix), item_model(matrix, metric, item_regularization)

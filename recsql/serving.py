@@ -51,7 +51,7 @@ from recsql import store
 from recsql.data import keys
 from recsql.data.keys import Side
 from recsql.data.matrix import lookup_ids
-from recsql.data.source import read_only
+from recsql.data.source import Source, read_only
 from recsql.db.migrate import connect
 from recsql.errors import DatabaseUnavailable, InvalidParameter, RecsqlError, SchemaError, UnknownMovie, UnknownUser
 from recsql.model.factors import Factors, Ranking
@@ -453,7 +453,7 @@ class Recommender:
         """A stored user's list ranked afresh, when the stored one is too short."""
         active = self._model()
         user = self._stored_user(user_id, active)
-        rated = self._ratings_of(user_id, active)
+        rated = self._ratings_of(user_id, active.info.source)
         return self._rank(active, user, set(rated), set(rated) | excluded, limit)
 
     # ------------------------------------------------------------------ computed
@@ -508,7 +508,7 @@ class Recommender:
         user_id, movie_id = self._known_user(user_id), self._movie_id(movie_id)
         active = self._model()
         target = active.rows([movie_id])[0]
-        rated = self._ratings_of(user_id, active)
+        rated = self._ratings_of(user_id, active.info.source)
         ids = np.array(list(rated), dtype=np.int64)
         rows, known = lookup_ids(active.movies.movie_ids, ids)
         if not known.any():
@@ -523,6 +523,21 @@ class Recommender:
                          float(share[i]), titles.get(int(ids[i]), (None, None, None))[2])
             for i in order
         ]
+
+    @_database_errors
+    def user_ratings(self, user_id: int | str, model_id: int | None = None) -> dict[int, float]:
+        """The user's ratings (movie id -> rating, the highest of repeated ones) from where
+        model ``model_id`` (default: the active one) read its ratings."""
+        user = self._known_user(user_id)
+        with self._connection() as conn:
+            info = store.get_model(conn, store.active_model_id(conn) if model_id is None else model_id)
+        return self._ratings_of(user, info.source)
+
+    @_database_errors
+    def titles(self, movie_ids: Iterable[int]) -> dict[int, MovieInfo]:
+        """The catalogue entries of those movies the catalogue (or the key map) has."""
+        found = self._titles(np.asarray(list(movie_ids), dtype=np.int64))
+        return {movie: MovieInfo(movie, title, genres, key) for movie, (title, genres, key) in found.items()}
 
     # ------------------------------------------------------------------ internals
 
@@ -598,9 +613,9 @@ class Recommender:
             )).all()
         return {r.movie_id: (r.title, r.genres, r.movie_key) for r in rows}
 
-    def _ratings_of(self, user_id: int, active: _Active) -> dict[int, float]:
-        """The user's ratings (the highest of repeated ones), from where the model read them."""
-        source = active.info.source
+    def _ratings_of(self, user_id: int, source: Source | None) -> dict[int, float]:
+        """The user's ratings (the highest of repeated ones), from where a model read them
+        (``source``; None: recsql's ``ratings``)."""
         rows: Sequence[Any]
         if source is None:
             with self._connection() as conn:

@@ -16,6 +16,7 @@ features, biases, ranked lists): :func:`save_outputs` encodes it and
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, fields, replace
@@ -307,6 +308,19 @@ def save_outputs(
         _mark_ready(conn, model_id, outputs, metrics, timings)
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with every NaN or infinite float as None (JSON's null): a metric that
+    cannot be computed (diversity with no list of two movies) is stored as unknown, and
+    PostgreSQL's json type refuses the NaN that Python's json module writes."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def _mark_ready(
     conn: Connection, model_id: int, outputs: ModelOutputs, metrics: dict[str, Any], timings: dict[str, float]
 ) -> None:
@@ -317,7 +331,7 @@ def _mark_ready(
         .values(
             status=READY,
             finished_at=_now(),
-            metrics=metrics,
+            metrics=json_safe(metrics),
             timings=timings,
             n_users=len(factors.user_ids),
             n_movies=len(factors.movie_ids),

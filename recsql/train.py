@@ -37,11 +37,12 @@ from recsql.model.outputs import (
     recommendation_lists,
     similar_lists,
 )
-from recsql.model.ranking import DEFAULT_ITEM_REGULARIZATION
+from recsql.model.ranking import DEFAULT_ITEM_REGULARIZATION, ItemItem
 from recsql.model.solvers import DEFAULT_SOLVER, Solver
 from recsql.model.topk import block_count
 from recsql.progress import Phases
-from recsql.spark.als import SparkALS, spark_plan
+from recsql.spark.als import SparkALS
+from recsql.spark.lists import lists_in_spark, spark_recommended, spark_similar
 from recsql.spark.read import frame_of_matrix, jdbc_ratings, matrix_of_frame, reads_over_jdbc
 from recsql.spark.session import spark_session
 from recsql.threads import using_threads
@@ -177,8 +178,7 @@ def _train(
         if isinstance(model, SparkALS):
             # Spark reads after the run's row exists: a Spark that cannot start (a master
             # that does not answer) or dies mid-fit is a failed run on record.
-            plan = spark_plan(model.settings, model.features, model.max_iterations,
-                              jdbc=reads_over_jdbc(engine, duplicates, source))
+            plan = model.spark_plan(jdbc=reads_over_jdbc(engine, duplicates, source))
             what = f"Spark ({model.settings.master})"
         else:
             with phase("read"):
@@ -192,17 +192,18 @@ def _train(
         params = {**model.params(), "plan": plan, **settings}
         model_id = store.start(engine, model.name, params)
         log.info("model %d: training %s on %s", model_id, model.name, what)
+        lists = Lists(similar_k, metric, recommend_n)
         try:
             if isinstance(model, SparkALS):
-                matrix, test, factors, scale = _fit_on_spark(
-                    engine, model, phase, duplicates=duplicates, source=source,
+                matrix, metrics = _train_on_spark(
+                    engine, model_id, model, phase, lists, duplicates=duplicates, source=source,
                     test_fraction=test_fraction, test=test, seed=seed)
             else:
                 with phase("fit", total=model.steps()) as step:
                     factors = model.fit(matrix, step)
-            metrics = _store_outputs(engine, model_id, matrix, test, factors, scale, phase,
-                                     similar_k=similar_k, metric=metric,
-                                     item_regularization=item_regularization, recommend_n=recommend_n)
+                with phase("items"):
+                    items = item_model(matrix, metric, item_regularization)
+                metrics = _store_outputs(engine, model_id, Fitted(matrix, test, factors, items, scale), phase, lists)
         except BaseException as exc:
             store.fail(engine, model_id, exc)  # never masks exc: see store.fail
             raise
@@ -237,12 +238,36 @@ def _scale(engine: Engine, source: Source | None) -> Scale:
         return stored_scale(conn)
 
 
-def _fit_on_spark(
-    engine: Engine, model: SparkALS, phase: Phases, *, duplicates: DuplicatePolicy, source: Source | None,
-    test_fraction: float | None, test: RatingMatrix | None, seed: int,
-) -> tuple[RatingMatrix, RatingMatrix | None, Factors, Scale]:
-    """Read and fit in Spark; the ratings come to the driver too, for the lists and
-    metrics (:mod:`recsql.model.outputs`), which run here as for the local engine."""
+@dataclass(frozen=True)
+class Lists:
+    """What the stored lists hold: ``similar_k`` similar movies ordered by ``metric``,
+    ``recommend_n`` recommendations per user."""
+
+    similar_k: int
+    metric: ListMetric
+    recommend_n: int
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A fit and what it was fitted to, ready for :func:`_store_outputs`.  ``spark``: the
+    session and the training ratings in it, when the lists are computed in Spark."""
+
+    matrix: RatingMatrix
+    test: RatingMatrix | None
+    factors: Factors
+    items: ItemItem | None
+    scale: Scale
+    spark: tuple[Any, Any] | None = None
+
+
+def _train_on_spark(
+    engine: Engine, model_id: int, model: SparkALS, phase: Phases, lists: Lists, *, duplicates: DuplicatePolicy,
+    source: Source | None, test_fraction: float | None, test: RatingMatrix | None, seed: int,
+) -> tuple[RatingMatrix, dict[str, Any]]:
+    """Read and fit in Spark, then store as the local engine does, in the same session
+    (the lists, if computed in Spark, need it).  The ratings come to the driver too, for
+    the metrics (and the lists, when they are computed there)."""
     jdbc = reads_over_jdbc(engine, duplicates, source)
     with ExitStack() as stack:
         with phase("read"):
@@ -261,33 +286,40 @@ def _fit_on_spark(
                     frame.unpersist()
                     frame = None
             if frame is None:
-                frame = frame_of_matrix(spark, matrix)
+                frame = frame_of_matrix(spark, matrix).cache()
         with phase("fit", total=model.steps()) as step:
             factors = model.fit_frame(frame, matrix, step)
-    return matrix, test, factors, scale
+        with phase("items"):
+            items = model.choice_model(frame, matrix) if lists.metric == "items" else None
+        in_spark = lists_in_spark(model.lists, local_master=model.settings.is_local,
+                                  n_users=matrix.n_users, n_movies=matrix.n_movies)
+        fitted = Fitted(matrix, test, factors, items, scale, (spark, frame) if in_spark else None)
+        return matrix, _store_outputs(engine, model_id, fitted, phase, lists)
 
 
-def _store_outputs(
-    engine: Engine, model_id: int, matrix: RatingMatrix, test: RatingMatrix | None, factors: Factors,
-    scale: Scale, phase: Phases, *, similar_k: int, metric: ListMetric, item_regularization: float,
-    recommend_n: int,
-) -> dict[str, Any]:
+def _store_outputs(engine: Engine, model_id: int, fitted: Fitted, phase: Phases, lists: Lists) -> dict[str, Any]:
     """Everything after the fit, the same for every engine: the lists, the metrics, the
     write and the switch to the new model.  Returns the metrics stored."""
-    if scale is not None and factors.clip is not None:
-        factors = replace(factors, clip=scale)  # predictions span the scale, not the data
-    with phase("items"):
-        items = item_model(matrix, metric, item_regularization)
+    matrix, test, factors, items = fitted.matrix, fitted.test, fitted.factors, fitted.items
+    if fitted.scale is not None and factors.clip is not None:
+        factors = replace(factors, clip=fitted.scale)  # predictions span the scale, not the data
+    k, metric, n = lists.similar_k, lists.metric, lists.recommend_n
     with phase("similarities", total=block_count(matrix.n_movies, matrix.n_movies)) as step:
-        similar = similar_lists(factors, items, similar_k, metric, step)
+        if fitted.spark is not None:
+            similar = spark_similar(fitted.spark[0], factors, items, k, metric)
+        else:
+            similar = similar_lists(factors, items, k, metric, step)
     with phase("recommendations", total=block_count(matrix.n_users, matrix.n_movies)) as step:
-        recommended = recommendation_lists(factors, items, matrix.csr, recommend_n, step)
+        if fitted.spark is not None:
+            recommended = spark_recommended(*fitted.spark, factors, items, n)
+        else:
+            recommended = recommendation_lists(factors, items, matrix.csr, n, step)
     with phase("evaluate"):
         metrics = {
             **accuracy_metrics(factors, matrix, test),
             **list_metrics(factors, matrix, test, similar, recommended.indices,
                            larger_is_similar=metric != "l1"),
-            **{k: v for k, v in factors.info.items() if isinstance(v, (int, float, bool))},
+            **{k: v for k, v in factors.info.items() if isinstance(v, (int, float, bool, list))},
             "stored_features": int(factors.movie_factors.shape[1]),
         }
     outputs = ModelOutputs(factors, similar, recommended, popularity(matrix), n_ratings=matrix.nnz)

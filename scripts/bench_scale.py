@@ -11,7 +11,8 @@ PostgreSQL database on the server at --postgres), filled by `recsql generate` (t
 apart), then `recsql train` with no flags (recsql's one default; --train-args adds
 some, --threads caps the threads), run as its own process so its peak resident memory
 is measured.  Prints the plan the default chose, every phase's seconds (as stored in
-the run's `models.timings`), the wall time of the whole command, the peak memory, and
+the run's `models.timings`), the wall time of the whole command, the peak memory (of
+the process and its children, sampled: a Spark retrain's JVM counts), and
 test RMSE and NDCG@10 when the train arguments hold ratings out.  With --spark and
 pyspark installed, Spark MLlib ALS (local[2], the rank and the number of sweeps recsql's
 plan chose) fits the same ratings from memory for comparison (scripts/spark_peer.py); with --surprise and
@@ -31,6 +32,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -38,6 +40,31 @@ from pathlib import Path
 import numpy as np
 
 import recsql
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and every descendant (a Spark retrain's JVM is a child
+    that outlives its waits, so the kernel's peak for the process misses it)."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            with open(f"/proc/{current}/statm") as statm:
+                total += int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as children:
+                    todo.extend(int(c) for c in children.read().split())
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+    return total
+
+
+def _watch_tree(pid: int, peak: list[int]) -> None:
+    """Sample the process tree's resident memory every 0.2 s until ``pid`` is gone."""
+    while os.path.exists(f"/proc/{pid}/statm"):
+        peak[0] = max(peak[0], _tree_rss(pid))
+        time.sleep(0.2)
+
 
 PHASES = ("read", "fit", "items", "similarities", "recommendations", "evaluate", "write", "activate")
 
@@ -49,8 +76,12 @@ def run_train(url: str, train_args: str, prefix: tuple[str, ...] = ()) -> dict:
                *shlex.split(train_args)]
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tree_peak = [0]
+    watcher = threading.Thread(target=_watch_tree, args=(child.pid, tree_peak), daemon=True)
+    watcher.start()
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - started
+    watcher.join()
     out, err = child.stdout.read(), child.stderr.read()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"train failed on {url}: {err.strip()}")
@@ -59,7 +90,7 @@ def run_train(url: str, train_args: str, prefix: tuple[str, ...] = ()) -> dict:
     engine.dispose()
     return {
         "wall_seconds": round(wall, 2),
-        "peak_rss_gb": round(usage.ru_maxrss / 1024 / 1024, 2),
+        "peak_rss_gb": round(max(usage.ru_maxrss * 1024, tree_peak[0]) / 1024**3, 2),
         "phases": model.timings,
         "train_rmse": model.metrics["train_rmse"],
         "test_rmse": model.metrics.get("test_rmse"),

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 import recsql
 from recsql.cli import cli
-from recsql.cli.outcome import BUG, PROBLEM, USAGE
+from recsql.cli.outcome import BUG, CLOSED, PROBLEM, USAGE
 from recsql.db import migrate
 from recsql.db.engine import FALLBACK_URL_ENV, URL_ENV
 
@@ -129,3 +129,15 @@ def test_every_hint_is_a_command_that_works(db_url, run, tmp_path):
     hint = _hinted(run("db", "status").output)  # behind its migrations
     run(*hint)
     assert "current: " + migrate.head_revision() in run("db", "status").output
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(trained):
+    """`recsql models | head`: the pipe is closed before recsql writes; no traceback, no
+    'unexpected error', and the exit code other tools give (141 = 128 + SIGPIPE)."""
+    child = subprocess.Popen([sys.executable, "-m", "recsql", "--database-url", trained, "models"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()
+    error = child.stderr.read().decode()
+    assert child.wait(timeout=60) == CLOSED == 141
+    assert error == ""

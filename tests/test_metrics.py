@@ -9,7 +9,8 @@ import pytest
 import scipy.sparse as sp
 
 from recsql.data.matrix import RatingMatrix
-from recsql.evaluation.metrics import HeldOut, because_you_rated, coverage, list_metrics, top_k_quality
+from recsql.evaluation.beyond import beyond_accuracy, coverage, gini
+from recsql.evaluation.metrics import HeldOut, accuracy_metrics, because_you_rated, list_metrics, top_k_quality
 from recsql.model.factors import Factors
 from recsql.model.outputs import recommendation_lists
 from recsql.model.topk import TopK
@@ -128,3 +129,83 @@ def test_because_you_rated_ranks_what_the_lists_say():
 def test_coverage_by_hand():
     assert coverage(np.array([[0, 3, -1], [3, 4, -1]]), 10) == pytest.approx(3 / 10)
     assert coverage(np.full((2, 2), -1), 5) == 0.0
+
+
+# ------------------------------------------------- against an independent implementation
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_ranking_and_accuracy_agree_with_scikit_learn(seed):
+    """RMSE, MAE and NDCG@10 as scikit-learn computes them: predictions written out by
+    hand, and each test user's stored list scored by ``ndcg_score`` over the movies the
+    user did not rate in training."""
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, ndcg_score
+
+    train, test, factors = small_case(seed, n_users=20, n_movies=40)
+    stored = recommendation_lists(factors, None, train.csr, 10)
+    ours = {**accuracy_metrics(factors, train, test),
+            **list_metrics(factors, train, test, factors.similar_movies(3), stored.indices)}
+    users, movies, values = test.triples()
+    rows = np.searchsorted(factors.user_ids, users)
+    cols = np.searchsorted(factors.movie_ids, movies)
+    known = np.isin(users, factors.user_ids) & np.isin(movies, factors.movie_ids)
+    assert factors.clip is None  # predictions are the plain sum
+    predicted = [factors.global_mean + factors.user_bias[r] + factors.movie_bias[c]
+                 + factors.user_factors[r] @ factors.movie_factors[c] for r, c in zip(rows[known], cols[known])]
+    assert ours["test_rmse"] == pytest.approx(math.sqrt(mean_squared_error(values[known], predicted)), rel=1e-9)
+    assert ours["test_mae"] == pytest.approx(mean_absolute_error(values[known], predicted), rel=1e-9)
+    scores = []
+    for user, (rated, relevant) in brute_relevance(train, test, factors).items():
+        row = int(np.searchsorted(factors.user_ids, user))
+        candidates = [m for m in factors.movie_ids.tolist() if m not in rated]
+        listed = factors.movie_ids[stored.indices[row][stored.indices[row] >= 0]].tolist()
+        y_score = [len(listed) - listed.index(m) if m in listed else -1 - i / 1e3 for i, m in enumerate(candidates)]
+        y_true = [1.0 if m in relevant else 0.0 for m in candidates]
+        scores.append(ndcg_score([y_true], [y_score], k=10))
+    assert ours["ndcg_at_10"] == pytest.approx(float(np.mean(scores)), rel=1e-9)
+
+
+def test_beyond_accuracy_by_hand():
+    recommended = np.array([[0, 1, -1], [1, 2, -1], [1, -1, -1]])
+    ratings_per_movie = np.array([4, 2, 1, 1])  # 4 users; movie 3 is never recommended
+    vectors = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [3.0, 4.0]])
+    metrics = beyond_accuracy(recommended, ratings_per_movie, 4, vectors)
+    assert metrics["coverage"] == pytest.approx(3 / 4)
+    # slots show movies 0, 1, 1, 2, 1: mean popularity (4 + 2 + 2 + 1 + 2) / 5 over 8 / 4
+    assert metrics["recommended_popularity"] == pytest.approx(11 / 5)
+    assert metrics["popularity_lift"] == pytest.approx((11 / 5) / 2)
+    # counts sorted (0, 1, 1, 3): sum (2i - n - 1) x_i / (n sum x) = (-1 + 1 + 9) / (4 * 5)
+    assert metrics["gini"] == pytest.approx(9 / 20)
+    assert metrics["novelty"] == pytest.approx(np.mean([0, 1, 1, 2, 1]))  # -log2(raters / 4)
+    # user 0: cos(e1, e2) = 0 -> distance 1; user 1: cos(e2, (1,1)) = 1/sqrt2; user 2 has one movie
+    assert metrics["intra_list_diversity"] == pytest.approx((1 + (1 - 1 / math.sqrt(2))) / 2)
+
+
+def test_gini_is_zero_for_even_lists_and_near_one_for_one_movie():
+    assert gini(np.array([[0, 1], [2, 3]]), 4) == 0.0
+    assert gini(np.zeros((50, 1), dtype=np.int64), 100) == pytest.approx(0.99)
+
+
+def test_beyond_accuracy_matches_plain_loops():
+    """Gini by its mean-absolute-difference definition, novelty and diversity by loops
+    over every slot and every pair, on random lists with empty slots."""
+    rng = np.random.default_rng(8)
+    n_users, n_movies, n = 40, 25, 6
+    recommended = np.array([rng.choice(n_movies, n, replace=False) for _ in range(n_users)])
+    recommended[rng.random(recommended.shape) < 0.2] = -1
+    ratings_per_movie = rng.integers(1, n_users, n_movies)
+    vectors = rng.normal(size=(n_movies, 4))
+    metrics = beyond_accuracy(recommended, ratings_per_movie, n_users, vectors)
+    counts = np.bincount(recommended[recommended >= 0], minlength=n_movies)
+    mean_difference = sum(abs(a - b) for a in counts for b in counts) / n_movies**2
+    assert metrics["gini"] == pytest.approx(mean_difference / (2 * counts.mean()))
+    slots = [m for row in recommended for m in row if m >= 0]
+    assert metrics["novelty"] == pytest.approx(np.mean([-math.log2(ratings_per_movie[m] / n_users) for m in slots]))
+    per_user = []
+    for row in recommended:
+        listed = [m for m in row if m >= 0]
+        pairs = [(a, b) for i, a in enumerate(listed) for b in listed[i + 1:]]
+        if pairs:
+            norms = np.linalg.norm(vectors, axis=1)
+            per_user.append(np.mean([1 - vectors[a] @ vectors[b] / norms[a] / norms[b] for a, b in pairs]))
+    assert metrics["intra_list_diversity"] == pytest.approx(np.mean(per_user))

@@ -9,7 +9,9 @@ import scipy.sparse as sp
 import recsql
 from recsql.data.matrix import RatingMatrix
 from recsql.model import ranking
-from recsql.model.ranking import ExactItemItem, LowRankItemItem, rated_by
+from recsql.model.factors import Factors
+from recsql.model.outputs import recommendation_lists, similar_lists
+from recsql.model.ranking import ExactItemItem, FactorChoice, LowRankItemItem, rated_by
 
 
 def random_pattern(n_users: int, n_movies: int, density: float = 0.3, seed: int = 0) -> sp.csr_matrix:
@@ -43,7 +45,9 @@ def test_low_rank_is_exact_when_the_ratings_have_low_rank():
     np.testing.assert_allclose(weights, exact.weights, atol=2e-3)
     users = random_pattern(5, 30, seed=3)
     unrated = users.toarray() == 0
-    np.testing.assert_allclose(low.choice_scores(users)[unrated], exact.choice_scores(users)[unrated], atol=2e-3)
+    rows = np.arange(5)
+    np.testing.assert_allclose(low.choice_scores(rows, users)[unrated], exact.choice_scores(rows, users)[unrated],
+                               atol=2e-3)
 
 
 def test_rated_by_counts_every_known_cell():
@@ -61,9 +65,6 @@ def test_low_rank_lists_rank_on_movielens_100k(ml100k, monkeypatch):
 def test_stored_recommendations_are_the_blend_brute_forced():
     """The training lists against a plain computation: EASE's pick score of every unrated
     movie (X B), times exp(0.5 * (clipped predicted rating - mean)), best 4 per user."""
-    from recsql.model.factors import Factors
-    from recsql.model.outputs import recommendation_lists
-
     rng = np.random.default_rng(7)
     n_users, n_movies = 15, 25
     pattern = random_pattern(n_users, n_movies, density=0.4, seed=5)
@@ -91,3 +92,46 @@ def test_stored_recommendations_are_the_blend_brute_forced():
         assert got.indices[u].tolist() == expected.tolist()
         np.testing.assert_allclose(got.scores[u], score[u, expected], rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(got.predicted[u], predicted[u, expected], atol=1e-12)
+
+
+def _random_factors(rng: np.random.Generator, n_users: int, n_movies: int) -> Factors:
+    return Factors(
+        np.arange(n_users), np.arange(n_movies), rng.normal(size=(n_users, 3)), rng.normal(size=(n_movies, 3)),
+        global_mean=3.2, user_bias=rng.normal(size=n_users), movie_bias=rng.normal(size=n_movies), clip=(1.0, 5.0),
+    )
+
+
+def test_factor_choice_lists_brute_forced():
+    """The Spark engine's choice model: similar movies by v_i . v_j (no bias lift), and
+    recommendations by u . v_j times exp(0.5 * (predicted - mean)), rated movies left out."""
+    rng = np.random.default_rng(11)
+    n_users, n_movies = 12, 18  # fewer movies than the candidates kept: every movie is re-ranked
+    factors = _random_factors(rng, n_users, n_movies)
+    items = FactorChoice(rng.normal(size=(n_users, 4)).astype(np.float32),
+                         rng.normal(size=(n_movies, 4)).astype(np.float32))
+    similar = similar_lists(factors, items, 5, "items")
+    weights = items.movie_vectors.astype(np.float64) @ items.movie_vectors.T.astype(np.float64)
+    np.fill_diagonal(weights, -np.inf)
+    for m in range(n_movies):
+        assert similar.indices[m].tolist() == np.argsort(-weights[m], kind="stable")[:5].tolist()
+    pattern = random_pattern(n_users, n_movies, density=0.3, seed=4)
+    got = recommendation_lists(factors, items, pattern, 4)
+    predicted = np.clip(factors.user_terms @ factors.movie_terms.T, 1, 5)
+    score = (items.user_vectors.astype(np.float64) @ items.movie_vectors.T) * np.exp(0.5 * (predicted - 3.2))
+    score[pattern.toarray() > 0] = -np.inf
+    for u in range(n_users):
+        expected = np.argsort(-score[u], kind="stable")[:4]
+        assert got.indices[u].tolist() == expected.tolist()
+        np.testing.assert_allclose(got.scores[u], score[u, expected], rtol=1e-4)
+
+
+def test_similar_lists_of_some_movies_are_those_rows_of_all():
+    """``rows`` (one block of the Spark engine's lists) lists those movies against all."""
+    rng = np.random.default_rng(5)
+    factors = _random_factors(rng, 10, 40)
+    pattern = random_pattern(10, 40, seed=6)
+    for metric, items in (("items", ExactItemItem.fit(pattern, 2.0)), ("cosine", None), ("l1", None)):
+        full = similar_lists(factors, items, 6, metric)
+        part = similar_lists(factors, items, 6, metric, rows=range(13, 29))
+        np.testing.assert_array_equal(part.indices, full.indices[13:29])
+        np.testing.assert_allclose(part.scores, full.scores[13:29])

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import re
 import signal
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +21,7 @@ import click
 from sqlalchemy import Engine
 
 import recsql
-from recsql.cli.outcome import BUG, problem
+from recsql.cli.outcome import BUG, CLOSED, problem
 from recsql.cli.output import Column, json_option, show, to_json
 from recsql.data.files import FORMATS
 from recsql.data.keys import ID_KINDS, IdKind
@@ -53,6 +55,11 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
+        except BrokenPipeError:
+            # Whoever read the output stopped early (`recsql models | head`): end quietly,
+            # as other command-line tools do, without Python's complaint at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(CLOSED)
         except Exception as exc:
             message = problem(exc)
             if message is not None:
@@ -445,7 +452,9 @@ def train(ctx: click.Context, **options: Any) -> None:
 def _ranking_line(m: dict[str, Any]) -> str:
     return (f"test  precision@10 {m['precision_at_10']:.4f}  recall@10 {m['recall_at_10']:.4f}  "
             f"NDCG@10 {m['ndcg_at_10']:.4f}  similar movies NDCG@10 {m['similar_ndcg_at_10']:.4f}  "
-            f"coverage {m['coverage']:.4f}")
+            f"coverage {m['coverage']:.4f}\n"
+            f"lists popularity lift {m['popularity_lift']:.2f}  Gini {m['gini']:.4f}  novelty {m['novelty']:.3f} bits  "
+            f"intra-list diversity {m['intra_list_diversity']:.4f}")
 
 
 def _holdout_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -802,6 +811,166 @@ def models_prune(ctx: click.Context, keep: int, wait: float) -> None:
     """
     pruned = recsql.prune_models(_engine(ctx), keep=keep, wait=wait)
     _say(ctx, f"pruned {len(pruned)} models" + (f": {', '.join(map(str, pruned))}" if pruned else ""))
+
+
+@models.command("diff")
+@click.argument("a", type=int)
+@click.argument("b", type=int)
+@click.option("--movies", type=int, default=10, show_default=True,
+              help="How many of the movies whose similar movies changed most to list.")
+@json_option
+@click.pass_context
+def models_diff(ctx: click.Context, a: int, b: int, movies: int, as_json: bool) -> None:
+    """Compare two models: metrics side by side, how users' lists and movies' neighbours changed.
+
+    What to check before `recsql models activate B`.
+
+    \b
+    Example:
+        recsql models diff 3 4
+    """
+    diff = recsql.diff_models(_engine(ctx), a, b, movies=movies)
+    if as_json:
+        click.echo(to_json(diff))
+        return
+    verdict = {True: "better", False: "worse", None: ""}
+    show([{"metric": m.name, "a": m.a, "b": m.b, "change": None if m.a is None or m.b is None else m.b - m.a,
+           "verdict": verdict[m.better]} for m in diff.metrics],
+         [Column("metric", align="<"), Column("a", header=f"model {a}", format=".6g"),
+          Column("b", header=f"model {b}", format=".6g"), Column("change", format="+.4g"),
+          Column("verdict", header="B is", align="<")], as_json=False)
+    _say(ctx)
+    _say(ctx, f"recommendations: {diff.users_changed} of {diff.users_compared} users' top {diff.n} changed; "
+              f"mean overlap@{diff.n} {diff.mean_overlap:.3f}")
+    _say(ctx, f"similar movies: mean overlap {diff.mean_similar_overlap:.3f} over {diff.movies_compared} movies; "
+              "changed most:")
+    show(diff.most_changed, [Column("movie_id", header="movie"), Column("title", align="<"),
+                             Column("overlap", format=".2f")], as_json=False)
+
+
+@cli.group(cls=_Group, name="inspect")
+def inspect_group() -> None:
+    """Look inside a model: one movie, one user, or the model itself.
+
+    \b
+    Example:
+        recsql inspect movie 50
+        recsql inspect user 1 --json
+        recsql inspect model
+    """
+
+
+_model_option = click.option("--model", "model_id", type=int, default=None,
+                             help="The model version to inspect (default: the active one).")
+
+
+def _features(values: list[float]) -> str:
+    return " ".join(f"{v:+.3f}" for v in values)
+
+
+@inspect_group.command("movie")
+@click.argument("movie_id", type=ID)
+@_model_option
+@click.option("--limit", type=int, default=10, show_default=True, help="Similar movies to list.")
+@json_option
+@click.pass_context
+def inspect_movie(ctx: click.Context, movie_id: int | str, model_id: int | None, limit: int, as_json: bool) -> None:
+    """Show a movie as a model sees it: ratings, bias, features, similar movies, reach.
+
+    \b
+    Example:
+        recsql inspect movie 50 --limit 5
+    """
+    found = recsql.inspect_movie(_engine(ctx), movie_id, model_id=model_id, limit=limit)
+    if as_json:
+        click.echo(to_json(found))
+        return
+    mean = "" if found.mean_rating is None else f", mean {found.mean_rating:.2f}"
+    ratings = "" if found.n_ratings is None else f"{found.n_ratings} ratings{mean}; "
+    _say(ctx, f"movie {found.movie_id}: {found.title or '(no title)'} [{found.genres or ''}] in model {found.model_id}")
+    _say(ctx, f"{ratings}bias {found.bias:+.3f}; on {found.recommended_to} users' recommendations")
+    _say(ctx, f"features: {_features(found.features)}")
+    _say(ctx)
+    show(found.similar, [Column("rank"), Column("movie_id", header="similar"), Column("title", align="<"),
+                         Column("score", format=".4g")], as_json=False)
+
+
+@inspect_group.command("user")
+@click.argument("user_id", type=ID)
+@_model_option
+@click.option("--because", type=int, default=3, show_default=True,
+              help="Rated movies that explain each recommendation.")
+@json_option
+@click.pass_context
+def inspect_user(ctx: click.Context, user_id: int | str, model_id: int | None, because: int, as_json: bool) -> None:
+    """Show a user as a model sees them: ratings, bias, features, explained recommendations.
+
+    \b
+    Example:
+        recsql inspect user 1 --because 2
+    """
+    found = recsql.inspect_user(_engine(ctx), user_id, model_id=model_id, because=because)
+    if as_json:
+        click.echo(to_json(found))
+        return
+    _say(ctx, f"user {found.user_id} in model {found.model_id}: {len(found.ratings)} ratings, bias {found.bias:+.3f}")
+    _say(ctx, f"features: {_features(found.features)}")
+    _say(ctx)
+    rows = [{"rank": r.rank, "movie_id": r.movie_id, "title": r.title, "predicted_rating": r.predicted_rating,
+             "because": "; ".join(f"{b.title or b.movie_id} ({b.rating:g}, {b.contribution:+.3f})" for b in r.because)}
+            for r in found.recommendations]
+    show(rows, [Column("rank"), Column("movie_id", header="movie"), Column("title", align="<"),
+                Column("predicted_rating", header="predicted", format=".3f"),
+                Column("because", header="because they rated (rating, contribution)", align="<")], as_json=False)
+    _say(ctx)
+    show(found.ratings, [Column("movie_id", header="rated"), Column("title", align="<"),
+                         Column("rating", format="g")], as_json=False)
+
+
+@inspect_group.command("model")
+@click.argument("model_id", type=int, required=False)
+@json_option
+@click.pass_context
+def inspect_model(ctx: click.Context, model_id: int | None, as_json: bool) -> None:
+    """Show a model (default: the active one): parameters, metrics, phase seconds, rows and bytes.
+
+    \b
+    Example:
+        recsql inspect model 3
+    """
+    found = recsql.inspect_model(_engine(ctx), model_id)
+    if as_json:
+        click.echo(to_json({**dataclasses.asdict(found), "model_bytes": found.model_bytes}))
+        return
+    model = found.model
+    fields = {k: v for k, v in dataclasses.asdict(model).items() if k not in ("params", "metrics", "timings")}
+    sections = [("", fields), ("params.", model.params), ("metrics.", model.metrics or {}),
+                ("seconds.", model.timings or {})]
+    show([{"name": prefix + name, "value": value} for prefix, values in sections for name, value in values.items()
+          if not isinstance(value, (list, dict))],
+         [Column("name", align="<"), Column("value", align="<")], as_json=False)
+    _say(ctx)
+    show(found.tables, [Column("table", align="<"), Column("rows"), Column("table_rows", header="all models"),
+                        Column("table_bytes", header="table bytes"),
+                        Column("model_bytes", header="this model's share")], as_json=False)
+
+
+@cli.command()
+@click.argument("model_id", type=int, required=False)
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), default="report.html", show_default=True,
+              help="The HTML file to write.")
+@click.pass_context
+def report(ctx: click.Context, model_id: int | None, out: str) -> None:
+    """Write one self-contained HTML page of plots and checks that show whether a model is good.
+
+    Needs matplotlib (pip install 'recsql[plots]').
+
+    \b
+    Example:
+        recsql report --out report.html
+    """
+    path = recsql.write_report(_engine(ctx), out, model_id)
+    _say(ctx, f"wrote {path}")
 
 
 @cli.command()

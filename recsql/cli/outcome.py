@@ -3,7 +3,8 @@
 Exit codes: 0 done; 1 a problem the operator can fix (bad input, unknown id, outdated
 schema, unreachable database, another writer running, a stopped run); 2 a usage error
 (an unknown option or a bad value, as click reports it); 3 an unexpected error, which is
-a bug in recsql (one line; ``-v`` shows the traceback).
+a bug in recsql (one line; ``-v`` shows the traceback); 141 (128 + SIGPIPE, as other
+tools end) the reader of the output closed it early (``recsql models | head``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from recsql.errors import RecsqlError
 
-OK, PROBLEM, USAGE, BUG = 0, 1, 2, 3
+OK, PROBLEM, USAGE, BUG, CLOSED = 0, 1, 2, 3, 141
 
 
 def _driver_errors() -> tuple[type[BaseException], ...]:

@@ -17,10 +17,10 @@ from sqlalchemy import Engine
 
 from recsql.data.matrix import DuplicatePolicy
 from recsql.data.source import Source
-from recsql.engines import EngineName, engine_solver
+from recsql.engines import EngineName, engine_solver, fit_models
 from recsql.evaluation.metrics import accuracy_metrics, list_metrics
 from recsql.evaluation.splits import Split, holdout
-from recsql.model.outputs import ListMetric, check_list_params, item_model, recommendation_lists, similar_lists
+from recsql.model.outputs import ListMetric, check_list_params, recommendation_lists, similar_lists
 from recsql.model.ranking import DEFAULT_ITEM_REGULARIZATION
 from recsql.model.solvers import DEFAULT_SOLVER
 
@@ -69,8 +69,7 @@ def evaluate_on(
     results = []
     for train, test in pairs:
         started = time.perf_counter()
-        factors = model.fit(train)
-        items = item_model(train, metric, item_regularization)
+        factors, items = fit_models(model, train, metric, item_regularization)
         fit_seconds = time.perf_counter() - started  # both models: what a retrain fits
         similar = similar_lists(factors, items, similar_k, metric)
         recommended = recommendation_lists(factors, items, train.csr, 10)

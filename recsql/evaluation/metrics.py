@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsql.data.matrix import RatingMatrix, lookup_ids
+from recsql.evaluation.beyond import beyond_accuracy
 from recsql.model.factors import Factors
 from recsql.model.ranking import rated_by
 from recsql.model.topk import TopK, block_rows, top_k_largest
@@ -148,12 +149,6 @@ def because_you_rated(
     return top_k_quality(top, held.relevant, k)[f"ndcg_at_{k}"]
 
 
-def coverage(recommended: np.ndarray, n_movies: int) -> float:
-    """The share of the catalogue that is on at least one user's list (-1: empty slot)."""
-    shown = np.unique(recommended[recommended >= 0])
-    return len(shown) / n_movies if n_movies else float("nan")
-
-
 # Above this many training ratings, train RMSE/MAE are computed on a fixed random sample
 # of this size (its standard error is far below the digits shown): at 25 M ratings
 # scoring every one took 8 s of a retrain.
@@ -200,12 +195,14 @@ def list_metrics(
     """How the lists an application shows do.
 
     ``recommended`` holds every training user's list (movie indices, best first, -1
-    where empty), as stored.  Always: ``coverage``, the share of movies recommended to
-    anyone.  With a test set: precision, recall and NDCG@k of each test user's list
-    (relevant = a test rating >= 4; the lists leave out training movies), and the
-    "because you rated" NDCG@k of the similar-movie lists (:func:`because_you_rated`).
+    where empty), as stored.  Always: coverage, popularity lift, Gini, novelty and
+    intra-list diversity (:mod:`recsql.evaluation.beyond`).  With a test set:
+    precision, recall and NDCG@k of each test user's list (relevant = a test rating >=
+    4; the lists leave out training movies), and the "because you rated" NDCG@k of the
+    similar-movie lists (:func:`because_you_rated`).
     """
-    result: dict[str, float] = {"coverage": coverage(recommended, len(factors.movie_ids))}
+    ratings_per_movie = np.bincount(train.cols, minlength=train.n_movies)
+    result: dict[str, float] = beyond_accuracy(recommended, ratings_per_movie, train.n_users, factors.movie_factors)
     if test is None:
         return result
     held = HeldOut.of(factors.user_ids, factors.movie_ids, train, test)

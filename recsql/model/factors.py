@@ -159,19 +159,23 @@ class Factors:
         parallel_blocks(range(0, len(users), block), one_block, step)
         return TopK(indices, scores)
 
-    def similar_movies(self, k: int = 20, metric: Metric = "cosine", step: Step = no_step) -> TopK:
+    def similar_movies(
+        self, k: int = 20, metric: Metric = "cosine", step: Step = no_step, rows: range | None = None
+    ) -> TopK:
         """For each movie, its ``k`` most similar other movies (never itself), best first.
 
         Returns indices and scores of shape ``n_movies x min(k, n_movies - 1)``; scores
-        are cosine similarities (descending) or L1 distances (ascending).
+        are cosine similarities (descending) or L1 distances (ascending).  ``rows`` lists
+        only those movies (against every movie): one block of the Spark engine's lists.
         """
         check_similarity_params(k, metric)
         movie_factors = self.movie_factors
         n = movie_factors.shape[0]
+        rows = range(n) if rows is None else rows
         k = max(0, min(k, n - 1))
-        indices = np.empty((n, k), dtype=np.int64)
-        scores = np.empty((n, k), dtype=np.float64)
-        if k == 0:
+        indices = np.empty((len(rows), k), dtype=np.int64)
+        scores = np.empty((len(rows), k), dtype=np.float64)
+        if k == 0 or len(rows) == 0:
             return TopK(indices, scores)
         if metric == "cosine":
             norms = np.linalg.norm(movie_factors, axis=1, keepdims=True)
@@ -181,17 +185,18 @@ class Factors:
         block = topk.block_rows(n)
 
         def one_block(start: int) -> None:
-            stop = min(n, start + block)
+            stop = min(rows.stop, start + block)
             if metric == "l1":
                 closeness = -cdist(dense[start:stop], dense, metric="cityblock")
             else:
                 closeness = unit[start:stop] @ unit.T
             closeness[np.arange(stop - start), np.arange(start, stop)] = -np.inf
             best, value = top_k_largest(closeness, k)
-            indices[start:stop] = best
-            scores[start:stop] = -value if metric == "l1" else value
+            at = slice(start - rows.start, stop - rows.start)
+            indices[at] = best
+            scores[at] = -value if metric == "l1" else value
 
-        parallel_blocks(range(0, n, block), one_block, step)
+        parallel_blocks(range(rows.start, rows.stop, block), one_block, step)
         return TopK(indices, scores)
 
     # ------------------------------------------------------------------ checks, views

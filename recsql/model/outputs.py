@@ -77,13 +77,15 @@ def item_model(
 
 
 def similar_lists(
-    factors: Factors, items: ItemItem | None, k: int, metric: str, step: Step = no_step
+    factors: Factors, items: ItemItem | None, k: int, metric: str, step: Step = no_step,
+    rows: range | None = None,
 ) -> TopK:
     """Each movie's ``k`` most similar movies: by the item model (``metric`` items, for
-    which :func:`item_model` always fits one), else by the rating model's features."""
+    which :func:`item_model` always fits one), else by the rating model's features.
+    ``rows``: only those movies' lists (default all)."""
     if items is not None:
-        return items.similar_movies(k, factors.movie_bias_or_zero, step)
-    return factors.similar_movies(k, cast(Metric, metric), step)
+        return items.similar_movies(k, factors.movie_bias_or_zero, step, rows)
+    return factors.similar_movies(k, cast(Metric, metric), step, rows)
 
 
 # The blend re-ranks each user's best picks: computing it for every movie of a large
@@ -118,7 +120,7 @@ def recommendation_lists(
     def one_block(start: int) -> None:
         rows = np.arange(start, min(n_users, start + block))
         picks = pattern[rows]
-        choice = items.choice_scores(picks)
+        choice = items.choice_scores(rows, picks)
         choice[np.repeat(np.arange(len(rows)), np.diff(picks.indptr)), picks.indices] = -np.inf
         candidates, candidate_choice = top_k_largest(choice, width)
         known = np.isfinite(candidate_choice)

@@ -55,29 +55,38 @@ class ItemItem(ABC):
         """Rows ``start:stop`` of B (float32; the diagonal need not be zero)."""
 
     @abstractmethod
-    def choice_scores(self, rated: sp.csr_matrix) -> np.ndarray:
-        """x_u B for each row of a 0/1 users x movies matrix (dense, float32); entries of
-        movies a row has rated are meaningless (they are never ranked)."""
+    def choice_scores(self, users: np.ndarray, rated: sp.csr_matrix) -> np.ndarray:
+        """The choice scores of every movie (dense, float32) for the user rows ``users``,
+        whose rows of the 0/1 users x movies matrix are ``rated`` (EASE: x_u B); entries
+        of movies a row has rated are meaningless (they are never ranked)."""
 
-    def similar_movies(self, k: int, movie_bias: np.ndarray, step: Step = no_step) -> TopK:
-        """Each movie's ``k`` best other movies by B_ij * exp(BLEND * b_j), best first."""
+    # How much a similar movie's own bias lifts it: B_ij * exp(similar_blend * b_j).
+    similar_blend: float = BLEND
+
+    def similar_movies(
+        self, k: int, movie_bias: np.ndarray, step: Step = no_step, rows: range | None = None
+    ) -> TopK:
+        """Each movie's ``k`` best other movies by B_ij * exp(similar_blend * b_j), best
+        first; only the movies ``rows`` (default all) are listed, against every movie."""
         n = self.n_movies
+        rows = range(n) if rows is None else rows
         k = max(0, min(k, n - 1))
-        boost = np.exp(BLEND * movie_bias).astype(np.float32)
-        indices = np.empty((n, k), dtype=np.int64)
-        scores = np.empty((n, k), dtype=np.float64)
-        if k == 0:
+        boost = np.exp(self.similar_blend * movie_bias).astype(np.float32)
+        indices = np.empty((len(rows), k), dtype=np.int64)
+        scores = np.empty((len(rows), k), dtype=np.float64)
+        if k == 0 or len(rows) == 0:
             return TopK(indices, scores)
         block = block_rows(n)
 
         def one_block(start: int) -> None:
-            stop = min(n, start + block)
+            stop = min(rows.stop, start + block)
             blended = self.weight_rows(start, stop) * boost[None, :]
             blended[np.arange(stop - start), np.arange(start, stop)] = -np.inf
             best, value = top_k_largest(blended, k)
-            indices[start:stop], scores[start:stop] = best, value
+            at = slice(start - rows.start, stop - rows.start)
+            indices[at], scores[at] = best, value
 
-        parallel_blocks(range(0, n, block), one_block, step)
+        parallel_blocks(range(rows.start, rows.stop, block), one_block, step)
         return TopK(indices, scores)
 
 
@@ -103,7 +112,7 @@ class ExactItemItem(ItemItem):
     def weight_rows(self, start: int, stop: int) -> np.ndarray:
         return self.weights[start:stop]
 
-    def choice_scores(self, rated: sp.csr_matrix) -> np.ndarray:
+    def choice_scores(self, users: np.ndarray, rated: sp.csr_matrix) -> np.ndarray:
         return np.asarray(rated.astype(np.float32) @ self.weights)
 
 
@@ -134,8 +143,35 @@ class LowRankItemItem(ItemItem):
     def weight_rows(self, start: int, stop: int) -> np.ndarray:
         return self.left[start:stop] @ self.right
 
-    def choice_scores(self, rated: sp.csr_matrix) -> np.ndarray:
+    def choice_scores(self, users: np.ndarray, rated: sp.csr_matrix) -> np.ndarray:
         return np.asarray(rated.astype(np.float32) @ self.left) @ self.right
+
+
+@dataclass(frozen=True)
+class FactorChoice(ItemItem):
+    """The choice model as factors: a user's choice score for movie j is u . v_j and
+    B_ij = v_i . v_j, from an implicit-feedback factorization of who rated what
+    (Hu, Koren & Volinsky 2008: the Spark engine's counterpart of EASE, fitted by
+    MLlib's ``ALS(implicitPrefs=True)``).  Similar movies are not lifted by their bias:
+    on MovieLens 100K u1 the lift cost their NDCG@10 (0.404 without, 0.392 with)."""
+
+    user_vectors: np.ndarray  # n_users x r, rows as the rating model's users
+    movie_vectors: np.ndarray  # n_movies x r
+    similar_blend = 0.0
+
+    @property
+    def n_movies(self) -> int:
+        return len(self.movie_vectors)
+
+    def weight_rows(self, start: int, stop: int) -> np.ndarray:
+        return (self.movie_vectors[start:stop] @ self.movie_vectors.T).astype(np.float32)
+
+    def choice_scores(self, users: np.ndarray, rated: sp.csr_matrix) -> np.ndarray:
+        return (self.user_vectors[users] @ self.movie_vectors.T).astype(np.float32)
+
+    def with_users(self, users: np.ndarray) -> FactorChoice:
+        """The same movies with only the user rows ``users`` (renumbered 0..)."""
+        return FactorChoice(self.user_vectors[users], self.movie_vectors)
 
 
 def fit_item_model(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -28,6 +29,7 @@ PANDAS_WARNING = ".*does not yet fully support pandas.*"
 # The forms Spark's submit accepts (checked here so a typo is refused before the run starts).
 MASTER_URL = re.compile(r"^(local(\[(\d+|\*)(,\d+)?\])?|local-cluster\[[\d, ]+\]|spark://\S+|yarn|k8s://\S+)$")
 JDBC_JAR_ENV = "RECSQL_JDBC_JAR"
+PYTHON_ENV = "PYSPARK_PYTHON"
 DEBIAN_JDBC_JAR = Path("/usr/share/java/postgresql.jar")  # Debian's libpostgresql-jdbc-java
 JDBC_PACKAGE = "org.postgresql:postgresql:42.7.4"  # what a cluster without the jar asks Maven for
 LOCAL_DRIVER_MEMORY = "4g"  # a local master's whole Spark lives in the driver; 1g (Spark's) is too small
@@ -36,6 +38,10 @@ RECSQL_KEYS = {
     "recsql.jdbc.fetchsize": "rows per JDBC round trip (default 50000)",
     "recsql.checkpoint.dir": "where ALS checkpoints its lineage (default: a temporary directory; "
                              "on a cluster, a path every executor can reach, e.g. hdfs://...)",
+    "recsql.warmup.sweeps": "sweeps of the short fit the biases are re-estimated against "
+                            "(default: half of --max-iterations; 0: none)",
+    "recsql.lists": "where the stored lists are computed: driver, spark or auto (default: "
+                    "spark on a cluster master past 10^10 user x movie cells)",
 }
 
 
@@ -65,17 +71,29 @@ class SparkSettings:
     def spark_conf(self) -> dict[str, str]:
         return {k: v for k, v in self.conf.items() if not k.startswith("recsql.")}
 
-    def recsql_int(self, key: str, default: int) -> int:
+    def recsql_int(self, key: str, default: int, minimum: int = 1) -> int:
         value = self.conf.get(key)
         if value is None:
             return default
         try:
             number = int(value)
         except ValueError:
-            number = 0
-        if number < 1:
-            raise InvalidParameter(f"{key} must be a whole number of at least 1, not {value!r}")
+            number = minimum - 1
+        if number < minimum:
+            raise InvalidParameter(f"{key} must be a whole number of at least {minimum}, not {value!r}")
         return number
+
+    def recsql_choice(self, key: str, choices: tuple[str, ...]) -> str:
+        """The setting ``key``, one of ``choices`` (the first when unset)."""
+        value = self.conf.get(key, choices[0])
+        if value not in choices:
+            raise InvalidParameter(f"{key} must be one of {', '.join(choices)}, not {value!r}")
+        return value
+
+    @property
+    def is_local(self) -> bool:
+        """Whether Spark runs inside this process's machine (``local[...]``)."""
+        return self.master.startswith("local")
 
 
 def parse_conf(pairs: Sequence[str]) -> dict[str, str]:
@@ -125,7 +143,7 @@ def _conf_with_defaults(settings: SparkSettings, workdir: Path, jdbc: bool) -> d
         "spark.local.dir": str(workdir / "local"),
         "spark.sql.execution.arrow.pyspark.enabled": "true",
     }
-    if settings.master.startswith("local"):
+    if settings.is_local:
         conf["spark.driver.memory"] = LOCAL_DRIVER_MEMORY
     conf.update(settings.spark_conf())
     if jdbc and not ({"spark.jars", "spark.jars.packages"} & conf.keys()):
@@ -150,6 +168,12 @@ def spark_session(settings: SparkSettings, *, jdbc: bool = False) -> Iterator[An
 
     workdir = Path(tempfile.mkdtemp(prefix="recsql-spark-"))
     spark = None
+    python = os.environ.get(PYTHON_ENV)
+    if settings.is_local and python is None:
+        # Tasks that run recsql's code (lists in Spark) need this interpreter's packages;
+        # pyspark starts its workers with $PYSPARK_PYTHON, else whatever "python3" is first
+        # on the PATH.  A cluster's executors are set up by their operator (README).
+        os.environ[PYTHON_ENV] = sys.executable
     try:
         builder = SparkSession.builder.master(settings.master)
         for key, value in _conf_with_defaults(settings, workdir, jdbc).items():
@@ -166,3 +190,5 @@ def spark_session(settings: SparkSettings, *, jdbc: bool = False) -> Iterator[An
         if spark is not None:
             spark.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+        if python is None:
+            os.environ.pop(PYTHON_ENV, None)

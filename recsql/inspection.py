@@ -1,0 +1,241 @@
+"""What an admin asks of a stored model (``recsql inspect``): one movie, one user, or
+the model itself, for any version, active or not.
+
+Everything here reads what a retrain stored (feature and bias rows, lists, the run's
+record) plus the ratings it read; nothing is recomputed except the explanations of a
+user's recommendations, which fold the user's ratings through the model's movie
+factors exactly as :meth:`recsql.serving.Recommender.explain` does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import OperationalError
+
+from recsql import store
+from recsql.data import keys
+from recsql.data.matrix import lookup_ids
+from recsql.errors import UnknownMovie, UnknownUser
+from recsql.model.foldin import fold_in
+from recsql.serving import Recommender
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """One movie on another's stored similar-movies list."""
+
+    rank: int
+    movie_id: int
+    title: str | None
+    score: float
+
+
+@dataclass(frozen=True)
+class MovieInspection:
+    """A movie as a model sees it.  ``n_ratings`` and ``mean_rating`` count recsql's
+    ``ratings`` (None for a model trained from an application's own tables)."""
+
+    model_id: int
+    movie_id: int
+    title: str | None
+    genres: str | None
+    n_ratings: int | None
+    mean_rating: float | None
+    bias: float
+    features: list[float]
+    similar: list[Neighbour]
+    recommended_to: int  # users with the movie on their stored list
+
+
+@dataclass(frozen=True)
+class RatedMovie:
+    movie_id: int
+    title: str | None
+    rating: float
+
+
+@dataclass(frozen=True)
+class Because:
+    """One of the user's ratings and how much it pushed a recommendation's score."""
+
+    movie_id: int
+    title: str | None
+    rating: float
+    contribution: float
+
+
+@dataclass(frozen=True)
+class ExplainedRecommendation:
+    rank: int
+    movie_id: int
+    title: str | None
+    predicted_rating: float | None
+    score: float | None
+    because: list[Because] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class UserInspection:
+    """A user as a model sees them: their ratings, bias and features, and their stored
+    recommendations, each with the rated movies that contributed most to it."""
+
+    model_id: int
+    user_id: int
+    bias: float
+    features: list[float]
+    ratings: list[RatedMovie]
+    recommendations: list[ExplainedRecommendation]
+
+
+@dataclass(frozen=True)
+class TableSize:
+    """A model's rows in one output table.  ``table_bytes`` is the whole table on disk
+    (every version, indexes included; None where the database cannot say);
+    ``model_bytes`` the model's share of it, by rows."""
+
+    table: str
+    rows: int
+    table_rows: int
+    table_bytes: int | None
+    model_bytes: int | None
+
+
+@dataclass(frozen=True)
+class ModelInspection:
+    """A model version's record and what it stores."""
+
+    model: store.ModelInfo
+    tables: list[TableSize]
+
+    @property
+    def model_bytes(self) -> int | None:
+        sizes = [t.model_bytes for t in self.tables]
+        return None if any(s is None for s in sizes) else sum(s for s in sizes if s is not None)
+
+
+def inspect_movie(
+    engine: Engine, movie_id: int | str, *, model_id: int | None = None, limit: int = 10
+) -> MovieInspection:
+    """Movie ``movie_id`` (recsql's id or the application's key) in model ``model_id``
+    (default: the active one), with its ``limit`` most similar movies."""
+    with Recommender(engine) as recommender:
+        movie = recommender.movie(movie_id)
+    with engine.connect() as conn:
+        model = _model(conn, model_id)
+        m = {"m": model.model_id, "i": movie.movie_id}
+        features = _vector(conn, "movie_features", "movie_id", m)
+        if not features:
+            raise UnknownMovie(movie_id, f"is not in model {model.model_id}")
+        bias = conn.execute(text("SELECT bias FROM movie_biases WHERE model_id = :m AND movie_id = :i"), m).scalar()
+        similar = conn.execute(text(
+            "SELECT s.rank, s.similar_movie_id, t.title, s.score FROM movie_similarities s "
+            "LEFT JOIN movies t ON t.movie_id = s.similar_movie_id "
+            "WHERE s.model_id = :m AND s.movie_id = :i ORDER BY s.rank LIMIT :n"), {**m, "n": limit}).all()
+        recommended_to = conn.execute(text(
+            "SELECT COUNT(DISTINCT user_id) FROM user_recommendations WHERE model_id = :m AND movie_id = :i"), m
+        ).scalar_one()
+        n_ratings, mean_rating = None, None
+        if model.source is None:
+            n_ratings, mean_rating = conn.execute(text(
+                "SELECT COUNT(*), AVG(value) FROM ratings WHERE movie_id = :i"), m).one()
+    return MovieInspection(
+        model_id=model.model_id, movie_id=movie.movie_id, title=movie.title, genres=movie.genres,
+        n_ratings=n_ratings, mean_rating=None if mean_rating is None else float(mean_rating),
+        bias=float(bias or 0.0), features=features,
+        similar=[Neighbour(r.rank, r.similar_movie_id, r.title, float(r.score)) for r in similar],
+        recommended_to=int(recommended_to),
+    )
+
+
+def inspect_user(
+    engine: Engine, user_id: int | str, *, model_id: int | None = None, because: int = 3
+) -> UserInspection:
+    """User ``user_id`` (recsql's id or the application's key) in model ``model_id``
+    (default: the active one): ratings, bias, features, and each stored recommendation
+    with the ``because`` rated movies that contributed most to it."""
+    with engine.connect() as conn:
+        model = _model(conn, model_id)
+        user = _user_id(conn, user_id)
+        found = store.load_user(conn, model.model_id, user)
+        if found is None:
+            raise UnknownUser(user_id, f"has no ratings in model {model.model_id}")
+        vector, bias = found
+        listed = conn.execute(text(
+            "SELECT rank, movie_id, predicted_rating, score FROM user_recommendations "
+            "WHERE model_id = :m AND user_id = :u ORDER BY rank"), {"m": model.model_id, "u": user}).all()
+        movies = store.load_movie_factors(conn, model)
+    with Recommender(engine) as recommender:
+        rated = recommender.user_ratings(user, model.model_id)
+        titles = recommender.titles([*rated, *(r.movie_id for r in listed)])
+    title = {movie: info.title for movie, info in titles.items()}
+    ratings = [RatedMovie(movie, title.get(movie), value)
+               for movie, value in sorted(rated.items(), key=lambda pair: (-pair[1], pair[0]))]
+    ids = np.array(list(rated), dtype=np.int64)
+    rows, known = lookup_ids(movies.movie_ids, ids)
+    folded = fold_in(movies, rows[known], np.array([rated[i] for i in ids[known]])) if known.any() else None
+    recommendations = []
+    for row in listed:
+        reasons: list[Because] = []
+        target, in_model = lookup_ids(movies.movie_ids, np.array([row.movie_id]))
+        if folded is not None and in_model[0] and because > 0:
+            share = folded.contributions(movies.movie_factors[target[0]])
+            order = np.argsort(-share, kind="stable")[:because]
+            reasons = [Because(int(ids[known][i]), title.get(int(ids[known][i])), rated[int(ids[known][i])],
+                               float(share[i])) for i in order]
+        recommendations.append(ExplainedRecommendation(
+            row.rank, row.movie_id, title.get(row.movie_id), row.predicted_rating, row.score, reasons))
+    return UserInspection(model.model_id, user, float(bias), [float(v) for v in vector], ratings, recommendations)
+
+
+def inspect_model(engine: Engine, model_id: int | None = None) -> ModelInspection:
+    """Model ``model_id`` (default: the active one): its record, and its rows and bytes
+    in every output table."""
+    with engine.connect() as conn:
+        model = _model(conn, model_id)
+        tables = []
+        for table in store.OUTPUT_TABLES:
+            rows = conn.execute(text(f"SELECT COUNT(*) FROM {table} WHERE model_id = :m"),
+                                {"m": model.model_id}).scalar_one()
+            total = conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
+            size = table_bytes(conn, table)
+            share = None if size is None else (round(size * rows / total) if total else 0)
+            tables.append(TableSize(table, int(rows), int(total), size, share))
+    return ModelInspection(model, tables)
+
+
+def table_bytes(conn: Connection, table: str) -> int | None:
+    """A table's bytes on disk with its indexes (None where the database cannot say:
+    an SQLite built without the ``dbstat`` table)."""
+    if conn.dialect.name == "postgresql":
+        return int(conn.execute(text("SELECT pg_total_relation_size(CAST(:t AS regclass))"), {"t": table}).scalar_one())
+    try:
+        size = conn.execute(text(
+            "SELECT SUM(pgsize) FROM dbstat WHERE name IN "
+            "(SELECT name FROM sqlite_master WHERE tbl_name = :t)"), {"t": table}).scalar()
+    except OperationalError:  # no dbstat in this SQLite build
+        return None
+    return int(size or 0)
+
+
+def _model(conn: Connection, model_id: int | None) -> store.ModelInfo:
+    return store.get_model(conn, store.active_model_id(conn) if model_id is None else model_id)
+
+
+def _user_id(conn: Connection, value: int | str) -> int:
+    if isinstance(value, int):
+        return value
+    found = keys.ids_of(conn, "user", [str(value)])
+    if str(value) not in found:
+        raise UnknownUser(value, "is not a user key of this catalogue")
+    return found[str(value)]
+
+
+def _vector(conn: Connection, table: str, column: str, params: dict[str, Any]) -> list[float]:
+    rows = conn.execute(text(
+        f"SELECT value FROM {table} WHERE model_id = :m AND {column} = :i ORDER BY feature"), params).all()
+    return [float(r.value) for r in rows]
+
