@@ -33,8 +33,9 @@ import numpy as np
 
 from recsql.data.matrix import RatingMatrix
 from recsql.data.ratings import ratings_from_file
+from recsql.evaluation.beyond import coverage
 from recsql.evaluation.evaluate import evaluate_on
-from recsql.evaluation.metrics import HeldOut, because_you_rated, coverage, score, top_k_quality
+from recsql.evaluation.metrics import HeldOut, because_you_rated, score, top_k_quality
 from recsql.model import ranking as ranking_module
 from recsql.model.solvers import make_solver
 from recsql.model.topk import TopK, top_k_largest

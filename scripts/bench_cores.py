@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_scale import PHASES, RECOMMENDED, run_train
+from bench_scale import PHASES, run_train
 
 import recsql
 
@@ -28,7 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ratings", type=int, default=25_000_000)
     parser.add_argument("--cores", default="2," + str(len(os.sched_getaffinity(0))))
-    parser.add_argument("--train-args", default=RECOMMENDED)
+    parser.add_argument("--train-args", default="", help="flags for `recsql train` (default: none, its one default)")
     args = parser.parse_args()
     users = max(10, round(args.ratings * 162541 / 25_000_095))
     movies = max(10, round(args.ratings * 59047 / 25_000_095))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -81,3 +82,13 @@ def test_cron_scripts(db_url, tmp_path):
     unreachable = _script("migrate.py", "postgresql://x@127.0.0.1:1/none")
     assert unreachable.returncode == 1 and len(unreachable.stderr.strip().splitlines()) == 1
     engine.dispose()
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "scripts").glob("*.py")))
+def test_every_script_imports(script, monkeypatch):
+    """Benchmarks are run rarely; a rename in the package must not leave one broken
+    until then (bench_cores.py imported a name bench_scale.py had dropped)."""
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))  # as `python scripts/NAME.py` sees it
+    spec = importlib.util.spec_from_file_location(f"script_{script[:-3]}", ROOT / "scripts" / script)
+    assert spec is not None and spec.loader is not None
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))  # imports only: main() waits for __main__
