@@ -26,6 +26,7 @@ def test_wheel_installs_and_runs_demo(tmp_path):
     (wheel,) = dist.glob("recsql-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "recsql/migrations/env.py" in names and "recsql/py.typed" in names
+    assert "recsql/spark/log4j2.properties" in names  # Spark's JVM logging, read from the package
     assert any(n.startswith("recsql/migrations/versions/0001_") for n in names)
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     requires = re.findall(r"^Requires-Dist: (.*)$", metadata, flags=re.M)

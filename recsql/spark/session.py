@@ -30,6 +30,7 @@ PANDAS_WARNING = ".*does not yet fully support pandas.*"
 MASTER_URL = re.compile(r"^(local(\[(\d+|\*)(,\d+)?\])?|local-cluster\[[\d, ]+\]|spark://\S+|yarn|k8s://\S+)$")
 JDBC_JAR_ENV = "RECSQL_JDBC_JAR"
 PYTHON_ENV = "PYSPARK_PYTHON"
+LOG_CONFIG = Path(__file__).with_name("log4j2.properties")  # the driver JVM's logging
 DEBIAN_JDBC_JAR = Path("/usr/share/java/postgresql.jar")  # Debian's libpostgresql-jdbc-java
 JDBC_PACKAGE = "org.postgresql:postgresql:42.7.4"  # what a cluster without the jar asks Maven for
 LOCAL_DRIVER_MEMORY = "4g"  # a local master's whole Spark lives in the driver; 1g (Spark's) is too small
@@ -146,6 +147,10 @@ def _conf_with_defaults(settings: SparkSettings, workdir: Path, jdbc: bool) -> d
     if settings.is_local:
         conf["spark.driver.memory"] = LOCAL_DRIVER_MEMORY
     conf.update(settings.spark_conf())
+    # Spark's own start-up lines are noise beside recsql's progress; a user's options
+    # come after recsql's file, so a -Dlog4j2.configurationFile of theirs wins.
+    quiet = f"-Dlog4j2.configurationFile={LOG_CONFIG.as_uri()}"
+    conf["spark.driver.extraJavaOptions"] = " ".join(filter(None, [quiet, conf.get("spark.driver.extraJavaOptions")]))
     if jdbc and not ({"spark.jars", "spark.jars.packages"} & conf.keys()):
         jar = jdbc_jar()
         if jar is None:
