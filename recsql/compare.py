@@ -60,7 +60,7 @@ def diff_models(engine: Engine, a: int, b: int, *, movies: int = 10) -> ModelDif
     """Compare model ``a`` with model ``b`` (see the module docstring); ``movies``: how
     many of the most changed movies to list."""
     with engine.connect() as conn:
-        first, second = store.get_model(conn, a), store.get_model(conn, b)
+        first, second = store.complete_model(conn, a, "compared"), store.complete_model(conn, b, "compared")
         n = min(first.recommend_n, second.recommend_n)
         users, changed, overlap = _list_overlap(conn, "user_recommendations", "user_id", a, b, n)
         k = min(int(first.params.get("similar_k", 20)), int(second.params.get("similar_k", 20)))

@@ -125,7 +125,7 @@ def inspect_movie(
     with Recommender(engine) as recommender:
         movie = recommender.movie(movie_id)
     with engine.connect() as conn:
-        model = _model(conn, model_id)
+        model = store.complete_model(conn, _id(conn, model_id), "inspected")
         m = {"m": model.model_id, "i": movie.movie_id}
         features = _vector(conn, "movie_features", "movie_id", m)
         if not features:
@@ -158,7 +158,7 @@ def inspect_user(
     (default: the active one): ratings, bias, features, and each stored recommendation
     with the ``because`` rated movies that contributed most to it."""
     with engine.connect() as conn:
-        model = _model(conn, model_id)
+        model = store.complete_model(conn, _id(conn, model_id), "inspected")
         user = _user_id(conn, user_id)
         found = store.load_user(conn, model.model_id, user)
         if found is None:
@@ -176,16 +176,16 @@ def inspect_user(
                for movie, value in sorted(rated.items(), key=lambda pair: (-pair[1], pair[0]))]
     ids = np.array(list(rated), dtype=np.int64)
     rows, known = lookup_ids(movies.movie_ids, ids)
-    folded = fold_in(movies, rows[known], np.array([rated[i] for i in ids[known]])) if known.any() else None
+    ids = ids[known]  # the rated movies the model knows: those that can explain anything
+    folded = fold_in(movies, rows[known], np.array([rated[i] for i in ids])) if len(ids) else None
     recommendations = []
     for row in listed:
         reasons: list[Because] = []
         target, in_model = lookup_ids(movies.movie_ids, np.array([row.movie_id]))
         if folded is not None and in_model[0] and because > 0:
             share = folded.contributions(movies.movie_factors[target[0]])
-            order = np.argsort(-share, kind="stable")[:because]
-            reasons = [Because(int(ids[known][i]), title.get(int(ids[known][i])), rated[int(ids[known][i])],
-                               float(share[i])) for i in order]
+            reasons = [Because(int(ids[i]), title.get(int(ids[i])), rated[int(ids[i])], float(share[i]))
+                       for i in np.argsort(-share, kind="stable")[:because]]
         recommendations.append(ExplainedRecommendation(
             row.rank, row.movie_id, title.get(row.movie_id), row.predicted_rating, row.score, reasons))
     return UserInspection(model.model_id, user, float(bias), [float(v) for v in vector], ratings, recommendations)
@@ -195,7 +195,7 @@ def inspect_model(engine: Engine, model_id: int | None = None) -> ModelInspectio
     """Model ``model_id`` (default: the active one): its record, and its rows and bytes
     in every output table."""
     with engine.connect() as conn:
-        model = _model(conn, model_id)
+        model = store.get_model(conn, _id(conn, model_id))
         tables = []
         for table in store.OUTPUT_TABLES:
             rows = conn.execute(text(f"SELECT COUNT(*) FROM {table} WHERE model_id = :m"),
@@ -221,8 +221,8 @@ def table_bytes(conn: Connection, table: str) -> int | None:
     return int(size or 0)
 
 
-def _model(conn: Connection, model_id: int | None) -> store.ModelInfo:
-    return store.get_model(conn, store.active_model_id(conn) if model_id is None else model_id)
+def _id(conn: Connection, model_id: int | None) -> int:
+    return store.active_model_id(conn) if model_id is None else model_id
 
 
 def _user_id(conn: Connection, value: int | str) -> int:

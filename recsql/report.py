@@ -26,6 +26,8 @@ from recsql.compare import BETTER
 from recsql.data.matrix import RatingMatrix
 from recsql.data.ratings import ratings_from_database
 from recsql.db import bulk
+from recsql.db.tables import PRUNED
+from recsql.errors import InvalidParameter
 from recsql.evaluation.tuning import require_matplotlib
 from recsql.inspection import ModelInspection, inspect_model
 
@@ -47,6 +49,9 @@ def write_report(engine: Engine, out: str | Path, model_id: int | None = None) -
     require_matplotlib()
     inspection = inspect_model(engine, model_id)
     model = inspection.model
+    if model.status not in store.COMPLETE:
+        raise InvalidParameter(f"model {model.model_id} is {model.status}: it stores no lists to report on; "
+                               "see `recsql models` for the complete ones")
     matrix = ratings_from_database(engine, model.params.get("duplicates", "max"), model.source)
     with engine.connect() as conn:
         movies = store.load_movie_factors(conn, model)
@@ -55,7 +60,7 @@ def write_report(engine: Engine, out: str | Path, model_id: int | None = None) -
         catalogue = {r.movie_id: (r.title, r.genres) for r in conn.execute(text(
             "SELECT movie_id, title, genres FROM movies")).all()}
         spot = _spot_checks(conn, model.model_id, matrix, catalogue)
-    history = [m for m in store.list_models(engine) if m.metrics and m.status in ("active", "retired", "ready")]
+    history = [m for m in store.list_models(engine) if m.metrics and m.status in (*store.COMPLETE, PRUNED)]
     previous = next((m for m in history if m.model_id < model.model_id), None)
     figures = [
         _ratings_figure(matrix),

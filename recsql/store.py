@@ -168,6 +168,16 @@ def reclaim_dead(engine: Engine) -> list[int]:
     return dead
 
 
+def complete_model(conn: Connection, model_id: int, what: str) -> ModelInfo:
+    """A version whose output rows exist (ready, active or retired), or UnknownModel /
+    InvalidParameter saying why ``what`` (e.g. "inspected") cannot use it."""
+    model = get_model(conn, model_id)
+    if model.status not in COMPLETE:
+        raise InvalidParameter(f"model {model_id} is {model.status}: it stores no lists to be {what}; "
+                               "see `recsql models` for the complete ones")
+    return model
+
+
 def active_model_id(conn: Connection) -> int:
     """The active model's id, or :class:`NoActiveModel`."""
     model_id = conn.execute(select(Model.id).where(Model.status == ACTIVE)).scalar()

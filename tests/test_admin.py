@@ -197,3 +197,18 @@ def test_the_readme_figures_of_the_default_models_lists(admin):
     assert admin["first"].params["samples"] != 0  # the default, Bayesian model
     assert round(metrics["coverage"], 2) == 0.22
     assert 4.5 <= metrics["popularity_lift"] < 5.5
+
+
+def test_a_pruned_model_is_refused_with_the_reason(db_url, run, tmp_path):
+    """Its `models` row (and metrics) stay, its lists are gone: inspecting a movie or a
+    user of it, diffing or reporting it says so; `inspect model` still shows its record."""
+    (tmp_path / "r.csv").write_text("user_id,movie_id,value\n" + "\n".join(
+        f"{u},{m},{(u * m) % 5 + 1}" for u in range(1, 13) for m in range(1, 9) if (u + m) % 3))
+    run("import", "ratings", tmp_path / "r.csv")
+    run("train", "--features", 2, "--samples", 0)
+    run("train", "--features", 2, "--samples", 0, "--keep", 1)
+    for args in (("inspect", "movie", 1, "--model", 1), ("inspect", "user", 1, "--model", 1),
+                 ("models", "diff", 1, 2), ("report", 1, "--out", tmp_path / "r.html")):
+        result = run(*args, ok=False)
+        assert result.exit_code == 1 and "model 1 is pruned" in result.output, (args, result.output)
+    assert json.loads(run("inspect", "model", 1, "--json").output)["model"]["status"] == "pruned"

@@ -11,7 +11,7 @@ broadcast: a cluster's users can outnumber what every executor should hold.
 Where the lists are computed is ``recsql.lists`` (:func:`lists_in_spark`): ``driver``,
 ``spark`` or ``auto`` (default).  ``auto`` keeps them on the driver for a ``local[...]``
 master, where Spark's tasks share the driver's cores and only add their overhead
-(MovieLens 100K u1, local[2]: driver 0.2 s, Spark 6 s), and moves them to Spark on a
+(MovieLens 100K u1, local[2]: the lists took 0.14 s on the driver, 3.9 s in Spark), and moves them to Spark on a
 cluster once users x movies reaches :data:`SPARK_LIST_CELLS`: the driver scores every
 cell, which took 18 s on two cores for 162,541 x 59,047 = 9.6 x 10^9 cells (25 M
 ratings, docs/benchmarks.md), so a catalogue past 10^10 cells is minutes on a driver
