@@ -15,6 +15,7 @@ import numpy as np
 from sqlalchemy import Connection, Engine, text
 
 from recsql import store
+from recsql.data.matrix import lookup_ids
 from recsql.db import bulk
 
 # +1: larger is better; -1: smaller is better; metrics not named here are not judged.
@@ -35,11 +36,13 @@ class MetricChange:
 
 @dataclass(frozen=True)
 class NeighbourChange:
-    """A movie whose similar-movies list changed: the share of A's list still in B's."""
+    """A movie whose similar-movies list changed: the share of A's list still in B's,
+    and the movie's ratings (None for a model trained from an application's tables)."""
 
     movie_id: int
     title: str | None
     overlap: float
+    n_ratings: int | None
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,9 @@ def diff_models(engine: Engine, a: int, b: int, *, movies: int = 10) -> ModelDif
         users, changed, overlap = _list_overlap(conn, "user_recommendations", "user_id", a, b, n)
         k = min(int(first.params.get("similar_k", 20)), int(second.params.get("similar_k", 20)))
         movie_ids, _, similar_overlap = _list_overlap(conn, "movie_similarities", "movie_id", a, b, k)
-        order = np.argsort(similar_overlap, kind="stable")[:movies]
+        counts = _ratings_per_movie(conn, movie_ids) if second.source is None else None
+        # The least overlap first; among equals the most-rated, whose pages most people see.
+        order = np.lexsort((-(counts if counts is not None else np.zeros(len(movie_ids))), similar_overlap))[:movies]
         worst = movie_ids[order]
         titles = _titles(conn, worst)
     names = [name for name in {**(first.metrics or {}), **(second.metrics or {})}
@@ -77,7 +82,8 @@ def diff_models(engine: Engine, a: int, b: int, *, movies: int = 10) -> ModelDif
         mean_overlap=float(overlap.mean()) if len(overlap) else float("nan"),
         movies_compared=len(movie_ids),
         mean_similar_overlap=float(similar_overlap.mean()) if len(similar_overlap) else float("nan"),
-        most_changed=[NeighbourChange(int(m), titles.get(int(m)), float(similar_overlap[i]))
+        most_changed=[NeighbourChange(int(m), titles.get(int(m)), float(similar_overlap[i]),
+                                      None if counts is None else int(counts[i]))
                       for m, i in zip(worst, order)],
     )
 
@@ -125,6 +131,15 @@ def _change(name: str, a: object, b: object) -> MetricChange:
 
 def _number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _ratings_per_movie(conn: Connection, movie_ids: np.ndarray) -> np.ndarray:
+    """How many of recsql's ``ratings`` each of ``movie_ids`` has (0 for none)."""
+    ids, counts = bulk.read_columns(conn, "SELECT movie_id, COUNT(*) FROM ratings GROUP BY movie_id", "ii")
+    result = np.zeros(len(movie_ids), dtype=np.int64)
+    rows, known = lookup_ids(movie_ids, ids)
+    result[rows[known]] = counts[known]
+    return result
 
 
 def _titles(conn: Connection, movie_ids: np.ndarray) -> dict[int, str | None]:

@@ -136,7 +136,10 @@ def test_models_diff_compares_metrics_and_lists(admin):
     assert found["mean_overlap"] == pytest.approx(np.mean(overlap))
     assert 0 < found["users_changed"] <= found["users_compared"]
     assert len(found["most_changed"]) == 10
-    assert [m["overlap"] for m in found["most_changed"]] == sorted(m["overlap"] for m in found["most_changed"])
+    order = [(m["overlap"], -m["n_ratings"]) for m in found["most_changed"]]  # least overlap, then most rated
+    assert order == sorted(order)
+    counts = _frame(engine, "SELECT movie_id, COUNT(*) AS n FROM ratings GROUP BY movie_id").set_index("movie_id").n
+    assert all(m["n_ratings"] == counts[m["movie_id"]] for m in found["most_changed"])
     shown = cli("models", "diff", a, b).output
     assert "B is" in shown and "overlap@10" in shown and re.search(r"test_rmse .* (better|worse)", shown)
 

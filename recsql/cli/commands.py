@@ -845,7 +845,7 @@ def models_diff(ctx: click.Context, a: int, b: int, movies: int, as_json: bool) 
     _say(ctx, f"similar movies: mean overlap {diff.mean_similar_overlap:.3f} over {diff.movies_compared} movies; "
               "changed most:")
     show(diff.most_changed, [Column("movie_id", header="movie"), Column("title", align="<"),
-                             Column("overlap", format=".2f")], as_json=False)
+                             Column("overlap", format=".2f"), Column("n_ratings", header="ratings")], as_json=False)
 
 
 @cli.group(cls=_Group, name="inspect")
