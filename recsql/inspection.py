@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 from recsql import store
 from recsql.data import keys
 from recsql.data.matrix import lookup_ids
+from recsql.data.source import Source, read_only
 from recsql.errors import UnknownMovie, UnknownUser
 from recsql.model.foldin import fold_in
 from recsql.serving import Recommender
@@ -36,15 +37,16 @@ class Neighbour:
 
 @dataclass(frozen=True)
 class MovieInspection:
-    """A movie as a model sees it.  ``n_ratings`` and ``mean_rating`` count recsql's
-    ``ratings`` (None for a model trained from an application's own tables)."""
+    """A movie as a model sees it.  ``n_ratings`` and ``mean_rating`` count the ratings
+    where the model read them (recsql's ``ratings`` or the application's tables), every
+    row, repeated ones included."""
 
     model_id: int
     movie_id: int
     title: str | None
     genres: str | None
-    n_ratings: int | None
-    mean_rating: float | None
+    n_ratings: int
+    mean_rating: float | None  # None: no ratings
     bias: float
     features: list[float]
     similar: list[Neighbour]
@@ -138,13 +140,14 @@ def inspect_movie(
         recommended_to = conn.execute(text(
             "SELECT COUNT(DISTINCT user_id) FROM user_recommendations WHERE model_id = :m AND movie_id = :i"), m
         ).scalar_one()
-        n_ratings, mean_rating = None, None
         if model.source is None:
             n_ratings, mean_rating = conn.execute(text(
                 "SELECT COUNT(*), AVG(value) FROM ratings WHERE movie_id = :i"), m).one()
+    if model.source is not None:
+        n_ratings, mean_rating = _source_movie_ratings(engine, model.source, movie.movie_id)
     return MovieInspection(
         model_id=model.model_id, movie_id=movie.movie_id, title=movie.title, genres=movie.genres,
-        n_ratings=n_ratings, mean_rating=None if mean_rating is None else float(mean_rating),
+        n_ratings=int(n_ratings), mean_rating=None if mean_rating is None else float(mean_rating),
         bias=float(bias or 0.0), features=features,
         similar=[Neighbour(r.rank, r.similar_movie_id, r.title, float(r.score)) for r in similar],
         recommended_to=int(recommended_to),
@@ -219,6 +222,19 @@ def table_bytes(conn: Connection, table: str) -> int | None:
     except OperationalError:  # no dbstat in this SQLite build
         return None
     return int(size or 0)
+
+
+def _source_movie_ratings(engine: Engine, source: Source, movie_id: int) -> tuple[int, float | None]:
+    """A movie's rating count and mean in the application's tables, read on a read-only
+    connection of its own (as serving reads them)."""
+    movie: int | str = movie_id
+    if source.ids == "text":  # the source knows the movie by its key
+        with engine.connect() as conn:
+            movie = keys.keys_of(conn, "movie", np.array([movie_id])).get(movie_id, "")
+    with engine.connect() as own, read_only(own):
+        values = [float(r[2]) for r in own.execute(text(source.ratings_sql(own, movie_filter=True)),
+                                                   {"movie_id": movie})]
+    return len(values), (sum(values) / len(values) if values else None)
 
 
 def _id(conn: Connection, model_id: int | None) -> int:

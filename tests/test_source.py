@@ -144,3 +144,22 @@ def test_serving_runs_the_source_query_read_only_on_any_bind(shop, engine, db_ur
     assert recsql.Recommender(engine).explain(5001, 103)
     with raw.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM writes")).scalar() == 0
+
+
+def test_inspect_reads_a_source_models_ratings_from_the_application(shop, engine, run):
+    """`recsql inspect` of a model trained from the application's tables counts the
+    movie's and lists the user's ratings there (recsql's own ratings table is empty)."""
+    import json
+
+    raw, config = shop
+    run("train", "--source", config, "--samples", 0)
+    movie = json.loads(run("inspect", "movie", 103, "--json").output)
+    user = json.loads(run("inspect", "user", 5001, "--json").output)
+    with raw.connect() as conn:
+        count, mean = conn.execute(text(
+            "SELECT COUNT(*), AVG(stars) FROM reviews WHERE product_id = 103 AND stars IS NOT NULL")).one()
+        rated = conn.execute(text(
+            "SELECT product_id, MAX(stars) FROM reviews WHERE customer_id = 5001 AND stars IS NOT NULL "
+            "GROUP BY product_id")).all()
+    assert movie["n_ratings"] == count > 0 and movie["mean_rating"] == pytest.approx(float(mean))
+    assert {(r["movie_id"], r["rating"]) for r in user["ratings"]} == {(p, float(s)) for p, s in rated}

@@ -886,7 +886,7 @@ def inspect_movie(ctx: click.Context, movie_id: int | str, model_id: int | None,
         click.echo(to_json(found))
         return
     mean = "" if found.mean_rating is None else f", mean {found.mean_rating:.2f}"
-    ratings = "" if found.n_ratings is None else f"{found.n_ratings} ratings{mean}; "
+    ratings = f"{found.n_ratings} ratings{mean}; "
     _say(ctx, f"movie {found.movie_id}: {found.title or '(no title)'} [{found.genres or ''}] in model {found.model_id}")
     _say(ctx, f"{ratings}bias {found.bias:+.3f}; on {found.recommended_to} users' recommendations")
     _say(ctx, f"features: {_features(found.features)}")

@@ -141,8 +141,11 @@ class Source:
 
     # ------------------------------------------------------------------ SQL
 
-    def ratings_sql(self, conn: Connection, *, in_order: bool = False, user_filter: bool = False) -> str:
-        """SELECT user, movie, rating FROM the source (quoted); optionally one user's."""
+    def ratings_sql(
+        self, conn: Connection, *, in_order: bool = False, user_filter: bool = False, movie_filter: bool = False
+    ) -> str:
+        """SELECT user, movie, rating FROM the source (quoted); optionally one user's
+        (``:user_id``) or one movie's (``:movie_id``)."""
         q = conn.dialect.identifier_preparer.quote
         # The line break ends a -- comment on the query's last line, which would hide the ")".
         frm = _quoted_table(conn, self.table) if self.table else f"({self.query}\n) AS recsql_source"
@@ -152,6 +155,8 @@ class Source:
         sql = f"SELECT {user}, {movie}, {q(self.rating)} FROM {frm} WHERE {q(self.rating)} IS NOT NULL"
         if user_filter:
             sql += f" AND {user} = :user_id"
+        if movie_filter:
+            sql += f" AND {movie} = :movie_id"
         if in_order and self.time:
             sql += f" ORDER BY CASE WHEN {q(self.time)} IS NULL THEN 0 ELSE 1 END, {q(self.time)}"
         return sql
