@@ -26,6 +26,7 @@ from sqlalchemy import text
 
 import recsql
 from recsql import store
+from recsql.data.matrix import RatingMatrix
 from recsql.data.ratings import ratings_from_database
 from recsql.errors import EngineUnavailable, InvalidParameter
 from recsql.evaluation.splits import split_random
@@ -36,7 +37,7 @@ from recsql.progress import STALL_ENV, STALL_MARK
 from recsql.spark import session as spark_session_module
 from recsql.spark.als import SparkALS
 from recsql.spark.lists import MOVIES_PER_TASK, SPARK_LIST_CELLS, lists_in_spark, spark_recommended, spark_similar
-from recsql.spark.read import _jdbc_frame, reads_over_jdbc
+from recsql.spark.read import _jdbc_frame, frame_of_matrix, reads_over_jdbc
 from recsql.spark.session import SparkSettings, jdbc_jar, spark_session
 from tests.conftest import _missing
 
@@ -260,6 +261,18 @@ def test_lists_computed_in_spark_are_the_drivers(spark, metric):
     np.testing.assert_array_equal(recommended.indices, local.indices)
     np.testing.assert_allclose(recommended.scores, local.scores, rtol=1e-6)
     np.testing.assert_allclose(recommended.predicted, local.predicted, rtol=1e-6)
+
+
+@pytest.mark.parametrize("local_file", [True, False])
+def test_a_matrix_reaches_spark_whole_and_without_its_rows_in_the_plan(spark, local_file):
+    """Both hand-overs (a Parquet file for local masters, a checkpoint for clusters)
+    give Spark every cell, and a plan that reads a file, not rows held in the plan."""
+    matrix = RatingMatrix.from_triples(np.array([3, 3, 9, 12]), np.array([7, 8, 7, 1]), np.array([4.0, 2.5, 5.0, 1.0]))
+    frame = frame_of_matrix(spark, matrix, local_file=local_file)
+    rows = sorted(tuple(r) for r in frame.collect())
+    assert rows == [(3, 7, 4.0), (3, 8, 2.5), (9, 7, 5.0), (12, 1, 1.0)]
+    plan = frame._jdf.queryExecution().analyzed().toString()
+    assert "LocalRelation" not in plan, plan
 
 
 @pytest.fixture(scope="module")
