@@ -68,7 +68,11 @@ def diff_models(engine: Engine, a: int, b: int, *, movies: int = 10) -> ModelDif
         users, changed, overlap = _list_overlap(conn, "user_recommendations", "user_id", a, b, n)
         k = min(int(first.params.get("similar_k", 20)), int(second.params.get("similar_k", 20)))
         movie_ids, _, similar_overlap = _list_overlap(conn, "movie_similarities", "movie_id", a, b, k)
-        counts = _ratings_per_movie(conn, movie_ids) if second.source is None else None
+        counts = None
+        if second.source is None and len(movie_ids):
+            # Only the movies that can make the list need counting (ties included).
+            cut = np.sort(similar_overlap)[min(movies, len(movie_ids)) - 1]
+            counts = _ratings_per_movie(conn, movie_ids, similar_overlap <= cut)
         # The least overlap first; among equals the most-rated, whose pages most people see.
         order = np.lexsort((-(counts if counts is not None else np.zeros(len(movie_ids))), similar_overlap))[:movies]
         worst = movie_ids[order]
@@ -133,13 +137,22 @@ def _number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _ratings_per_movie(conn: Connection, movie_ids: np.ndarray) -> np.ndarray:
-    """How many of recsql's ``ratings`` each of ``movie_ids`` has (0 for none)."""
-    ids, counts = bulk.read_columns(conn, "SELECT movie_id, COUNT(*) FROM ratings GROUP BY movie_id", "ii")
+COUNTED_BY_NAME = 1_000  # up to this many movies are counted by id, more by one GROUP BY of all
+
+
+def _ratings_per_movie(conn: Connection, movie_ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """How many of recsql's ``ratings`` each of ``movie_ids`` has where ``wanted`` (0
+    elsewhere, and for none)."""
+    sql = "SELECT movie_id, COUNT(*) FROM ratings GROUP BY movie_id"
+    if wanted.sum() <= COUNTED_BY_NAME:
+        listed = ", ".join(str(int(m)) for m in movie_ids[wanted])
+        sql = f"SELECT movie_id, COUNT(*) FROM ratings WHERE movie_id IN ({listed}) GROUP BY movie_id"
+    found = conn.execute(text(sql)).all()  # one row per movie: no bulk path needed
     result = np.zeros(len(movie_ids), dtype=np.int64)
-    rows, known = lookup_ids(movie_ids, ids)
-    result[rows[known]] = counts[known]
-    return result
+    if found:
+        rows, known = lookup_ids(movie_ids, np.array([r[0] for r in found], dtype=np.int64))
+        result[rows[known]] = np.array([r[1] for r in found], dtype=np.int64)[known]
+    return np.where(wanted, result, 0)
 
 
 def _titles(conn: Connection, movie_ids: np.ndarray) -> dict[int, str | None]:
