@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, text
 from recsql import store
 from recsql.data.matrix import lookup_ids
 from recsql.db import bulk
+from recsql.serving import Recommender
 
 # +1: larger is better; -1: smaller is better; metrics not named here are not judged.
 BETTER: dict[str, int] = {
@@ -65,9 +66,10 @@ def diff_models(engine: Engine, a: int, b: int, *, movies: int = 10) -> ModelDif
     with engine.connect() as conn:
         first, second = store.complete_model(conn, a, "compared"), store.complete_model(conn, b, "compared")
         n = min(first.recommend_n, second.recommend_n)
-        users, changed, overlap = _list_overlap(conn, "user_recommendations", "user_id", a, b, n)
+        users, changed, overlap = _list_overlap(conn, "user_recommendations", "user_id", "movie_id", a, b, n)
         k = min(int(first.params.get("similar_k", 20)), int(second.params.get("similar_k", 20)))
-        movie_ids, _, similar_overlap = _list_overlap(conn, "movie_similarities", "movie_id", a, b, k)
+        movie_ids, _, similar_overlap = _list_overlap(
+            conn, "movie_similarities", "movie_id", "similar_movie_id", a, b, k)
         counts = None
         if second.source is None and len(movie_ids):
             # Only the movies that can make the list need counting (ties included).
@@ -76,12 +78,14 @@ def diff_models(engine: Engine, a: int, b: int, *, movies: int = 10) -> ModelDif
         # The least overlap first; among equals the most-rated, whose pages most people see.
         order = np.lexsort((-(counts if counts is not None else np.zeros(len(movie_ids))), similar_overlap))[:movies]
         worst = movie_ids[order]
-        titles = _titles(conn, worst)
+    with Recommender(engine) as recommender:
+        titles = {movie: info.title for movie, info in recommender.titles(worst.tolist()).items()}
     names = [name for name in {**(first.metrics or {}), **(second.metrics or {})}
              if _number((first.metrics or {}).get(name)) or _number((second.metrics or {}).get(name))]
     return ModelDiff(
         a=a, b=b,
-        metrics=[_change(name, (first.metrics or {}).get(name), (second.metrics or {}).get(name)) for name in names],
+        metrics=[metric_change(name, (first.metrics or {}).get(name), (second.metrics or {}).get(name))
+                 for name in names],
         n=n, users_compared=len(users), users_changed=int(changed.sum()),
         mean_overlap=float(overlap.mean()) if len(overlap) else float("nan"),
         movies_compared=len(movie_ids),
@@ -93,11 +97,10 @@ def diff_models(engine: Engine, a: int, b: int, *, movies: int = 10) -> ModelDif
 
 
 def _list_overlap(
-    conn: Connection, table: str, column: str, a: int, b: int, n: int
+    conn: Connection, table: str, column: str, item: str, a: int, b: int, n: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For the ``column`` ids both models list in ``table`` (ascending): whether their
-    top ``n`` differ, and the share of A's top ``n`` found in B's."""
-    item = "movie_id" if table == "user_recommendations" else "similar_movie_id"
+    top ``n`` ``item`` lists differ, and the share of A's top ``n`` found in B's."""
     lists = []
     for model in (a, b):
         ids, ranks, items = bulk.read_columns(
@@ -122,7 +125,9 @@ def _as_rows(ids: np.ndarray, ranks: np.ndarray, items: np.ndarray, n: int) -> t
     return distinct, top
 
 
-def _change(name: str, a: object, b: object) -> MetricChange:
+def metric_change(name: str, a: object, b: object) -> MetricChange:
+    """Metric ``name`` of model A (``a``) and of model B (``b``), and whether B's is
+    better (:data:`BETTER`; None when equal, missing or not judged)."""
     first = float(a) if _number(a) else None  # type: ignore[arg-type]
     second = float(b) if _number(b) else None  # type: ignore[arg-type]
     better = None
@@ -154,10 +159,3 @@ def _ratings_per_movie(conn: Connection, movie_ids: np.ndarray, wanted: np.ndarr
         result[rows[known]] = np.array([r[1] for r in found], dtype=np.int64)[known]
     return np.where(wanted, result, 0)
 
-
-def _titles(conn: Connection, movie_ids: np.ndarray) -> dict[int, str | None]:
-    if not len(movie_ids):
-        return {}
-    listed = ", ".join(str(int(m)) for m in movie_ids)
-    rows = conn.execute(text(f"SELECT movie_id, title FROM movies WHERE movie_id IN ({listed})")).all()
-    return {r.movie_id: r.title for r in rows}

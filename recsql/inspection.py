@@ -17,9 +17,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError
 
 from recsql import store
-from recsql.data import keys
 from recsql.data.matrix import lookup_ids
-from recsql.data.source import Source, read_only
 from recsql.errors import UnknownMovie, UnknownUser
 from recsql.model.foldin import fold_in
 from recsql.serving import Recommender
@@ -124,10 +122,12 @@ def inspect_movie(
 ) -> MovieInspection:
     """Movie ``movie_id`` (recsql's id or the application's key) in model ``model_id``
     (default: the active one), with its ``limit`` most similar movies."""
-    with Recommender(engine) as recommender:
-        movie = recommender.movie(movie_id)
     with engine.connect() as conn:
         model = store.complete_model(conn, _id(conn, model_id), "inspected")
+    with Recommender(engine) as recommender:
+        movie = recommender.movie(movie_id)
+        ratings = recommender.movie_ratings(movie.movie_id, model.model_id)
+    with engine.connect() as conn:
         m = {"m": model.model_id, "i": movie.movie_id}
         features = _vector(conn, "movie_features", "movie_id", m)
         if not features:
@@ -140,14 +140,9 @@ def inspect_movie(
         recommended_to = conn.execute(text(
             "SELECT COUNT(DISTINCT user_id) FROM user_recommendations WHERE model_id = :m AND movie_id = :i"), m
         ).scalar_one()
-        if model.source is None:
-            n_ratings, mean_rating = conn.execute(text(
-                "SELECT COUNT(*), AVG(value) FROM ratings WHERE movie_id = :i"), m).one()
-    if model.source is not None:
-        n_ratings, mean_rating = _source_movie_ratings(engine, model.source, movie.movie_id)
     return MovieInspection(
         model_id=model.model_id, movie_id=movie.movie_id, title=movie.title, genres=movie.genres,
-        n_ratings=int(n_ratings), mean_rating=None if mean_rating is None else float(mean_rating),
+        n_ratings=len(ratings), mean_rating=float(np.mean(ratings)) if ratings else None,
         bias=float(bias or 0.0), features=features,
         similar=[Neighbour(r.rank, r.similar_movie_id, r.title, float(r.score)) for r in similar],
         recommended_to=int(recommended_to),
@@ -160,9 +155,10 @@ def inspect_user(
     """User ``user_id`` (recsql's id or the application's key) in model ``model_id``
     (default: the active one): ratings, bias, features, and each stored recommendation
     with the ``because`` rated movies that contributed most to it."""
+    with Recommender(engine) as recommender:
+        user = recommender.user_id(user_id)
     with engine.connect() as conn:
         model = store.complete_model(conn, _id(conn, model_id), "inspected")
-        user = _user_id(conn, user_id)
         found = store.load_user(conn, model.model_id, user)
         if found is None:
             raise UnknownUser(user_id, f"has no ratings in model {model.model_id}")
@@ -181,12 +177,12 @@ def inspect_user(
     rows, known = lookup_ids(movies.movie_ids, ids)
     ids = ids[known]  # the rated movies the model knows: those that can explain anything
     folded = fold_in(movies, rows[known], np.array([rated[i] for i in ids])) if len(ids) else None
+    targets, in_model = lookup_ids(movies.movie_ids, np.array([r.movie_id for r in listed], dtype=np.int64))
     recommendations = []
-    for row in listed:
+    for row, target, known_target in zip(listed, targets, in_model):
         reasons: list[Because] = []
-        target, in_model = lookup_ids(movies.movie_ids, np.array([row.movie_id]))
-        if folded is not None and in_model[0] and because > 0:
-            share = folded.contributions(movies.movie_factors[target[0]])
+        if folded is not None and known_target and because > 0:
+            share = folded.contributions(movies.movie_factors[target])
             reasons = [Because(int(ids[i]), title.get(int(ids[i])), rated[int(ids[i])], float(share[i]))
                        for i in np.argsort(-share, kind="stable")[:because]]
         recommendations.append(ExplainedRecommendation(
@@ -224,30 +220,8 @@ def table_bytes(conn: Connection, table: str) -> int | None:
     return int(size or 0)
 
 
-def _source_movie_ratings(engine: Engine, source: Source, movie_id: int) -> tuple[int, float | None]:
-    """A movie's rating count and mean in the application's tables, read on a read-only
-    connection of its own (as serving reads them)."""
-    movie: int | str = movie_id
-    if source.ids == "text":  # the source knows the movie by its key
-        with engine.connect() as conn:
-            movie = keys.keys_of(conn, "movie", np.array([movie_id])).get(movie_id, "")
-    with engine.connect() as own, read_only(own):
-        values = [float(r[2]) for r in own.execute(text(source.ratings_sql(own, movie_filter=True)),
-                                                   {"movie_id": movie})]
-    return len(values), (sum(values) / len(values) if values else None)
-
-
 def _id(conn: Connection, model_id: int | None) -> int:
     return store.active_model_id(conn) if model_id is None else model_id
-
-
-def _user_id(conn: Connection, value: int | str) -> int:
-    if isinstance(value, int):
-        return value
-    found = keys.ids_of(conn, "user", [str(value)])
-    if str(value) not in found:
-        raise UnknownUser(value, "is not a user key of this catalogue")
-    return found[str(value)]
 
 
 def _vector(conn: Connection, table: str, column: str, params: dict[str, Any]) -> list[float]:

@@ -22,7 +22,7 @@ import numpy as np
 from sqlalchemy import Engine, text
 
 from recsql import store
-from recsql.compare import BETTER
+from recsql.compare import metric_change
 from recsql.data.matrix import RatingMatrix
 from recsql.data.ratings import ratings_from_database
 from recsql.db import bulk
@@ -202,15 +202,15 @@ def _similarity_figure(scores: np.ndarray, metric: str | None) -> Figure | None:
 def _spot_checks(conn: Any, model_id: int, matrix: RatingMatrix,
                  catalogue: dict[int, tuple[str | None, str | None]]) -> list[tuple[str, list[str]]]:
     counts = np.bincount(matrix.cols, minlength=matrix.n_movies)
-    top = matrix.movie_ids[np.argsort(-counts, kind="stable")[:SPOT_CHECKS]]
-    checks = []
-    for movie in top:
-        similar = conn.execute(text(
-            "SELECT similar_movie_id FROM movie_similarities WHERE model_id = :m AND movie_id = :i "
-            "ORDER BY rank LIMIT 5"), {"m": model_id, "i": int(movie)}).scalars().all()
-        name = catalogue.get(int(movie), (None, None))[0] or str(int(movie))
-        checks.append((name, [catalogue.get(int(s), (None, None))[0] or str(int(s)) for s in similar]))
-    return checks
+    top = [int(m) for m in matrix.movie_ids[np.argsort(-counts, kind="stable")[:SPOT_CHECKS]]]
+    listed = conn.execute(text(
+        "SELECT movie_id, similar_movie_id FROM movie_similarities WHERE model_id = :m AND rank <= 5 "
+        f"AND movie_id IN ({', '.join(map(str, top))}) ORDER BY movie_id, rank"), {"m": model_id}).all()
+
+    def name(movie: int) -> str:
+        return catalogue.get(movie, (None, None))[0] or str(movie)
+
+    return [(name(movie), [name(s) for m, s in listed if m == movie]) for movie in top]
 
 
 # ---------------------------------------------------------------------- the page
@@ -265,14 +265,11 @@ def _metrics_table(model: store.ModelInfo, previous: store.ModelInfo | None) -> 
         if not isinstance(value, (int, float)):
             continue
         cells = f"<td>{name}</td><td class='n'>{value:.4f}</td>"
-        before = theirs.get(name)
         if previous is not None:
-            verdict = ""
-            if isinstance(before, (int, float)) and name in BETTER and before != value:
-                better = (value - before) * BETTER[name] > 0
-                verdict = f"<span class='{'better' if better else 'worse'}'>{'better' if better else 'worse'}</span>"
-            shown = f"{before:.4f}" if isinstance(before, (int, float)) else ""
-            cells += f"<td class='n'>{shown}</td><td>{verdict}</td>"
+            change = metric_change(name, theirs.get(name), value)  # is this model better than the previous?
+            word = {True: "better", False: "worse", None: ""}[change.better]
+            shown = "" if change.a is None else f"{change.a:.4f}"
+            cells += f"<td class='n'>{shown}</td><td><span class='{word}'>{word}</span></td>"
         rows.append(f"<tr>{cells}</tr>")
     rows.append("</table>")
     return "\n".join(rows)

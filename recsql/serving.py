@@ -529,9 +529,25 @@ class Recommender:
         """The user's ratings (movie id -> rating, the highest of repeated ones) from where
         model ``model_id`` (default: the active one) read its ratings."""
         user = self._known_user(user_id)
-        with self._connection() as conn:
-            info = store.get_model(conn, store.active_model_id(conn) if model_id is None else model_id)
-        return self._ratings_of(user, info.source)
+        return self._ratings_of(user, self._source_of(model_id))
+
+    @_database_errors
+    def movie_ratings(self, movie_id: int | str, model_id: int | None = None) -> list[float]:
+        """Every rating of the movie (repeated ones included) from where model
+        ``model_id`` (default: the active one) read its ratings."""
+        movie = self._movie_id(movie_id)
+        source = self._source_of(model_id)
+        if source is None:
+            with self._connection() as conn:
+                return [float(v) for v in conn.execute(
+                    text("SELECT value FROM ratings WHERE movie_id = :m"), {"m": movie}).scalars()]
+        return [float(value) for _, _, value in self._source_rows(source, "movie", movie)]
+
+    @_database_errors
+    def user_id(self, user_id: int | str) -> int:
+        """recsql's integer id of a user: the id itself, or the one of an application's
+        key (UnknownUser for a key the catalogue lacks)."""
+        return self._known_user(user_id)
 
     @_database_errors
     def titles(self, movie_ids: Iterable[int]) -> dict[int, MovieInfo]:
@@ -624,16 +640,7 @@ class Recommender:
                     {"u": user_id},
                 ).all()
         else:
-            # The application's query runs read-only whichever way recsql was called: on a
-            # connection of its own (a host's transaction may already have written, and
-            # can no longer be made read-only).
-            user: int | str = user_id
-            if source.ids == "text":  # the source knows the user by their key
-                with self._connection() as conn:
-                    user = keys.keys_of(conn, "user", np.array([user_id])).get(user_id, "")
-            with self._engine().connect() as own, read_only(own):
-                sql = text(source.ratings_sql(own, user_filter=True))
-                rows = [(movie, value) for _, movie, value in own.execute(sql, {"user_id": user})]
+            rows = [(movie, value) for _, movie, value in self._source_rows(source, "user", user_id)]
             if source.ids == "text":
                 with self._connection() as conn:
                     found = keys.ids_of(conn, "movie", [str(m) for m, _ in rows])
@@ -642,6 +649,25 @@ class Recommender:
         for movie, value in rows:
             ratings[int(movie)] = max(float(value), ratings.get(int(movie), float("-inf")))
         return ratings
+
+    def _source_rows(self, source: Source, side: Side, value: int) -> list[Any]:
+        """The (user, movie, rating) rows of one user or movie (``side``, recsql's id
+        ``value``) in the application's tables, keys as the source has them."""
+        key: int | str = value
+        if source.ids == "text":  # the source knows it by its key
+            with self._connection() as conn:
+                key = keys.keys_of(conn, side, np.array([value])).get(value, "")
+        # The application's query runs read-only whichever way recsql was called: on a
+        # connection of its own (a host's transaction may already have written, and
+        # can no longer be made read-only).
+        with self._engine().connect() as own, read_only(own):
+            sql = text(source.ratings_sql(own, user_filter=side == "user", movie_filter=side == "movie"))
+            return list(own.execute(sql, {f"{side}_id": key}))
+
+    def _source_of(self, model_id: int | None) -> Source | None:
+        """Where model ``model_id`` (default: the active one) read its ratings."""
+        with self._connection() as conn:
+            return store.get_model(conn, store.active_model_id(conn) if model_id is None else model_id).source
 
     def _stored_user(self, user_id: int, active: _Active) -> Factors:
         """The active model's movies with one stored user (row 0), or UnknownUser."""

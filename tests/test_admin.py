@@ -167,7 +167,16 @@ def test_beyond_accuracy_metrics_are_stored_and_match_the_stored_lists(admin):
         n = len(times)
         assert metrics["gini"] == pytest.approx(((2 * np.arange(1, n + 1) - n - 1) * times).sum() / (n * times.sum()))
         assert metrics["novelty"] == pytest.approx(np.mean(-np.log2(counts[lists.movie_id] / result.n_users)))
-        assert 0 < metrics["intra_list_diversity"] <= 2
+        features = _frame(engine, "SELECT movie_id, feature, value FROM movie_features WHERE model_id = :m",
+                          m=result.model_id).pivot(index="movie_id", columns="feature", values="value")
+        unit = features.div(np.linalg.norm(features.to_numpy(), axis=1), axis=0)
+        per_user = []
+        for movies in lists.groupby("user_id").movie_id.apply(list):
+            if len(movies) > 1:
+                vectors = unit.loc[movies].to_numpy()
+                pairs = [(i, j) for i in range(len(movies)) for j in range(i + 1, len(movies))]
+                per_user.append(np.mean([1 - vectors[i] @ vectors[j] for i, j in pairs]))
+        assert metrics["intra_list_diversity"] == pytest.approx(np.mean(per_user))
 
 
 def test_each_als_sweep_records_the_train_rmse(admin):
@@ -186,7 +195,14 @@ def test_report_is_one_self_contained_page(admin, tmp_path):
     images = re.findall(r"<img [^>]*src='([^']*)'", page)
     assert len(images) == 6 and all(src.startswith("data:image/png;base64,") for src in images)
     assert "http://" not in page and "https://" not in page and "<script" not in page
-    assert "Star Wars (1977)" in page and ("better" in page or "worse" in page)
+    assert "Star Wars (1977)" in page
+    # Model 2 (--samples 0) against model 1 (the default): the verdict its RMSE earns.
+    now, before = admin["second"].metrics["test_rmse"], admin["first"].metrics["test_rmse"]
+    row = re.search(r"<td>test_rmse</td><td class='n'>([\d.]+)</td><td class='n'>([\d.]+)</td>"
+                    r"<td><span class='(\w+)'>", page)
+    assert row is not None
+    assert (float(row[1]), float(row[2])) == (round(now, 4), round(before, 4))
+    assert row[3] == ("better" if now < before else "worse")
     assert f"recsql model {admin['second'].model_id}" in page
     older = tmp_path / "older.html"
     admin["cli"]("report", admin["first"].model_id, "--out", older)

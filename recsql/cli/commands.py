@@ -771,10 +771,17 @@ def models_show(ctx: click.Context, model_id: int, as_json: bool) -> None:
     if as_json:
         click.echo(to_json({**dataclasses.asdict(model), "rows": counts}))
         return
+    _show_record(model, {"rows.": counts})
+
+
+def _show_record(model: recsql.ModelInfo, more: dict[str, dict[str, Any]] | None = None) -> None:
+    """A model's record as name/value lines: its fields, then params., metrics. and
+    seconds. (per-sweep lists left to --json), then ``more`` sections."""
     fields = {k: v for k, v in dataclasses.asdict(model).items() if k not in ("params", "metrics", "timings")}
     sections = [("", fields), ("params.", model.params), ("metrics.", model.metrics or {}),
-                ("seconds.", model.timings or {}), ("rows.", counts)]
-    show([{"name": prefix + name, "value": value} for prefix, values in sections for name, value in values.items()],
+                ("seconds.", model.timings or {}), *(more or {}).items()]
+    show([{"name": prefix + name, "value": value} for prefix, values in sections for name, value in values.items()
+          if not isinstance(value, list)],
          [Column("name", align="<"), Column("value", align="<")], as_json=False)
 
 
@@ -942,13 +949,7 @@ def inspect_model(ctx: click.Context, model_id: int | None, as_json: bool) -> No
     if as_json:
         click.echo(to_json({**dataclasses.asdict(found), "model_bytes": found.model_bytes}))
         return
-    model = found.model
-    fields = {k: v for k, v in dataclasses.asdict(model).items() if k not in ("params", "metrics", "timings")}
-    sections = [("", fields), ("params.", model.params), ("metrics.", model.metrics or {}),
-                ("seconds.", model.timings or {})]
-    show([{"name": prefix + name, "value": value} for prefix, values in sections for name, value in values.items()
-          if not isinstance(value, (list, dict))],
-         [Column("name", align="<"), Column("value", align="<")], as_json=False)
+    _show_record(found.model)
     _say(ctx)
     show(found.tables, [Column("table", align="<"), Column("rows"), Column("table_rows", header="all models"),
                         Column("table_bytes", header="table bytes"),
