@@ -19,8 +19,9 @@ applications, ``inspection.py``, ``compare.py`` and ``report.py`` show models to
 from recsql.compare import ModelDiff, diff_models
 from recsql.data.load import GenerateResult, ImportResult, generate, import_movies, import_ratings
 from recsql.data.source import Source
+from recsql.db.health import Health, health
 from recsql.db.migrate import connect, downgrade, schema_status, upgrade
-from recsql.db.roles import grant_reader
+from recsql.db.roles import grant_reader, grant_source
 from recsql.errors import NotFound, RecsqlError
 from recsql.evaluation.evaluate import Evaluation, evaluate
 from recsql.evaluation.tuning import TuneRow, plot_tuning, tune
@@ -41,8 +42,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     # setting up and loading
-    "connect", "upgrade", "downgrade", "schema_status", "grant_reader", "import_ratings", "import_movies",
-    "ImportResult", "generate", "GenerateResult", "Source",
+    "connect", "upgrade", "downgrade", "schema_status", "health", "Health", "grant_reader", "grant_source",
+    "import_ratings", "import_movies", "ImportResult", "generate", "GenerateResult", "Source",
     # training and evaluating
     "train", "TrainResult", "evaluate", "Evaluation", "tune", "TuneRow", "plot_tuning",
     "list_models", "show_model", "output_counts", "activate_model", "prune_models", "ModelInfo",

@@ -27,7 +27,9 @@ from recsql.cli.outcome import BUG, OK, PROBLEM, USAGE, problem
 from recsql.cli.output import to_json
 from recsql.logs import configure_logging
 
-log = logging.getLogger(__name__)
+# Named, not __name__: run as `python -m recsql.cron` that is "__main__", outside the
+# "recsql" logger that configure_logging gives its timestamped handler.
+log = logging.getLogger("recsql.cron")
 
 
 def run(name: str, job: Callable[[], object]) -> int:

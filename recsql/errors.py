@@ -66,6 +66,13 @@ class Busy(RecsqlError):
     http_status = 503  # retry when the writer is done
 
 
+class LockLost(RecsqlError):
+    """A writer's lock ended while it worked (its connection was ended); it stopped
+    before writing or activating anything, and another writer may have taken over."""
+
+    http_status = 503  # retry: the next retrain starts afresh
+
+
 class Terminated(RecsqlError):
     """The process was asked to stop (SIGTERM) while it worked; nothing it did is visible."""
 

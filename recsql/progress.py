@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,7 +28,8 @@ def no_step(_n: int = 1) -> None:
 
 # Fault injection for the crash tests: with RECSQL_STALL=PHASE (or PHASE:STEPS) a job
 # announces "recsql: stalled at ..." on stderr and sleeps when it enters that phase (or
-# after that many of its steps), so a test can kill a real process at a known point.
+# after that many of its steps), so a test can kill a real process at a known point, or
+# change the world under it and let it go on with SIGUSR1.
 STALL_ENV = "RECSQL_STALL"
 STALL_MARK = "recsql: stalled at"
 
@@ -37,8 +40,13 @@ def _stall_point(name: str) -> int | None:
 
 
 def _stall(where: str) -> None:
+    resumed = threading.Event()
+    previous = signal.signal(signal.SIGUSR1, lambda _number, _frame: resumed.set())
     print(f"{STALL_MARK} {where}", file=sys.stderr, flush=True)
-    time.sleep(3600)
+    try:
+        resumed.wait(3600)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
 
 
 class Phases:

@@ -51,12 +51,18 @@ from recsql import store
 from recsql.data import keys
 from recsql.data.keys import Side
 from recsql.data.matrix import lookup_ids
-from recsql.data.source import Source, read_only
+from recsql.data.source import Source, reading
+from recsql.db import settings as session_settings
+from recsql.db.engine import resolve_schema
 from recsql.db.migrate import connect
+from recsql.db.timeouts import SERVING_SETTING, timeout_error
 from recsql.errors import DatabaseUnavailable, InvalidParameter, RecsqlError, SchemaError, UnknownMovie, UnknownUser
 from recsql.model.factors import Factors, Ranking
 from recsql.model.foldin import FoldedUser, fold_in
 from recsql.model.ranking import blend
+
+DEFAULT_TIMEOUT = 10.0
+"""Seconds one call's queries may run, or wait for a lock, before DatabaseUnavailable."""
 
 MAX_LIMIT = 1000
 """The longest list (``limit``) and the biggest batch (ids of ``similar_many`` and
@@ -156,7 +162,9 @@ def _database_errors(method: Callable[P, R]) -> Callable[P, R]:
         try:
             return method(*args, **kwargs)
         except (DBAPIError, PoolTimeout, DisconnectionError) as exc:
-            translated = _translated(exc)
+            recommender = args[0]
+            assert isinstance(recommender, Recommender)
+            translated = _translated(exc, recommender)
             if translated is None:
                 raise
             raise translated from exc
@@ -164,14 +172,22 @@ def _database_errors(method: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def _translated(exc: Exception) -> RecsqlError | None:
+def _translated(exc: Exception, recommender: Recommender) -> RecsqlError | None:
     """The RecsqlError for a database failure, or None for one that is recsql's bug
     (bad SQL, a constraint recsql broke): those keep their traceback."""
     orig = getattr(exc, "orig", None)
     said = str(orig or exc).strip()
     reason = said.splitlines()[0] if said else type(exc).__name__
     state = getattr(orig, "sqlstate", None)  # PostgreSQL's error code (psycopg)
+    waited = timeout_error(orig or exc, recommender._engine(), lock_timeout=recommender.timeout,
+                           setting=SERVING_SETTING, statement_setting=SERVING_SETTING)
+    if waited is not None:
+        return waited
     if state in ("42P01", "42703") or reason.startswith(("no such table", "no such column")):
+        elsewhere = _namespaces_of_recsql(recommender._engine())
+        if elsewhere and recommender.schema not in elsewhere:
+            return SchemaError(f"{reason}: recsql's tables are in schema {', '.join(elsewhere)}, not on this "
+                               f"connection's search_path; pass schema={elsewhere[0]!r} to Recommender")
         return SchemaError(f"{reason}: a table or column serving reads is missing "
                            f"(`recsql db upgrade` sets up recsql's own)")
     if state == "42501":
@@ -182,34 +198,69 @@ def _translated(exc: Exception) -> RecsqlError | None:
     return None
 
 
+def _namespaces_of_recsql(engine: Engine) -> list[str]:
+    """The PostgreSQL schemas that hold recsql's tables (its version table), for a
+    message: read on a connection of its own; empty if unknown."""
+    if engine.dialect.name != "postgresql":
+        return []
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text(
+                "SELECT table_schema FROM information_schema.tables WHERE table_name = 'recsql_alembic_version' "
+                "ORDER BY table_schema")).scalars())
+    except DBAPIError:
+        return []
+
+
 class Recommender:
     """Read recommendations from a database trained by recsql (see module docstring)."""
 
     MAX_LIMIT = MAX_LIMIT
 
-    def __init__(self, bind: Engine | Connection | Session | scoped_session[Any] | str):
+    def __init__(
+        self, bind: Engine | Connection | Session | scoped_session[Any] | str, *, schema: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ):
         """``bind``: an Engine (share the Recommender across threads), a Connection or ORM
         Session (queries and :meth:`save_user` run in its transaction; the caller commits),
         or a database URL (an engine of the Recommender's own, set up like
-        :func:`recsql.connect` does and disposed by :meth:`close`)."""
+        :func:`recsql.connect` does and disposed by :meth:`close`).
+
+        ``schema``: recsql's namespace (``--schema`` of the commands), with any bind; on
+        PostgreSQL each call puts it on the search_path of the connection it uses and
+        restores the connection's own afterwards; on SQLite, where the namespace is a file
+        beside the application's, the Recommender opens that file with an engine of its own.
+        ``timeout``: seconds each call's queries may run and wait for locks (PostgreSQL's
+        statement and lock timeouts, SQLite's busy timeout) before DatabaseUnavailable."""
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < 1e6:
+            raise InvalidParameter(f"timeout is a number of seconds above 0, not {timeout!r}")
+        self.timeout = float(timeout)
+        self.schema = resolve_schema(schema) if schema is not None else None
         owns = isinstance(bind, str)
         if isinstance(bind, str):
-            bind = connect(bind)
+            bind = connect(bind, schema=schema, lock_timeout=timeout, statement_timeout=timeout)
         elif not isinstance(bind, Engine | Connection | Session | scoped_session):
             raise InvalidParameter(
                 f"Recommender reads through an Engine, Connection, Session or database URL, not {type(bind).__name__}"
             )
+        elif self.schema is not None and _bind_engine(bind).dialect.name == "sqlite":
+            bind = connect(_bind_engine(bind).url.render_as_string(hide_password=False), schema=self.schema,
+                           lock_timeout=timeout, statement_timeout=timeout)
+            owns = True
         self.bind: Engine | Connection | Session | scoped_session[Any] = bind
         self._owns_bind = owns
         self._active: _Active | None = None
         self._loading = threading.Lock()  # one thread loads a new model; the others wait for it
 
     @classmethod
-    def from_url(cls, url: str | None = None, *, schema: str | None = None) -> Recommender:
+    def from_url(
+        cls, url: str | None = None, *, schema: str | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> Recommender:
         """A Recommender on its own engine (URL, else ``$RECSQL_DATABASE_URL``; recsql's
         objects in ``schema``, else ``$RECSQL_SCHEMA``); :meth:`close` (or a ``with``
         block) disposes of it."""
-        recommender = cls(connect(url, schema=schema))
+        recommender = cls(connect(url, schema=schema, lock_timeout=timeout, statement_timeout=timeout),
+                          timeout=timeout)
         recommender._owns_bind = True
         return recommender
 
@@ -233,16 +284,20 @@ class Recommender:
         return self._model().info.model_id
 
     @contextmanager
-    def _connection(self) -> Iterator[Connection]:
+    def _connection(self, writes: bool = False) -> Iterator[Connection]:
         """The caller's Connection, the Session's (in its transaction, begun if need be),
-        or one borrowed from the Engine's pool for the duration."""
+        or one borrowed from the Engine's pool for the duration; with this Recommender's
+        timeouts and namespace in force for the call (an engine of its own has them on
+        every connection already)."""
         bind = self.bind
         if isinstance(bind, Connection):
-            yield bind
+            with self._settings(bind, restore=True, writes=writes) as conn:
+                yield conn
         elif isinstance(bind, Session | scoped_session):
-            yield bind.connection()
+            with self._settings(bind.connection(), restore=True, writes=writes) as conn:
+                yield conn
         else:
-            with bind.connect() as conn:
+            with bind.connect() as borrowed, self._settings(borrowed, restore=False) as conn:
                 yield conn
 
     @contextmanager
@@ -250,40 +305,53 @@ class Recommender:
         """Where :meth:`save_user` writes: a transaction of its own, committed here, on an
         Engine; the caller's (who commits or rolls back) on a Connection or Session."""
         if isinstance(self.bind, Engine):
-            with self.bind.begin() as conn:
+            with self.bind.begin() as begun, self._settings(begun, restore=False, writes=True) as conn:
                 yield conn
         else:
-            with self._connection() as conn:
+            with self._connection(writes=True) as conn:
                 yield conn
 
+    @contextmanager
+    def _settings(self, conn: Connection, restore: bool, writes: bool = False) -> Iterator[Connection]:
+        """The call's timeouts (and namespace) on a lent connection.  SQLite's reads need
+        none: in WAL mode nothing blocks them, and a lent connection's own busy timeout
+        (Python's sqlite3: 5 s) bounds any other wait."""
+        if self._owns_bind or (conn.dialect.name == "sqlite" and not writes):
+            yield conn
+            return
+        wanted = session_settings.serving_settings(conn.dialect.name, self.timeout, self.schema)
+        # SQLite's pragmas belong to the connection: put back even on a borrowed one.
+        with session_settings.applied(conn, wanted, restore=restore or conn.dialect.name == "sqlite"):
+            yield conn
+
     def _engine(self) -> Engine:
-        bind = self.bind
-        if isinstance(bind, Session | scoped_session):
-            return bind.get_bind().engine
-        return bind.engine
+        return _bind_engine(self.bind)
 
     # ------------------------------------------------------------------ application keys
 
     def _from_keys(self, side: Side, values: Iterable[object]) -> dict[object, object]:
         """Each value as given -> recsql's integer id for the application keys (``str``) among
         them, in one query; other values map to themselves (checked as ids afterwards).
-        A key the catalogue does not know maps to None; digits typed as text (a URL, the
-        command line) in a catalogue of integer ids map to the integer."""
+        In a catalogue of text ids a string is a key exactly as given ("7" is the key "7",
+        never recsql's movie 7; " a" is not "a"), and a key the catalogue does not know
+        maps to None.  In a catalogue of integer ids, digits typed as text (a URL, the
+        command line) map to the integer, leading zeros and surrounding spaces allowed
+        ("007" and " 7" are 7); any other string maps to None."""
         given = list(values)
         for v in given:
             if not isinstance(v, str):
                 _check_id(v, side)  # before any query: a bad id costs nothing
-        texts = {v.strip() for v in given if isinstance(v, str)}
+        texts = {v for v in given if isinstance(v, str)}
         if "" in texts:
             raise InvalidParameter(f"a {side} id must not be empty")
         found: dict[str, int] = {}
         if texts:
             with self._connection() as conn:
                 found = keys.ids_of(conn, side, sorted(texts))
-                digits = {k for k in texts - set(found) if _DIGITS.fullmatch(k)}
+                digits = {k for k in texts - set(found) if _DIGITS.fullmatch(k.strip())}
                 if digits and not keys.has_keys(conn, side):  # an integer catalogue: "3" is id 3
-                    found.update({k: int(k) for k in digits})
-        return {v: found.get(v.strip()) if isinstance(v, str) else v for v in given}
+                    found.update({k: int(k.strip()) for k in digits})
+        return {v: found.get(v) if isinstance(v, str) else v for v in given}
 
     def _movie_id(self, value: object) -> int:
         """A movie id, or the application's key of one (UnknownMovie if unknown)."""
@@ -389,7 +457,7 @@ class Recommender:
             kept = [r for r in rows if r.movie_id not in excluded]
             if rows and len(kept) >= limit:
                 return _numbered(kept[:limit])
-            model = store.get_model(conn, store.active_model_id(conn))
+            model = store.active_info(conn)
             known = store.count_rows(conn, "user_biases", "user_id", user_id, model.model_id) > 0
             stored = store.count_rows(conn, "user_recommendations", "user_id", user_id, model.model_id)
         if rows and stored == len(rows) and stored < model.recommend_n:
@@ -432,7 +500,7 @@ class Recommender:
                 found[r.user_id].append(r)
             short = [u for u, rows in found.items() if len(rows) < limit]
             known = set(conn.execute(KNOWN_USERS_SQL, {"ids": short}).scalars()) if short else set[int]()
-            stored_n = store.get_model(conn, store.active_model_id(conn)).recommend_n if known else 0
+            stored_n = store.active_info(conn).recommend_n if known else 0
         answers: dict[int, list[Recommendation] | None] = {}
         for user_id, rows in found.items():
             if len(rows) >= limit or (user_id in known and len(rows) < stored_n):
@@ -453,7 +521,7 @@ class Recommender:
         """A stored user's list ranked afresh, when the stored one is too short."""
         active = self._model()
         user = self._stored_user(user_id, active)
-        rated = self._ratings_of(user_id, active.info.source)
+        rated = self._ratings_of(user_id, self._source_of(active.info.model_id) if active.info.from_source else None)
         return self._rank(active, user, set(rated), set(rated) | excluded, limit)
 
     # ------------------------------------------------------------------ computed
@@ -508,7 +576,7 @@ class Recommender:
         user_id, movie_id = self._known_user(user_id), self._movie_id(movie_id)
         active = self._model()
         target = active.rows([movie_id])[0]
-        rated = self._ratings_of(user_id, active.info.source)
+        rated = self._ratings_of(user_id, self._source_of(active.info.model_id) if active.info.from_source else None)
         ids = np.array(list(rated), dtype=np.int64)
         rows, known = lookup_ids(active.movies.movie_ids, ids)
         if not known.any():
@@ -659,15 +727,22 @@ class Recommender:
                 key = keys.keys_of(conn, side, np.array([value])).get(value, "")
         # The application's query runs read-only whichever way recsql was called: on a
         # connection of its own (a host's transaction may already have written, and
-        # can no longer be made read-only).
-        with self._engine().connect() as own, read_only(own):
+        # can no longer be made read-only), rolled back, within this call's timeout.
+        with reading(self._engine(), source, timeout=self.timeout) as own:
             sql = text(source.ratings_sql(own, user_filter=side == "user", movie_filter=side == "movie"))
             return list(own.execute(sql, {f"{side}_id": key}))
 
     def _source_of(self, model_id: int | None) -> Source | None:
-        """Where model ``model_id`` (default: the active one) read its ratings."""
+        """Where model ``model_id`` (default: the active one) read its ratings: the
+        mapping is read from ``models`` only for a model trained from a source (a reader
+        role, which may not read ``models``, serves the others)."""
         with self._connection() as conn:
-            return store.get_model(conn, store.active_model_id(conn) if model_id is None else model_id).source
+            if model_id is None:
+                active = store.active_info(conn)
+                if not active.from_source:
+                    return None
+                model_id = active.model_id
+            return store.get_model(conn, model_id).source
 
     def _stored_user(self, user_id: int, active: _Active) -> Factors:
         """The active model's movies with one stored user (row 0), or UnknownUser."""
@@ -694,7 +769,7 @@ class Recommender:
             if cached is not None and cached.info.model_id == model_id:
                 return cached  # loaded by the thread this one waited for
             with self._connection() as conn:
-                info = store.get_model(conn, model_id)
+                info = store.active_info(conn)
                 movies = store.load_movie_factors(conn, info)
                 similar = store.load_similar(conn, info, movies.movie_ids) if info.lists == "items" else None
             self._active = loaded = _Active(info, movies, similar)
@@ -719,7 +794,7 @@ KNOWN_MOVIES_SQL = text(
     "SELECT movie_id FROM movie_biases WHERE model_id = :m AND movie_id IN :ids"
 ).bindparams(bindparam("ids", expanding=True))
 KNOWN_USERS_SQL = text(
-    "SELECT b.user_id FROM user_biases b JOIN models a ON a.id = b.model_id AND a.status = 'active' "
+    "SELECT b.user_id FROM user_biases b JOIN active_model a ON a.model_id = b.model_id "
     "WHERE b.user_id IN :ids"
 ).bindparams(bindparam("ids", expanding=True))
 RECOMMEND_SQL = text(
@@ -730,6 +805,12 @@ POPULAR_SQL = text(
     "SELECT rank, movie_id, title, genres, score, n_ratings, mean_rating, movie_key "
     "FROM popular_movies ORDER BY rank LIMIT :limit"
 )
+
+
+def _bind_engine(bind: Engine | Connection | Session | scoped_session[Any]) -> Engine:
+    if isinstance(bind, Session | scoped_session):
+        return bind.get_bind().engine
+    return bind.engine
 
 
 def _numbered(rows: Sequence[Any]) -> list[Recommendation]:

@@ -25,12 +25,30 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sqlalchemy import Connection, Engine, delete, insert, select, text, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    delete,
+    insert,
+    select,
+    text,
+    update,
+)
 
 from recsql.data.matrix import lookup_ids
 from recsql.data.source import Source
 from recsql.db import bulk
-from recsql.db.lock import lock_is_free, writer_lock
+from recsql.db.lock import WriterLock, lock_is_free, writer_lock
 from recsql.db.tables import (
     ACTIVE,
     FAILED,
@@ -44,7 +62,7 @@ from recsql.db.tables import (
     UserFeature,
     UserRecommendation,
 )
-from recsql.errors import InvalidParameter, NoActiveModel, UnknownModel
+from recsql.errors import InvalidParameter, LockLost, NoActiveModel, UnknownModel
 from recsql.model.factors import Factors
 from recsql.model.outputs import ModelOutputs
 from recsql.progress import Step, no_step
@@ -81,6 +99,9 @@ class ModelInfo:
     global_mean: float | None
     rating_min: float | None
     rating_max: float | None
+    # Trained from the application's tables (``params`` of a record read through the
+    # ``active_model`` view, as readers see it, leave the mapping out).
+    from_source: bool = False
 
     @property
     def recommend_n(self) -> int:
@@ -117,8 +138,22 @@ class ModelInfo:
 def _info(row: Any) -> ModelInfo:
     values = dict(row._mapping)
     values["model_id"] = values.pop("id")
+    values["from_source"] = (values.get("params") or {}).get("source") is not None
     names = {f.name for f in fields(ModelInfo)}
     return ModelInfo(**{k: v for k, v in values.items() if k in names})
+
+
+# The view serving reads the active model through: what a reader role may see of it
+# (migration 0010: no source mapping, no error), typed so JSON and times decode alike.
+ACTIVE_MODEL_VIEW = Table(
+    "active_model", MetaData(),
+    Column("model_id", Integer), Column("created_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)), Column("activated_at", DateTime(timezone=True)),
+    Column("algorithm", String), Column("params", JSON), Column("metrics", JSON), Column("timings", JSON),
+    Column("n_users", Integer), Column("n_movies", Integer), Column("n_ratings", BigInteger),
+    Column("global_mean", Float), Column("rating_min", Float), Column("rating_max", Float),
+    Column("from_source", Boolean),
+)
 
 
 def _now() -> datetime:
@@ -151,19 +186,22 @@ def running_description(engine: Engine) -> str:
     return f"model {row.id}, started {row.created_at:%Y-%m-%d %H:%M:%S}" if row else ""
 
 
-def reclaim_dead(engine: Engine) -> list[int]:
-    """For a caller holding the writer lock: runs left ``running`` or ``ready`` belong to
-    processes that died (killed, crashed); their rows are deleted and they are marked
-    failed.  Returns their ids."""
+def reclaim_dead(engine: Engine, lock: WriterLock) -> list[int]:
+    """For the holder of the writer ``lock``: runs left ``running`` or ``ready`` belong to
+    processes that died (killed, crashed) or lost the lock; they are marked failed and
+    their rows deleted.  Returns their ids."""
     with engine.connect() as conn:
         dead = list(conn.execute(select(Model.id).where(Model.status.in_((RUNNING, READY)))).scalars())
     for model_id in dead:
-        discard_outputs(engine, model_id)
         with engine.begin() as conn:
-            conn.execute(update(Model).where(Model.id == model_id).values(
+            lock.check(conn)
+            # Failed first: a writer that lost its lock can no longer mark it ready or active.
+            conn.execute(update(Model).where(Model.id == model_id, Model.status.in_((RUNNING, READY))).values(
                 status=FAILED, finished_at=_now(),
-                error="its process stopped before it finished (killed or crashed); found by the next writer",
+                error="its process stopped before it finished (killed or crashed, or it lost the writer lock); "
+                      "found by the next writer",
             ))
+        discard_outputs(engine, model_id)
         log.warning("model %d: its process stopped before it finished; its rows are deleted, marked failed", model_id)
     return dead
 
@@ -179,11 +217,22 @@ def complete_model(conn: Connection, model_id: int, what: str) -> ModelInfo:
 
 
 def active_model_id(conn: Connection) -> int:
-    """The active model's id, or :class:`NoActiveModel`."""
-    model_id = conn.execute(select(Model.id).where(Model.status == ACTIVE)).scalar()
+    """The active model's id, or :class:`NoActiveModel` (read through the ``active_model``
+    view, as a reader role may)."""
+    model_id = conn.execute(select(ACTIVE_MODEL_VIEW.c.model_id)).scalar()
     if model_id is None:
         raise NoActiveModel("no model has been trained yet; run `recsql train`")
     return model_id
+
+
+def active_info(conn: Connection) -> ModelInfo:
+    """The active model's record as serving needs it, through the ``active_model`` view
+    (a reader role may read nothing else of ``models``), or :class:`NoActiveModel`."""
+    row = conn.execute(select(ACTIVE_MODEL_VIEW)).first()
+    if row is None:
+        raise NoActiveModel("no model has been trained yet; run `recsql train`")
+    values = dict(row._mapping)
+    return ModelInfo(status=ACTIVE, error=None, **{**values, "from_source": bool(values["from_source"])})
 
 
 def get_model(conn: Connection, model_id: int) -> ModelInfo:
@@ -212,9 +261,10 @@ def count_rows(conn: Connection, table: str, column: str, value: int, model_id: 
 # ---------------------------------------------------------------------- saving a version
 
 
-def start(engine: Engine, algorithm: str, params: dict[str, Any]) -> int:
+def start(engine: Engine, algorithm: str, params: dict[str, Any], lock: WriterLock) -> int:
     """Commit a ``running`` row for a new model version; returns its model_id."""
     with engine.begin() as conn:
+        lock.check(conn)
         return conn.execute(
             insert(Model)
             .values(created_at=_now(), status=RUNNING, algorithm=algorithm, params=params)
@@ -279,6 +329,7 @@ def save_outputs(
     *,
     metrics: dict[str, Any],
     timings: dict[str, float],
+    lock: WriterLock,
     step: Step = no_step,
 ) -> None:
     """Write every output row under ``model_id``, then mark the version ready.
@@ -287,11 +338,13 @@ def save_outputs(
     two connections at a time, each table in its own transaction: the rows are
     invisible to the views until activation whatever happens, and if a write fails the
     rows already written under ``model_id`` are deleted before the error goes on.
+    Every transaction checks the writer ``lock`` is still held before it commits.
     """
     tables = _output_rows(model_id, outputs)
     if engine.dialect.name == "postgresql":
         def write(table: str) -> None:
             with engine.begin() as conn:
+                lock.check(conn)
                 bulk.insert_columns(conn, table, tables[table])
 
         try:
@@ -309,9 +362,11 @@ def save_outputs(
             _without_masking(exc, "deleting its rows", lambda: discard_outputs(engine, model_id))
             raise
         with engine.begin() as conn:
+            lock.check(conn)
             _mark_ready(conn, model_id, outputs, metrics, timings)
         return
     with engine.begin() as conn:
+        lock.check(conn)
         for table in OUTPUT_TABLES:
             bulk.insert_columns(conn, table, tables[table])
             step(1)
@@ -335,9 +390,9 @@ def _mark_ready(
     conn: Connection, model_id: int, outputs: ModelOutputs, metrics: dict[str, Any], timings: dict[str, float]
 ) -> None:
     factors = outputs.factors
-    conn.execute(
+    marked = conn.execute(
         update(Model)
-        .where(Model.id == model_id)
+        .where(Model.id == model_id, Model.status == RUNNING)
         .values(
             status=READY,
             finished_at=_now(),
@@ -350,7 +405,10 @@ def _mark_ready(
             rating_min=factors.clip[0] if factors.clip else None,
             rating_max=factors.clip[1] if factors.clip else None,
         )
-    )
+    ).rowcount
+    if not marked:  # another writer found it dead: this process had lost the lock
+        raise LockLost(f"model {model_id} was marked failed by another writer while it was written; "
+                       "it will not become ready or active")
 
 
 # A model whose rows are all there and were never discarded: it can be (re)activated.
@@ -377,15 +435,18 @@ def discard_outputs(engine: Engine, model_id: int, batch: int = PRUNE_BATCH) -> 
 def activate_model(engine: Engine, model_id: int, wait: float = 0.0) -> None:
     """Make ``model_id`` the one active model: a new version that is ready, or an earlier
     one that was retired (a rollback), holding the writer lock (``wait`` seconds for it)."""
-    with writer_lock(engine, wait, holder=lambda: running_description(engine)):
-        switch_active(engine, model_id)
+    with writer_lock(engine, wait, holder=lambda: running_description(engine)) as lock:
+        switch_active(engine, model_id, lock)
 
 
-def switch_active(engine: Engine, model_id: int) -> None:
-    """The activation itself, for a caller holding the writer lock: one short
-    transaction of two UPDATEs, the moment every view switches."""
+def switch_active(engine: Engine, model_id: int, lock: WriterLock) -> None:
+    """The activation itself, for the holder of the writer ``lock``: one short
+    transaction of two UPDATEs, the moment every view switches.  The transaction checks
+    that the lock is still held and locks the version's row first, so a writer that
+    lost its lock never activates, and a run another writer marked failed stays failed."""
     with engine.begin() as conn:
-        status = conn.execute(select(Model.status).where(Model.id == model_id)).scalar()
+        lock.check(conn)
+        status = conn.execute(select(Model.status).where(Model.id == model_id).with_for_update()).scalar()
         if status is None:
             raise UnknownModel(model_id)
         if status not in COMPLETE:
@@ -411,19 +472,19 @@ def output_counts(engine: Engine, model_id: int) -> dict[str, int]:
 def prune_models(engine: Engine, keep: int = DEFAULT_KEEP, batch: int = PRUNE_BATCH, wait: float = 0.0) -> list[int]:
     """:func:`prune`, holding the writer lock (``wait`` seconds for it); dead runs are
     reclaimed first (:func:`reclaim_dead`), so they are pruned too."""
-    with writer_lock(engine, wait, holder=lambda: running_description(engine)):
-        reclaim_dead(engine)
-        return prune(engine, keep, batch)
+    with writer_lock(engine, wait, holder=lambda: running_description(engine)) as lock:
+        reclaim_dead(engine, lock)
+        return prune(engine, lock, keep, batch)
 
 
-def prune(engine: Engine, keep: int = DEFAULT_KEEP, batch: int = PRUNE_BATCH) -> list[int]:
+def prune(engine: Engine, lock: WriterLock, keep: int = DEFAULT_KEEP, batch: int = PRUNE_BATCH) -> list[int]:
     """Delete the output rows of failed models and of all but the ``keep`` newest complete
     ones (the active model is always kept); returns the pruned model ids.
 
     Their ``models`` rows stay, marked ``pruned``, as history.  Each is marked
     ``pruning`` before its rows go (:func:`discard_outputs`), so it cannot be activated
     meanwhile, and a prune that was interrupted is finished by the next one.  Running and
-    ready models are left alone.  The caller holds the writer lock.
+    ready models are left alone.  The caller holds the writer ``lock``.
     """
     if keep < 1:
         raise InvalidParameter(f"keep must be at least 1 (the active model), not {keep}")
@@ -436,6 +497,7 @@ def prune(engine: Engine, keep: int = DEFAULT_KEEP, batch: int = PRUNE_BATCH) ->
     for version in versions:
         if (version.status == RETIRED and version.id not in kept) or version.status == FAILED:
             with engine.begin() as conn:
+                lock.check(conn)
                 marked = conn.execute(
                     update(Model).where(Model.id == version.id, Model.status == version.status).values(status=PRUNING)
                 ).rowcount
@@ -479,10 +541,10 @@ def fail(engine: Engine, model_id: int, error: BaseException) -> None:
     message = str(error) or type(error).__name__
 
     def mark() -> None:
-        with engine.begin() as conn:
+        with engine.begin() as conn:  # unless another writer has settled it (found it dead)
             conn.execute(
                 update(Model)
-                .where(Model.id == model_id)
+                .where(Model.id == model_id, Model.status.in_((RUNNING, READY)))
                 .values(status=FAILED, finished_at=_now(), error=message[:2000])
             )
 

@@ -22,7 +22,7 @@ from recsql.data.load import refresh_titles, stored_scale
 from recsql.data.matrix import DuplicatePolicy, RatingMatrix
 from recsql.data.ratings import as_source, ratings_from_database, ratings_from_file
 from recsql.data.source import Source
-from recsql.db.lock import writer_lock
+from recsql.db.lock import WriterLock, writer_lock
 from recsql.engines import EngineName, engine_solver
 from recsql.errors import InvalidParameter
 from recsql.evaluation.metrics import accuracy_metrics, list_metrics
@@ -31,6 +31,7 @@ from recsql.model.factors import Factors
 from recsql.model.outputs import (
     ListMetric,
     ModelOutputs,
+    Recommended,
     check_list_params,
     item_model,
     popularity,
@@ -39,7 +40,7 @@ from recsql.model.outputs import (
 )
 from recsql.model.ranking import DEFAULT_ITEM_REGULARIZATION, ItemItem
 from recsql.model.solvers import DEFAULT_SOLVER, Solver
-from recsql.model.topk import block_count
+from recsql.model.topk import TopK, block_count
 from recsql.progress import Phases
 from recsql.spark.als import SparkALS
 from recsql.spark.lists import lists_in_spark, spark_recommended, spark_similar
@@ -65,6 +66,7 @@ class TrainResult:
     n_movies: int = 0
     n_ratings: int = 0
     plan: str = ""  # what the solver chose to do on this data (``Solver.plan``)
+    refitted: bool = False  # stored model refitted on every rating after scoring a held-out share
 
 
 def train(
@@ -86,6 +88,7 @@ def train(
     item_regularization: float = DEFAULT_ITEM_REGULARIZATION,
     recommend_n: int = store.DEFAULT_RECOMMEND_N,
     source: Source | str | Path | None = None,
+    refit: bool = True,
     keep: int = store.DEFAULT_KEEP,
     wait: float = 0.0,
     threads: int | None = None,
@@ -104,8 +107,10 @@ def train(
     ``TrainResult.plan`` and stored in the run's parameters.
 
     ``test_fraction`` holds out that share of the ratings at random (reproducible by
-    ``seed``); ``test_file`` scores a fixed file of ratings instead.  The stored model is
-    the one fitted to the training part, so its stored metrics describe it.
+    ``seed``) to score the fit on the rest; then, unless ``refit`` is False, the model is
+    fitted again on every rating and that one is stored and served (its stored metrics
+    are the scored fit's: ``metrics["refit"]`` says so).  ``test_file`` scores a fixed
+    file of ratings instead (the stored model is fitted to all the stored ratings).
     ``source`` (a :class:`~recsql.data.source.Source` or the path of its TOML file)
     trains from the application's own tables instead of recsql's ``ratings``; item
     titles are refreshed from its movies table, if it maps one.
@@ -135,7 +140,7 @@ def train(
             engine, fitter, seed=seed, duplicates=duplicates, test_fraction=test_fraction,
             test_file=test_file, similar_k=similar_k,
             metric=metric, item_regularization=item_regularization, recommend_n=recommend_n,
-            source=source, keep=keep, wait=wait, show_progress=show_progress,
+            source=source, refit=refit, keep=keep, wait=wait, show_progress=show_progress,
         )
 
 
@@ -152,6 +157,7 @@ def _train(
     item_regularization: float,
     recommend_n: int,
     source: Source | str | Path | None,
+    refit: bool,
     keep: int,
     wait: float,
     show_progress: bool,
@@ -169,12 +175,13 @@ def _train(
         raise InvalidParameter(f"keep must be at least 1 (the model being trained), not {keep}")
     source = as_source(source)
     # One writer at a time; runs whose process died before finishing are cleaned up first.
-    with writer_lock(engine, wait, holder=lambda: store.running_description(engine)):
-        store.reclaim_dead(engine)
+    with writer_lock(engine, wait, holder=lambda: store.running_description(engine)) as lock:
+        store.reclaim_dead(engine, lock)
+        refits = refit and test_fraction is not None and test is None
         settings = {"duplicates": duplicates, "test_fraction": test_fraction,
                     "test_file": str(test_file) if test_file is not None else None, "similar_k": similar_k,
                     "metric": metric, "item_regularization": item_regularization, "recommend_n": recommend_n,
-                    "source": source.to_params() if source is not None else None}
+                    "source": source.to_params() if source is not None else None, "refit": refits}
         if isinstance(model, SparkALS):
             # Spark reads after the run's row exists: a Spark that cannot start (a master
             # that does not answer) or dies mid-fit is a failed run on record.
@@ -182,28 +189,40 @@ def _train(
             what = f"Spark ({model.settings.master})"
         else:
             with phase("read"):
-                matrix = ratings_from_database(engine, duplicates, source)
-                scale = _scale(engine, source)
+                matrix = everything = ratings_from_database(engine, duplicates, source, lock)
+                scale = _scale(engine, source, lock)
             if test_fraction is not None and test is None:
                 matrix, test = split_random(matrix, test_fraction, seed)
             plan = model.plan(matrix.n_users, matrix.n_movies, matrix.nnz)
             what = f"{matrix.nnz} ratings of {matrix.n_users} users and {matrix.n_movies} movies"
         log.info("fit plan: %s", plan)
         params = {**model.params(), "plan": plan, **settings}
-        model_id = store.start(engine, model.name, params)
+        model_id = store.start(engine, model.name, params, lock)
         log.info("model %d: training %s on %s", model_id, model.name, what)
         lists = Lists(similar_k, metric, recommend_n)
+        stored = Stored(engine, model_id, lock)
         try:
             if isinstance(model, SparkALS):
                 matrix, metrics = _train_on_spark(
-                    engine, model_id, model, phase, lists, duplicates=duplicates, source=source,
-                    test_fraction=test_fraction, test=test, seed=seed)
+                    stored, model, phase, lists, duplicates=duplicates, source=source,
+                    test_fraction=test_fraction, test=test, seed=seed, refit=refits)
             else:
                 with phase("fit", total=model.steps()) as step:
                     factors = model.fit(matrix, step)
                 with phase("items"):
                     items = item_model(matrix, metric, item_regularization)
-                metrics = _store_outputs(engine, model_id, Fitted(matrix, test, factors, items, scale), phase, lists)
+                fitted = Fitted(matrix, test, factors, items, scale)
+                if refits:
+                    scored = _refitted(_evaluate(fitted, phase, lists), matrix)
+                    del fitted, factors, items  # the scored fit's memory goes before the next fit's comes
+                    with phase("refit", total=model.steps()) as step:
+                        factors = model.fit(everything, step)
+                        items = item_model(everything, metric, item_regularization)
+                    matrix = everything
+                    metrics = _store_outputs(stored, Fitted(everything, None, factors, items, scale), phase, lists,
+                                             metrics=scored)
+                else:
+                    metrics = _store_outputs(stored, fitted, phase, lists)
         except BaseException as exc:
             store.fail(engine, model_id, exc)  # never masks exc: see store.fail
             raise
@@ -212,7 +231,7 @@ def _train(
         # the next one.
         try:
             with phase("prune"):
-                store.prune(engine, keep)
+                store.prune(engine, lock, keep)
         finally:
             store.record_timings(engine, model_id, timings)
         return TrainResult(
@@ -225,14 +244,20 @@ def _train(
             n_movies=matrix.n_movies,
             n_ratings=matrix.nnz,
             plan=plan,
+            refitted=refits,
         )
 
 
-def _scale(engine: Engine, source: Source | None) -> Scale:
+def _refitted(metrics: dict[str, Any], scored: RatingMatrix) -> dict[str, Any]:
+    """The scored fit's metrics, marked as such for the model refitted on every rating."""
+    return {**metrics, "refit": True, "scored_fit_ratings": scored.nnz}
+
+
+def _scale(engine: Engine, source: Source | None, lock: WriterLock) -> Scale:
     """The rating scale predictions are clipped to: the imported files' (None: the
     data's, for a source, whose item titles are refreshed here)."""
     if source is not None:
-        refresh_titles(engine, source)
+        refresh_titles(engine, source, lock)
         return None
     with engine.connect() as conn:
         return stored_scale(conn)
@@ -249,6 +274,15 @@ class Lists:
 
 
 @dataclass(frozen=True)
+class Stored:
+    """Where a run's outputs go: its model version, written while holding ``lock``."""
+
+    engine: Engine
+    model_id: int
+    lock: WriterLock
+
+
+@dataclass(frozen=True)
 class Fitted:
     """A fit and what it was fitted to, ready for :func:`_store_outputs`.  ``spark``: the
     session and the training ratings in it, when the lists are computed in Spark."""
@@ -262,12 +296,14 @@ class Fitted:
 
 
 def _train_on_spark(
-    engine: Engine, model_id: int, model: SparkALS, phase: Phases, lists: Lists, *, duplicates: DuplicatePolicy,
-    source: Source | None, test_fraction: float | None, test: RatingMatrix | None, seed: int,
+    stored: Stored, model: SparkALS, phase: Phases, lists: Lists, *, duplicates: DuplicatePolicy,
+    source: Source | None, test_fraction: float | None, test: RatingMatrix | None, seed: int, refit: bool,
 ) -> tuple[RatingMatrix, dict[str, Any]]:
     """Read and fit in Spark, then store as the local engine does, in the same session
     (the lists, if computed in Spark, need it).  The ratings come to the driver too, for
-    the metrics (and the lists, when they are computed there)."""
+    the metrics (and the lists, when they are computed there).  With ``refit``, the
+    held-out share scores a first fit and a second one on every rating is stored."""
+    engine = stored.engine
     jdbc = reads_over_jdbc(engine, duplicates, source)
     with ExitStack() as stack:
         with phase("read"):
@@ -277,14 +313,15 @@ def _train_on_spark(
                 frame = jdbc_ratings(spark, engine, model.settings, duplicates, source).cache()
                 matrix = matrix_of_frame(frame, duplicates)
             else:
-                matrix = ratings_from_database(engine, duplicates, source)
-            scale = _scale(engine, source)
+                matrix = ratings_from_database(engine, duplicates, source, stored.lock)
+            scale = _scale(engine, source, stored.lock)
+            everything, whole = matrix, frame
             if test_fraction is not None and test is None:
                 # The local engine's split, so both engines are scored on the same ratings.
                 matrix, test = split_random(matrix, test_fraction, seed)
-                if frame is not None:  # Spark fits the training part only
+                if frame is not None and not refit:  # Spark fits the training part only
                     frame.unpersist()
-                    frame = None
+                frame = None
             if frame is None:
                 frame = frame_of_matrix(spark, matrix).cache()
         with phase("fit", total=model.steps()) as step:
@@ -292,39 +329,80 @@ def _train_on_spark(
         with phase("items"):
             items = model.choice_model(frame, matrix) if lists.metric == "items" else None
         in_spark = lists_in_spark(model.lists, local_master=model.settings.is_local,
-                                  n_users=matrix.n_users, n_movies=matrix.n_movies)
+                                  n_users=everything.n_users, n_movies=everything.n_movies)
         fitted = Fitted(matrix, test, factors, items, scale, (spark, frame) if in_spark else None)
-        return matrix, _store_outputs(engine, model_id, fitted, phase, lists)
+        if not refit:
+            return matrix, _store_outputs(stored, fitted, phase, lists)
+        scored = _refitted(_evaluate(fitted, phase, lists), matrix)
+        frame.unpersist()
+        frame = whole if whole is not None else frame_of_matrix(spark, everything).cache()
+        with phase("refit", total=model.steps()) as step:
+            factors = model.fit_frame(frame, everything, step)
+            items = model.choice_model(frame, everything) if lists.metric == "items" else None
+        fitted = Fitted(everything, None, factors, items, scale, (spark, frame) if in_spark else None)
+        return everything, _store_outputs(stored, fitted, phase, lists, metrics=scored)
 
 
-def _store_outputs(engine: Engine, model_id: int, fitted: Fitted, phase: Phases, lists: Lists) -> dict[str, Any]:
-    """Everything after the fit, the same for every engine: the lists, the metrics, the
-    write and the switch to the new model.  Returns the metrics stored."""
-    matrix, test, factors, items = fitted.matrix, fitted.test, fitted.factors, fitted.items
+def _store_outputs(
+    stored: Stored, fitted: Fitted, phase: Phases, lists: Lists, metrics: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Everything after the fit, the same for every engine: the lists, the metrics (or
+    those given: a scored fit's, for a model refitted on every rating), the write and
+    the switch to the new model.  Returns the metrics stored."""
+    factors = _clipped(fitted)
+    similar, recommended = _lists(fitted, factors, phase, lists, prefix="refit " if metrics is not None else "")
+    if metrics is None:
+        metrics = _metrics(fitted, factors, similar, recommended, phase, lists)
+    outputs = ModelOutputs(factors, similar, recommended, popularity(fitted.matrix), n_ratings=fitted.matrix.nnz)
+    with phase("write", total=len(store.OUTPUT_TABLES)) as step:
+        store.save_outputs(stored.engine, stored.model_id, outputs, metrics=metrics, timings=phase.timings,
+                           lock=stored.lock, step=step)
+    with phase("activate"):
+        store.switch_active(stored.engine, stored.model_id, stored.lock)
+    return metrics
+
+
+def _evaluate(fitted: Fitted, phase: Phases, lists: Lists) -> dict[str, Any]:
+    """A fit's metrics on its held-out ratings, through the lists it would store."""
+    factors = _clipped(fitted)
+    similar, recommended = _lists(fitted, factors, phase, lists)
+    return _metrics(fitted, factors, similar, recommended, phase, lists)
+
+
+def _clipped(fitted: Fitted) -> Factors:
+    factors = fitted.factors
     if fitted.scale is not None and factors.clip is not None:
         factors = replace(factors, clip=fitted.scale)  # predictions span the scale, not the data
+    return factors
+
+
+def _lists(
+    fitted: Fitted, factors: Factors, phase: Phases, lists: Lists, prefix: str = ""
+) -> tuple[TopK, Recommended]:
+    """The similar movies and the recommendations to store (on the driver or in Spark)."""
+    matrix, items = fitted.matrix, fitted.items
     k, metric, n = lists.similar_k, lists.metric, lists.recommend_n
-    with phase("similarities", total=block_count(matrix.n_movies, matrix.n_movies)) as step:
+    with phase(f"{prefix}similarities", total=block_count(matrix.n_movies, matrix.n_movies)) as step:
         if fitted.spark is not None:
             similar = spark_similar(fitted.spark[0], factors, items, k, metric)
         else:
             similar = similar_lists(factors, items, k, metric, step)
-    with phase("recommendations", total=block_count(matrix.n_users, matrix.n_movies)) as step:
+    with phase(f"{prefix}recommendations", total=block_count(matrix.n_users, matrix.n_movies)) as step:
         if fitted.spark is not None:
             recommended = spark_recommended(*fitted.spark, factors, items, n)
         else:
             recommended = recommendation_lists(factors, items, matrix.csr, n, step)
+    return similar, recommended
+
+
+def _metrics(
+    fitted: Fitted, factors: Factors, similar: TopK, recommended: Recommended, phase: Phases, lists: Lists
+) -> dict[str, Any]:
     with phase("evaluate"):
-        metrics = {
-            **accuracy_metrics(factors, matrix, test),
-            **list_metrics(factors, matrix, test, similar, recommended.indices,
-                           larger_is_similar=metric != "l1"),
+        return {
+            **accuracy_metrics(factors, fitted.matrix, fitted.test),
+            **list_metrics(factors, fitted.matrix, fitted.test, similar, recommended.indices,
+                           larger_is_similar=lists.metric != "l1"),
             **{k: v for k, v in factors.info.items() if isinstance(v, (int, float, bool, list))},
             "stored_features": int(factors.movie_factors.shape[1]),
         }
-    outputs = ModelOutputs(factors, similar, recommended, popularity(matrix), n_ratings=matrix.nnz)
-    with phase("write", total=len(store.OUTPUT_TABLES)) as step:
-        store.save_outputs(engine, model_id, outputs, metrics=metrics, timings=phase.timings, step=step)
-    with phase("activate"):
-        store.switch_active(engine, model_id)
-    return metrics

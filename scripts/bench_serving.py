@@ -7,7 +7,8 @@ Against the active model: `Recommender.similar` and `Recommender.recommend` for 
 known movies and users (one indexed query each), and `recommend_for_ratings` with 10
 random ratings (fold-in plus scoring every movie), after the one-off load of the movie
 factors, which is timed apart.  Prints median and 95th percentile in milliseconds.
-Seeded, so the same ids are asked each run.
+Seeded, so the same ids are asked each run.  ``--own-engine`` serves through
+``Recommender.from_url`` instead of ``Recommender(engine)``.
 """
 
 from __future__ import annotations
@@ -35,9 +36,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--own-engine", action="store_true",
+                        help="Recommender.from_url (its own pool, timeouts set once per connection) instead of "
+                             "Recommender(engine) (timeouts set by each call on the lent engine's connection)")
     args = parser.parse_args()
     engine = recsql.connect(args.database_url)
-    rec = recsql.Recommender(engine)
+    rec = recsql.Recommender.from_url(args.database_url) if args.own_engine else recsql.Recommender(engine)
     with engine.connect() as conn:
         model = conn.execute(text("SELECT model_id, n_users, n_movies FROM active_model")).one()
         movies = np.array(conn.execute(text(

@@ -136,3 +136,18 @@ class Cli:
 @pytest.fixture
 def run(db_url: str) -> Cli:
     return Cli(db_url)
+
+
+SMALL_RATINGS = "user_id,movie_id,value\n" + "\n".join(
+    f"{u},{m},{(u * m) % 5 + 1}" for u in range(1, 13) for m in range(1, 9) if (u + m) % 3
+)
+
+
+@pytest.fixture
+def small_trained(engine, run: Cli, tmp_path: Path):
+    """The engine of a database (each kind) holding SMALL_RATINGS and one trained model."""
+    path = tmp_path / "ratings.csv"
+    path.write_text(SMALL_RATINGS)
+    run("import", "ratings", path)
+    run("train", "--features", 2, "--samples", 0)
+    return engine

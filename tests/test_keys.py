@@ -3,6 +3,7 @@ and shown (and found) by the views."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -177,3 +178,128 @@ def test_sources_with_text_or_uuid_keys(engine, run, tmp_path):
     before = _one(engine, "SELECT movie_key, movie_id FROM movie_keys ORDER BY movie_id")
     run("train", "--source", tmp_path / "source.toml", "--features", 2, "--samples", 0)
     assert _one(engine, "SELECT movie_key, movie_id FROM movie_keys ORDER BY movie_id") == before
+
+
+# ---------------------------------------------------------------------- keys as given
+
+# Movie keys that look like numbers, imported first so they get the integers 1..9 in this
+# order: recsql's movie 7 is "m6", not "7"; user "7" is recsql's user 2, user 7 is "u6".
+DIGIT_MOVIES = ["7", "007", "a", "m3", "m4", "m5", "m6", "m7", "m8"]
+DIGIT_USERS = ["u0", "7", *(f"u{u}" for u in range(2, 12))]
+
+
+@pytest.fixture
+def digit_keyed(engine, run, tmp_path):
+    (tmp_path / "m.csv").write_text("id,name\n" + "\n".join(f"{m},Film {m}" for m in DIGIT_MOVIES))
+    (tmp_path / "r.csv").write_text("customer,item,stars\n" + "\n".join(
+        f"{DIGIT_USERS[u]},{DIGIT_MOVIES[m]},{(u * m + u) % 5 + 1}"
+        for u in range(12) for m in range(9) if (u + m) % 3))
+    run("import", "movies", tmp_path / "m.csv", "--ids", "text", "--columns", "movie=id,title=name")
+    run("import", "ratings", tmp_path / "r.csv", "--columns", "user=customer,movie=item,rating=stars")
+    run("train", "--features", 2, "--samples", 0)
+    assert _one(engine, "SELECT movie_key FROM movie_keys WHERE movie_id = 7")[0][0] == "m6"
+    assert _one(engine, "SELECT user_key FROM user_keys WHERE user_id = 7")[0][0] == "u6"
+    return engine
+
+
+def _json(run, *args):
+    return json.loads(run(*args, "--json").stdout)
+
+
+def _keys(rows) -> list:
+    return [r["movie_key"] if isinstance(r, dict) else r.movie_key for r in rows]
+
+
+def test_cli_ids_are_keys_in_a_text_catalogue(digit_keyed, run):
+    rec = recsql.Recommender(digit_keyed)
+    others = len(DIGIT_MOVIES) - 1  # every other movie: the lists of two movies differ
+    seven, oh_seven, movie_7 = (rec.similar(m, limit=others) for m in ("7", "007", 7))
+    assert "7" not in _keys(seven) and "007" not in _keys(oh_seven) and "m6" not in _keys(movie_7)
+    assert _keys(seven) != _keys(movie_7) and _keys(oh_seven) != _keys(movie_7)
+    assert _keys(_json(run, "similar", "7", "--limit", others)) == _keys(seven)
+    assert _keys(_json(run, "similar", "007", "--limit", others)) == _keys(oh_seven)
+    assert _keys(_json(run, "similar", "a", "--limit", others)) == _keys(rec.similar("a", limit=others))
+    # Keys are taken exactly as given: " a" and "7 " are no keys here.
+    for typed in (" a", "a ", "7 ", " 007"):
+        assert "is not a movie key" in run("similar", typed, ok=False).output
+    # USER_ID, --exclude and --rate are keys too.
+    assert _keys(_json(run, "recommend", "7")) == _keys(rec.recommend("7"))
+    assert _keys(rec.recommend("7")) != _keys(rec.recommend(7))
+    excluded = _keys(_json(run, "recommend", "u6", "--exclude", "7"))
+    assert excluded == _keys(rec.recommend("u6", exclude=["7"])) and "7" not in excluded and "m6" in excluded
+    rated = _keys(_json(run, "recommend", "--rate", "7=5", "--rate", "007=1", "--limit", others))
+    assert rated == _keys(rec.recommend_for_ratings({"7": 5, "007": 1}, limit=others))
+    assert "7" not in rated and "007" not in rated and "m6" in rated
+    # predict, explain and inspect likewise.
+    assert run("predict", "7", "007").stdout.strip() == f"{rec.predict('7', '007'):.4f}"
+    assert f"predicted rating {rec.predict('7', '007'):.3f}" in run("explain", "7", "007").output
+    assert _json(run, "inspect", "movie", "7")["movie_id"] == rec.movie("7").movie_id == 1
+    assert _json(run, "inspect", "user", "7")["user_id"] == rec.user_id("7") == 2
+
+
+def test_integer_catalogues_read_digits_as_ids_on_the_cli(engine, run, tmp_path):
+    (tmp_path / "r.csv").write_text("user_id,movie_id,value\n" + "\n".join(
+        f"{u},{m},{(u * m) % 5 + 1}" for u in range(1, 13) for m in range(1, 9) if (u + m) % 3))
+    run("import", "ratings", tmp_path / "r.csv")
+    run("train", "--features", 2, "--samples", 0)
+    rec = recsql.Recommender(engine)
+    ids = [s.movie_id for s in rec.similar(3, limit=4)]
+    for typed in ("3", "003", " 3", "3 "):  # leading zeros and surrounding spaces: still movie 3
+        assert [r["movie_id"] for r in _json(run, "similar", typed, "--limit", 4)] == ids
+        assert [s.movie_id for s in rec.similar(typed, limit=4)] == ids
+    assert [r["movie_id"] for r in _json(run, "recommend", "005", "--exclude", "004")] == \
+        [r.movie_id for r in rec.recommend(5, exclude=[4])]
+    assert [r["movie_id"] for r in _json(run, "recommend", "--rate", "003=5", "--rate", "7=1")] == \
+        [r.movie_id for r in rec.recommend_for_ratings({3: 5, 7: 1})]
+    assert "is not a movie key" in run("similar", "3a", ok=False).output
+
+
+@pytest.mark.parametrize("key", [" a", "a ", "\ta", "a\t"])
+def test_keys_with_surrounding_spaces_are_refused_by_line(engine, run, tmp_path, key):
+    (tmp_path / "r.csv").write_text(f"customer,item,stars\nann,a,4\nbob,{key},3\ncid,b,2\n")
+    out = run("import", "ratings", tmp_path / "r.csv", "--ids", "text",
+              "--columns", "user=customer,movie=item,rating=stars", ok=False).output
+    assert f"r.csv, line 3: movie id {key!r}" in out
+    assert "exactly as given" in out and "a, b" in out
+    for table in ("user_keys", "movie_keys", "ratings"):
+        assert _one(engine, f"SELECT COUNT(*) FROM {table}")[0][0] == 0  # nothing imported
+    (tmp_path / "m.csv").write_text(f"id,name\nb,Film b\n{key},Film a\n")
+    out = run("import", "movies", tmp_path / "m.csv", "--ids", "text", "--columns", "movie=id,title=name",
+              ok=False).output
+    assert f"m.csv, line 3: movie id {key!r}" in out
+    assert _one(engine, "SELECT COUNT(*) FROM movie_keys")[0][0] == 0
+
+
+def test_keys_are_stored_as_given(engine, run, tmp_path):
+    """A quoted field is a key like any other, and a key in the last field of a file with
+    CRLF line ends carries no \\r."""
+    (tmp_path / "r.csv").write_bytes(b'customer,stars,item\r\nann,4,a\r\nbob,3,"b c"\r\n')
+    run("import", "ratings", tmp_path / "r.csv", "--ids", "text", "--columns", "user=customer,movie=item,rating=stars")
+    assert [r[0] for r in _one(engine, "SELECT movie_key FROM movie_keys ORDER BY movie_id")] == ["a", "b c"]
+    (tmp_path / "q.csv").write_text('customer,stars,item\ncid,2," a"\n')
+    out = run("import", "ratings", tmp_path / "q.csv", "--columns", "user=customer,movie=item,rating=stars",
+              ok=False).output
+    assert "q.csv, line 2: movie id ' a'" in out
+
+
+def test_source_keys_are_stored_as_the_application_has_them(engine, run, tmp_path):
+    products = ["a", " a", "a ", "7", "007", "b", "c", "d"]
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE reviews (customer TEXT, product TEXT, stars INTEGER)"))
+        conn.execute(text("CREATE TABLE products (sku TEXT PRIMARY KEY, name TEXT)"))
+        for u in range(10):
+            for m, product in enumerate(products):
+                if (u + m) % 3:
+                    conn.execute(text("INSERT INTO reviews VALUES (:u, :m, :s)"),
+                                 {"u": f" u{u}", "m": product, "s": (u * m + u) % 5 + 1})
+        for m, product in enumerate(products):
+            conn.execute(text("INSERT INTO products VALUES (:m, :n)"), {"m": product, "n": f"Product {m}"})
+    (tmp_path / "source.toml").write_text(SOURCE)
+    run("train", "--source", tmp_path / "source.toml", "--features", 2, "--samples", 0)
+    assert sorted(r[0] for r in _one(engine, "SELECT movie_key FROM movie_keys")) == sorted(products)
+    assert sorted(r[0] for r in _one(engine, "SELECT user_key FROM user_keys")) == sorted(f" u{u}" for u in range(10))
+    rec = recsql.Recommender(engine)
+    assert rec.movie(" a").title == "Product 1" and rec.movie("a ").title == "Product 2"
+    assert _json(run, "inspect", "movie", " a")["title"] == "Product 1"
+    assert _json(run, "inspect", "user", " u3")["user_id"] == rec.user_id(" u3")
+    assert "is not a user key" in run("inspect", "user", "u3", ok=False).output

@@ -76,7 +76,7 @@ def test_a_switch_in_two_transactions_is_caught(bench_load, sqlite_url, tmp_path
     """End to end: a writer that retires the old model and activates the new one in two
     commits leaves the views empty in between, and the readers report it."""
 
-    def two_commits(engine, model_id):
+    def two_commits(engine, model_id, _lock):
         with engine.begin() as conn:
             conn.execute(update(Model).where(Model.status == ACTIVE).values(status=RETIRED))
         time.sleep(0.05)

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 import recsql
 import recsql.errors
 from recsql.db.engine import SCHEMA_ENV, normalize_url
 from recsql.db.lock import ADVISORY_KEY, advisory_key, writer_lock
+from recsql.db.migrate import head_revision
 from tests.conftest import Cli
 from tests.helpers import readme_sql
 
@@ -130,3 +132,105 @@ def test_namespaces_have_writer_locks_of_their_own(postgresql_url, tmp_path):
     assert advisory_key(recsql.connect(postgresql_url)) == ADVISORY_KEY  # unchanged without a schema
     one.dispose()
     two.dispose()
+
+
+THOUSAND = "user_id,movie_id,value\n" + "\n".join(f"{i % 50 + 1},{i // 50 + 1},{i % 5 + 1}" for i in range(1000))
+TWO = "user_id,movie_id,value\n1,1,5\n2,2,4\n"
+
+
+def _default_namespace(url: str):
+    """An engine on the database's default namespace, as the application sees it."""
+    return create_engine(normalize_url(url))
+
+
+def _count(engine, table: str) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
+
+
+def test_a_schema_never_touches_the_default_namespace(db_url, tmp_path, monkeypatch):
+    """recsql already lives in the default namespace with 1,000 ratings and a model;
+    every command given a schema acts in that schema alone."""
+    (tmp_path / "thousand.csv").write_text(THOUSAND)
+    (tmp_path / "two.csv").write_text(TWO)
+    run = Cli(db_url)
+    run("import", "ratings", tmp_path / "thousand.csv")
+    run("train", "--features", 2, "--samples", 0)
+    default = _default_namespace(db_url)
+    before = {t: _count(default, t) for t in ("ratings", "models", "movie_similarities")}
+    assert "imported 2" in run("--schema", "rs", "import", "ratings", tmp_path / "two.csv", "--replace").output
+    assert {t: _count(default, t) for t in before} == before  # the 1,000 ratings are still there
+    monkeypatch.setenv(SCHEMA_ENV, "rs")
+    assert f"revision {head_revision()}" in run("db", "upgrade").output
+    health = json.loads(run("db", "status", "--json", ok=False).output)
+    assert health["revision"] == health["newest"] and health["active_model"] is None
+    (tmp_path / "source.toml").write_text(SOURCE.format(table="ratings").replace('"customer"', '"user_id"')
+                                          .replace('"item"', '"movie_id"').replace('"stars"', '"value"'))
+    run("train", "--source", tmp_path / "source.toml", "--features", 2, "--samples", 0)
+    monkeypatch.delenv(SCHEMA_ENV)
+    namespaced = recsql.connect(db_url, schema="rs")
+    assert _count(namespaced, "ratings") == 2
+    # The source's unqualified `ratings` is the application's (here: the default namespace's).
+    assert recsql.list_models(namespaced)[0].n_ratings == 1000
+    assert {t: _count(default, t) for t in before} == before
+    namespaced.dispose()
+    default.dispose()
+
+
+def test_grant_reader_grants_in_its_schema_only(postgresql_url, tmp_path):
+    role = f"reader_{uuid.uuid4().hex[:8]}"
+    admin = _default_namespace(postgresql_url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE ROLE "{role}"'))
+    (tmp_path / "r.csv").write_text(RATINGS)
+    run = Cli(postgresql_url)
+    run("import", "ratings", tmp_path / "r.csv")  # recsql in the default namespace too
+    run("--schema", "rs", "import", "ratings", tmp_path / "r.csv")
+    run("--schema", "rs", "db", "grant-reader", role)
+    with admin.connect() as conn:
+        can = conn.execute(text("SELECT has_table_privilege(:r, 'rs.similar_movies', 'SELECT'), "
+                                "has_table_privilege(:r, 'public.similar_movies', 'SELECT')"), {"r": role}).one()
+    assert tuple(can) == (True, False)
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP OWNED BY "{role}"'))
+        conn.execute(text(f'DROP ROLE "{role}"'))
+    admin.dispose()
+
+
+def test_upgrade_beside_the_applications_tables_says_what_to_do(db_url):
+    app = _default_namespace(db_url)
+    with app.begin() as conn:
+        for sql in APP_TABLES[:2]:
+            conn.execute(text(sql))
+    out = Cli(db_url)("db", "upgrade", ok=False).output
+    assert "tables named like recsql's (movies, ratings)" in out and "--schema recsql" in out
+    assert out.count("\n") == 1 and "database error" not in out
+    with app.connect() as conn:  # nothing was created
+        assert sorted(inspect(conn).get_table_names()) == ["movies", "ratings"]
+    app.dispose()
+
+
+def test_recommender_takes_a_schema_with_any_bind(db_url, tmp_path):
+    """Recommender(engine | connection | session, schema=) serves recsql's namespace
+    through the application's own engine; on PostgreSQL each call leaves the
+    connection's search_path and timeouts as it found them."""
+    from sqlalchemy.orm import Session
+
+    (tmp_path / "r.csv").write_text(RATINGS)
+    run = Cli(db_url)
+    run("--schema", "recsql", "import", "ratings", tmp_path / "r.csv")
+    run("--schema", "recsql", "train", "--features", 2, "--samples", 0)
+    with recsql.Recommender.from_url(db_url, schema="recsql") as own:
+        expected = own.similar(3, limit=3)
+    app = _default_namespace(db_url)
+    with app.connect() as conn, Session(app) as session:
+        for bind in (app, conn, session):
+            assert recsql.Recommender(bind, schema="recsql").similar(3, limit=3) == expected
+        if app.dialect.name == "postgresql":
+            shown = "SELECT current_setting('search_path'), current_setting('statement_timeout')"
+            before = conn.execute(text(shown)).one()
+            recsql.Recommender(conn, schema="recsql", timeout=2).recommend(1, limit=2)
+            assert conn.execute(text(shown)).one() == before
+            with pytest.raises(recsql.errors.SchemaError, match="schema='recsql'"):
+                recsql.Recommender(app).similar(3)
+    app.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -12,6 +13,7 @@ from sqlalchemy.exc import ProgrammingError
 
 import recsql
 from recsql.db.engine import normalize_url
+from recsql.db.lock import ADVISORY_KEY, advisory_key
 from tests.conftest import Cli
 
 RATINGS = "user_id,movie_id,value\n" + "\n".join(
@@ -54,7 +56,7 @@ def test_a_reader_role_reads_recommendations_and_nothing_else(postgresql_url, re
             conn.execute(text(forbidden))
     engine.dispose()
     out = Cli(as_reader)("train", "--samples", 0, ok=False).output
-    assert "permission denied" in out and "Traceback" not in out
+    assert "may not take recsql's writer lock" in out and "Traceback" not in out
 
     # Migrations recreate views, which drops their grants: granting again restores them.
     run("db", "downgrade", "0005_popular")
@@ -85,3 +87,40 @@ def test_sqlite_readers_can_open_the_file_read_only(sqlite_url, tmp_path):
         assert len(recommender.similar(3, limit=3)) == 3
     out = Cli(read_only)("import", "ratings", tmp_path / "r.csv", ok=False).output
     assert "readonly" in out.replace("-", "").replace(" ", "") and "Traceback" not in out
+
+
+def test_a_reader_can_neither_stop_retrains_nor_read_secrets(postgresql_url, reader, tmp_path):
+    """What a reader role tried before it could not: holding the advisory lock recsql
+    used to take made every retrain exit 'another writer holds the lock'; and it read
+    models.params (a source query with its comments) and models.error."""
+    admin = create_engine(normalize_url(postgresql_url))
+    with admin.begin() as conn:
+        conn.execute(text("CREATE TABLE reviews (customer INTEGER, item INTEGER, stars INTEGER)"))
+        conn.execute(text("INSERT INTO reviews SELECT u, m, (u * m) % 5 + 1 FROM generate_series(1, 12) u, "
+                          "generate_series(1, 8) m WHERE (u + m) % 3 <> 0"))
+    secret = "SELECT customer AS u, item AS m, stars AS r FROM reviews /* the api key is hunter2 */"
+    (tmp_path / "source.toml").write_text(f'[ratings]\nquery = "{secret}"\nuser = "u"\nmovie = "m"\nrating = "r"\n')
+    run = Cli(postgresql_url)
+    run("train", "--source", tmp_path / "source.toml", "--features", 2, "--samples", 0)
+    run("db", "grant-reader", reader)
+    as_reader = make_url(normalize_url(postgresql_url)).set(username=reader).render_as_string(hide_password=False)
+    holder = create_engine(as_reader).connect()
+    for key in (ADVISORY_KEY, advisory_key(recsql.connect(postgresql_url))):
+        assert holder.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+    with pytest.raises(ProgrammingError, match="permission denied"):
+        holder.execute(text("LOCK TABLE recsql_lock IN EXCLUSIVE MODE NOWAIT"))
+    holder.rollback()
+    # Retrains, activations and prunes go on while the reader holds what it can.
+    assert "model 2" in run("train", "--source", tmp_path / "source.toml", "--features", 2, "--samples", 0).output
+    run("models", "activate", 1)
+    run("models", "prune", "--keep", 1)
+    with pytest.raises(ProgrammingError, match="permission denied"):
+        holder.execute(text("SELECT params, error FROM models"))
+    holder.rollback()
+    params, from_source = holder.execute(text("SELECT params, from_source FROM active_model")).one()
+    assert "hunter2" not in json.dumps(params) and "source" not in params and from_source is True
+    assert params["features"] == 2  # what serving needs is still there
+    holder.close()
+    with recsql.Recommender.from_url(as_reader) as recommender:
+        assert recommender.load() == 1 and len(recommender.similar(3, limit=3)) == 3
+    admin.dispose()

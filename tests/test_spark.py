@@ -223,14 +223,16 @@ def test_a_spark_retrain_killed_mid_fit_leaves_the_previous_model(trained):
 
 def test_a_held_out_share_is_the_local_engines_split(trained):
     """--test-fraction on Spark holds out the same ratings the local engine would, and
-    Spark fits only the rest (read over JDBC or handed over, split on the driver)."""
+    Spark scores a fit on only the rest (read over JDBC or handed over, split on the
+    driver), then stores the model refitted on every rating, as the local engine does."""
     engine = trained["engine"]
     done = _recsql(trained["url"], *SPARK_TRAIN, "--test-fraction", "0.2")
     assert done.returncode == 0, done.stderr
     model = recsql.list_models(engine)[0]
     train, test = split_random(ratings_from_database(engine), 0.2, 0)
     assert model.status == "active" and model.metrics["n_test"] + model.metrics["n_test_skipped"] == test.nnz
-    assert model.metrics["n_train"] == train.nnz == model.n_ratings
+    assert model.metrics["n_train"] == train.nnz == model.metrics["scored_fit_ratings"]
+    assert model.n_ratings == train.nnz + test.nnz and model.metrics["refit"] is True
     assert model.metrics["test_rmse"] < 0.98
 
 

@@ -19,42 +19,29 @@ from recsql.db.lock import writer_lock
 from recsql.db.tables import RUNNING, Model
 from recsql.progress import STALL_ENV, STALL_MARK
 
-RATINGS = "user_id,movie_id,value\n" + "\n".join(
-    f"{u},{m},{(u * m) % 5 + 1}" for u in range(1, 13) for m in range(1, 9) if (u + m) % 3
-)
-
-
-@pytest.fixture
-def trained(engine, run, tmp_path):
-    path = tmp_path / "ratings.csv"
-    path.write_text(RATINGS)
-    run("import", "ratings", path)
-    run("train", "--features", 2, "--samples", 0)
-    return engine
-
 
 def _active(engine) -> int:
     with engine.connect() as conn:
         return conn.execute(text("SELECT model_id FROM active_model")).scalar_one()
 
 
-def test_a_second_writer_is_refused_or_waits(trained, run):
-    with writer_lock(trained):
+def test_a_second_writer_is_refused_or_waits(small_trained, run):
+    with writer_lock(small_trained):
         out = run("train", "--samples", 0, ok=False).output
         assert "another recsql writer" in out and "--wait" in out
         assert "did not finish within 0.3 s" in run("train", "--samples", 0, "--wait", 0.3, ok=False).output
         assert "another recsql writer" in run("models", "prune", ok=False).output
         assert "another recsql writer" in run("models", "activate", 1, ok=False).output
-    assert [m.status for m in recsql.list_models(trained)] == ["active"]  # the refusals wrote nothing
+    assert [m.status for m in recsql.list_models(small_trained)] == ["active"]  # the refusals wrote nothing
     run("train", "--samples", 0, "--wait", 5)
-    assert [m.status for m in recsql.list_models(trained)] == ["active", "retired"]
+    assert [m.status for m in recsql.list_models(small_trained)] == ["active", "retired"]
 
 
-def test_a_waiting_writer_goes_on_when_the_lock_is_released(trained, run):
+def test_a_waiting_writer_goes_on_when_the_lock_is_released(small_trained, run):
     held, release = threading.Event(), threading.Event()
 
     def other_writer() -> None:
-        with writer_lock(trained):
+        with writer_lock(small_trained):
             held.set()
             release.wait(10)
 
@@ -66,25 +53,25 @@ def test_a_waiting_writer_goes_on_when_the_lock_is_released(trained, run):
     run("train", "--samples", 0, "--wait", 20)
     assert time.monotonic() - started >= 0.9  # it waited for the other writer
     thread.join()
-    assert [m.status for m in recsql.list_models(trained)] == ["active", "retired"]
+    assert [m.status for m in recsql.list_models(small_trained)] == ["active", "retired"]
 
 
-def test_a_dead_run_is_shown_as_dead_and_reclaimed(trained, run):
-    before = _active(trained)
-    with trained.begin() as conn:  # what a retrain killed mid-write leaves behind
+def test_a_dead_run_is_shown_as_dead_and_reclaimed(small_trained, run):
+    before = _active(small_trained)
+    with small_trained.begin() as conn:  # what a retrain killed mid-write leaves behind
         dead = conn.execute(Model.__table__.insert().values(
             created_at=datetime.now(UTC), status=RUNNING, algorithm="als", params={},
         ).returning(Model.id)).scalar_one()
         conn.execute(text(f"INSERT INTO movie_features VALUES ({dead}, 1, 0, 0.5), ({dead}, 2, 0, 0.25)"))
-    assert recsql.list_models(trained)[0].status == "dead"
-    with writer_lock(trained):  # while a writer holds the lock, a running model is alive
-        assert recsql.list_models(trained)[0].status == "running"
-    assert _active(trained) == before
+    assert recsql.list_models(small_trained)[0].status == "dead"
+    with writer_lock(small_trained):  # while a writer holds the lock, a running model is alive
+        assert recsql.list_models(small_trained)[0].status == "running"
+    assert _active(small_trained) == before
     run("train", "--samples", 0)
-    reclaimed = next(m for m in recsql.list_models(trained) if m.model_id == dead)
+    reclaimed = next(m for m in recsql.list_models(small_trained) if m.model_id == dead)
     # Marked failed with the reason, then pruned by the retrain's --keep: rows gone, history kept.
     assert reclaimed.status == "pruned" and "process stopped" in reclaimed.error
-    assert sum(recsql.output_counts(trained, dead).values()) == 0
+    assert sum(recsql.output_counts(small_trained, dead).values()) == 0
 
 
 # Where a retrain is killed: each phase as it starts, a write with some of its tables
@@ -108,11 +95,11 @@ def _served(engine) -> dict[str, list[tuple]]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("phase", "stop"), KILLS, ids=[f"{p}-{s.name}" for p, s in KILLS])
-def test_a_retrain_killed_anywhere_leaves_the_previous_model(db_url, trained, phase, stop):
+def test_a_retrain_killed_anywhere_leaves_the_previous_model(db_url, small_trained, phase, stop):
     """A real `recsql train` stopped at each point: the views return exactly the previous
     model's rows, the run is never left 'running' (failed with the reason, or dead), and
     the next retrain succeeds and reclaims every row the killed run wrote."""
-    before = _served(trained)
+    before = _served(small_trained)
     child = subprocess.Popen(
         [sys.executable, "-m", "recsql", "--quiet", "--database-url", db_url, "train", "--samples", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -131,7 +118,7 @@ def test_a_retrain_killed_anywhere_leaves_the_previous_model(db_url, trained, ph
     finally:
         child.kill()  # never leave a stalled child behind, whatever failed above
     assert child.returncode != 0
-    models = recsql.list_models(trained)
+    models = recsql.list_models(small_trained)
     killed = models[0] if phase != "read" else None
     if killed is None:
         assert len(models) == 1  # killed before its run existed: nothing at all was written
@@ -141,15 +128,15 @@ def test_a_retrain_killed_anywhere_leaves_the_previous_model(db_url, trained, ph
         deadline = time.monotonic() + 10
         while killed.status != "dead" and time.monotonic() < deadline:
             time.sleep(0.1)
-            killed = recsql.list_models(trained)[0]
+            killed = recsql.list_models(small_trained)[0]
         assert killed.status == "dead"
     else:
         assert killed.status == "failed" and stop.name in killed.error, err
         assert stop.name in err and "Traceback" not in err
-    assert _served(trained) == before
-    result = recsql.train(trained, samples=0, features=2)
-    assert _active(trained) == result.model_id
+    assert _served(small_trained) == before
+    result = recsql.train(small_trained, samples=0, features=2)
+    assert _active(small_trained) == result.model_id
     if killed is not None:
-        after = next(m for m in recsql.list_models(trained) if m.model_id == killed.model_id)
+        after = next(m for m in recsql.list_models(small_trained) if m.model_id == killed.model_id)
         assert after.status in ("failed", "pruned")
-        assert sum(recsql.output_counts(trained, killed.model_id).values()) == 0
+        assert sum(recsql.output_counts(small_trained, killed.model_id).values()) == 0

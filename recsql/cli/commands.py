@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import re
 import signal
 import sys
 from collections.abc import Callable
@@ -21,12 +20,13 @@ import click
 from sqlalchemy import Engine
 
 import recsql
-from recsql.cli.outcome import BUG, CLOSED, problem
+from recsql.cli.outcome import BUG, CLOSED, OK, health_code, problem
 from recsql.cli.output import Column, json_option, show, to_json
 from recsql.data.files import FORMATS
 from recsql.data.keys import ID_KINDS, IdKind
 from recsql.data.matrix import DUPLICATE_POLICIES
 from recsql.db.engine import DEFAULT_URL, SCHEMA_ENV, URL_ENV, resolve_url_source
+from recsql.db.timeouts import DEFAULT_LOCK_TIMEOUT, LOCK_TIMEOUT_ENV
 from recsql.demo import run_demo
 from recsql.engines import ENGINES
 from recsql.errors import Terminated
@@ -74,7 +74,7 @@ class _Group(click.Group):
 
 # Options of the root command that may also come after the subcommand.
 _GLOBAL_FLAGS = ("-q", "--quiet", "-v", "--verbose")
-_GLOBAL_VALUES = ("--database-url", "--schema")
+_GLOBAL_VALUES = ("--database-url", "--schema", "--lock-timeout")
 
 
 def _globals_first(args: list[str]) -> list[str]:
@@ -104,14 +104,14 @@ def _verbose(ctx: click.Context) -> bool:
 
 
 class _Id(click.ParamType):
-    """A movie or user id: recsql's integer, or the application's key in a catalogue of
-    text ids (anything that is not a whole number is taken as a key)."""
+    """A movie or user id, passed on as typed (never stripped): the library reads it as the
+    application's key in a catalogue of text ids, where "7" is the key "7" and never
+    recsql's integer 7, and as recsql's integer in a catalogue of integer ids."""
 
     name = "id"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int | str:
-        text_value = str(value).strip()
-        return int(text_value) if re.fullmatch(r"-?[0-9]+", text_value) else text_value
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        return str(value)
 
 
 ID = _Id()
@@ -132,9 +132,13 @@ def _schema(ctx: click.Context) -> str | None:
     return ctx.find_root().params["schema"]
 
 
+def _lock_timeout(ctx: click.Context) -> float | None:
+    return ctx.find_root().params["lock_timeout"]
+
+
 def _engine(ctx: click.Context) -> Engine:
     """The command's engine, disposed when the command ends (a CLI run needs no pool)."""
-    engine = recsql.connect(_url(ctx), schema=_schema(ctx))
+    engine = recsql.connect(_url(ctx), schema=_schema(ctx), lock_timeout=_lock_timeout(ctx))
     ctx.call_on_close(engine.dispose)
     return engine
 
@@ -153,11 +157,15 @@ def _say(ctx: click.Context, message: str = "") -> None:
 @click.option("--schema", envvar=SCHEMA_ENV, default=None,
               help=f"recsql's own namespace in the database (or ${SCHEMA_ENV}): a PostgreSQL schema, "
                    "or on SQLite a file beside the database's.")
+@click.option("--lock-timeout", envvar=LOCK_TIMEOUT_ENV, type=float, default=None, metavar="SECONDS",
+              help=f"How long to wait for a lock another session holds before giving up (or ${LOCK_TIMEOUT_ENV}) "
+                   f"[default: {DEFAULT_LOCK_TIMEOUT:g}].")
 @click.option("--quiet", "-q", is_flag=True, help="Print only results and errors.")
 @click.option("--verbose", "-v", is_flag=True, help="Log each step with a timestamp on stderr.")
 @click.version_option(recsql.__version__, prog_name="recsql")
 @click.pass_context
-def cli(ctx: click.Context, database_url: str | None, schema: str | None, quiet: bool, verbose: bool) -> None:
+def cli(ctx: click.Context, database_url: str | None, schema: str | None, lock_timeout: float | None, quiet: bool,
+        verbose: bool) -> None:
     """Recommendations from the ratings in your SQL database, read back with SQL.
 
     \b
@@ -195,7 +203,7 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
     Example:
         recsql db upgrade
     """
-    reached = recsql.upgrade(_url(ctx), revision, schema=_schema(ctx))
+    reached = recsql.upgrade(_url(ctx), revision, schema=_schema(ctx), lock_timeout=_lock_timeout(ctx))
     _say(ctx, f"database schema at revision {reached}")
 
 
@@ -211,7 +219,7 @@ def db_downgrade(ctx: click.Context, revision: str, yes: bool) -> None:
     Example:
         recsql db downgrade 0006_list_scores
     """
-    reached = recsql.downgrade(_url(ctx), revision, yes=yes, schema=_schema(ctx))
+    reached = recsql.downgrade(_url(ctx), revision, yes=yes, schema=_schema(ctx), lock_timeout=_lock_timeout(ctx))
     _say(ctx, f"database schema at revision {reached or 'base (recsql removed)'}")
 
 
@@ -229,20 +237,83 @@ def db_grant_reader(ctx: click.Context, role: str) -> None:
     _say(ctx, f"{role} may now SELECT from {', '.join(granted)}")
 
 
-@db_group.command("status")
+@db_group.command("grant-source")
+@click.argument("role")
+@click.argument("tables", nargs=-1, required=True)
 @click.pass_context
-def db_status(ctx: click.Context) -> None:
-    """Show the database's schema revision and the newest one this recsql knows.
+def db_grant_source(ctx: click.Context, role: str, tables: tuple[str, ...]) -> None:
+    """Let ROLE read TABLES of the application and nothing else, and let recsql read as
+    ROLE (PostgreSQL; then say `role = "ROLE"` in the source mapping's [ratings]).
+
+    \b
+    Example:
+        recsql db grant-source shop_source reviews products
+    """
+    granted = recsql.grant_source(_engine(ctx), role, list(tables))
+    _say(ctx, f"{role} may now SELECT from {', '.join(granted)}; recsql reads its sources as {role} "
+              f"when the mapping says role = \"{role}\"")
+
+
+@db_group.command("status")
+@click.option("--max-age", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help="Unhealthy (exit 6) when the active model is older than this.")
+@json_option
+@click.pass_context
+def db_status(ctx: click.Context, max_age: float | None, as_json: bool) -> None:
+    """Check the database's health: schema revision (and the newest one this recsql
+    knows), the active model and its age, the last failed training run.  Changes nothing.
+
+    Exits 0 when healthy; 4 when the schema is not at the newest revision; 5 when no
+    model is active; 6 when the active model is older than --max-age (the lowest wins).
 
     \b
     Example:
         recsql db status
+        recsql db status --json --max-age 90000
     """
-    current, head = recsql.schema_status(_url(ctx), schema=_schema(ctx))
-    click.echo(f"current: {current or 'none (no recsql tables)'}")
-    click.echo(f"newest:  {head}")
-    if current != head:
-        click.echo("run `recsql db upgrade` to migrate" if current else "created on first use")
+    health = recsql.health(_url(ctx), schema=_schema(ctx), max_age=max_age)
+    code = health_code(health)
+    if as_json:
+        click.echo(to_json({
+            "revision": health.revision, "newest": health.newest, "upgrade_pending": health.upgrade_pending,
+            "active_model": health.active_model, "last_failure": health.last_failure,
+            "healthy": health.healthy, "problems": health.problems, "exit_code": code,
+        }))
+    else:
+        current, head = health.revision, health.newest
+        click.echo(f"current: {current or 'none (no recsql tables)'}")
+        click.echo(f"newest:  {head}")
+        if current != head:
+            click.echo("run `recsql db upgrade` to migrate" if current else "created on first use")
+        active, failure = health.active_model, health.last_failure
+        if active is None:
+            click.echo("active model: none")
+        else:
+            ratings = "?" if active.n_ratings is None else active.n_ratings
+            click.echo(f"active model: {active.model_id} ({active.algorithm}), "
+                       f"{_duration(active.age_seconds)} old, {ratings} ratings")
+        if failure is not None:
+            when = f" at {failure.finished_at:%Y-%m-%d %H:%M:%S} UTC" if failure.finished_at else ""
+            after = ", after the active model" if failure.after_active else ""
+            reason = ((failure.error or "").strip().splitlines() or ["no error recorded"])[0]
+            click.echo(f"last failure: model {failure.model_id}{when}{after}: {reason}")
+        click.echo("healthy" if health.healthy else "unhealthy: " + "; ".join(health.problems))
+    if code != OK:
+        ctx.exit(code)
+
+
+def _duration(seconds: float) -> str:
+    """A time span in the largest unit that keeps it readable: 42 seconds, 12 minutes,
+    5.2 hours, 3.1 days."""
+    seconds = max(seconds, 0.0)
+    if seconds < 90:
+        whole = int(seconds)
+        return f"{whole} second{'' if whole == 1 else 's'}"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} minutes"
+    if seconds < 36 * 3600:
+        return f"{seconds / 3600:.1f} hours"
+    return f"{seconds / 86400:.1f} days"
 
 
 # -------------------------------------------------------------------------- import
@@ -417,6 +488,9 @@ def _engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
               help="Recommendations stored per user (unrated movies, best first).")
 @click.option("--source", type=click.Path(dir_okay=False), default=None,
               help="TOML file mapping the application's own ratings (and items) tables; see README.")
+@click.option("--refit/--no-refit", default=True, show_default=True,
+              help="With --test-fraction: store a model refitted on every rating after scoring "
+                   "(--no-refit stores the scored fit, which lacks the held-out ratings).")
 @click.option("--keep", type=int, default=3, show_default=True,
               help="Complete models whose rows are kept (the new one included); older ones are pruned.")
 @click.option("--wait", type=float, default=0.0, show_default=True,
@@ -447,6 +521,9 @@ def train(ctx: click.Context, **options: Any) -> None:
         skipped = f" ({m['n_test_skipped']} of unknown users/movies skipped)" if m["n_test_skipped"] else ""
         click.echo(f"test  RMSE {m['test_rmse']:.6f}  MAE {m['test_mae']:.6f} on {m['n_test']} ratings{skipped}")
         click.echo(_ranking_line(m))
+    if result.refitted:
+        click.echo(f"the metrics above scored a fit on {m['scored_fit_ratings']} ratings; the stored model was "
+                   f"refitted on all {result.n_ratings} (--no-refit to store the scored fit)")
 
 
 def _ranking_line(m: dict[str, Any]) -> str:
@@ -612,7 +689,7 @@ def _rating_pair(ctx: click.Context, param: click.Parameter, values: tuple[str, 
             pairs[ID.convert(movie, None, None)] = float(rating)
         except ValueError:
             raise click.BadParameter(f"expected MOVIE_ID=RATING, got {value!r}") from None
-        if not sep or not movie.strip():
+        if not sep or not movie:
             raise click.BadParameter(f"expected MOVIE_ID=RATING, got {value!r}")
     return pairs
 
@@ -772,6 +849,10 @@ def models_show(ctx: click.Context, model_id: int, as_json: bool) -> None:
         click.echo(to_json({**dataclasses.asdict(model), "rows": counts}))
         return
     _show_record(model, {"rows.": counts})
+    scored = (model.metrics or {}).get("scored_fit_ratings")
+    if (model.metrics or {}).get("refit"):
+        _say(ctx, f"the metrics scored a fit on {scored} ratings (the rest held out); the stored model was "
+                  f"refitted on all {model.n_ratings}")
 
 
 def _show_record(model: recsql.ModelInfo, more: dict[str, dict[str, Any]] | None = None) -> None:

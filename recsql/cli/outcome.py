@@ -5,6 +5,12 @@ schema, unreachable database, another writer running, a stopped run); 2 a usage 
 (an unknown option or a bad value, as click reports it); 3 an unexpected error, which is
 a bug in recsql (one line; ``-v`` shows the traceback); 141 (128 + SIGPIPE, as other
 tools end) the reader of the output closed it early (``recsql models | head``).
+
+``recsql db status`` is a health check, and exits for an operator's alerts
+(:func:`health_code`; when several hold, the lowest wins): 0 healthy; 4 the schema is
+not at the newest revision (an upgrade pending, no recsql schema at all, or a revision
+from a newer recsql); 5 no active model; 6 the active model is older than
+``--max-age``.  Its errors (an unreachable database) stay 1.
 """
 
 from __future__ import annotations
@@ -13,9 +19,23 @@ import sqlite3
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from recsql.db.health import Health
 from recsql.errors import RecsqlError
 
 OK, PROBLEM, USAGE, BUG, CLOSED = 0, 1, 2, 3, 141
+# `recsql db status`'s failed checks, most urgent first.
+SCHEMA_NOT_CURRENT, NO_ACTIVE_MODEL, MODEL_TOO_OLD = 4, 5, 6
+
+
+def health_code(health: Health) -> int:
+    """The exit code of a health check: the lowest of the failed checks' codes, else OK."""
+    if health.upgrade_pending:
+        return SCHEMA_NOT_CURRENT
+    if health.active_model is None:
+        return NO_ACTIVE_MODEL
+    if health.too_old:
+        return MODEL_TOO_OLD
+    return OK
 
 
 def _driver_errors() -> tuple[type[BaseException], ...]:

@@ -90,7 +90,7 @@ def read_ratings_file(
 ) -> pd.DataFrame:
     """Parse a ratings file into columns user_id, movie_id, value and, when the format
     has timestamps, rated_at (Unix seconds).  With ``ids="text"`` the user and movie ids
-    are the application's keys (stripped strings), for :mod:`recsql.data.keys` to map.
+    are the application's keys (strings, exactly as given), for :mod:`recsql.data.keys` to map.
 
     ``columns``, ``delimiter`` and ``header=False`` read a layout of the caller's
     (:func:`custom_layout`) instead of a detected or forced ``format``.
@@ -696,14 +696,23 @@ BIGINT_MIN_DIGITS = "9223372036854775808"  # -2^63 is a BIGINT too
 
 
 def _ids(path: Path, column: pd.Series, lines: np.ndarray, what: str, ids: str) -> np.ndarray:
-    """Integer ids, or with ``ids="text"`` the application's keys: any text but empty."""
+    """Integer ids, or with ``ids="text"`` the application's keys, exactly as given: any
+    text but empty, and none with surrounding whitespace (refused, never stripped: " a"
+    and "a" would be two keys)."""
     if ids != "text":
         return _integers(path, column, lines, what)
-    keys = column.str.strip()
-    empty = (keys == "").to_numpy()
-    if empty.any():
-        raise InputError(path, f"missing {what}", int(lines[np.argmax(empty)]))
-    return keys.to_numpy(dtype=object)
+    stripped = column.str.strip()
+    bad = ((stripped == "") | (stripped != column)).to_numpy(dtype=bool)
+    if bad.any():
+        i = int(np.argmax(bad))  # the first line with either fault
+        raw = column.iloc[i]
+        reason = f"missing {what}" if stripped.iloc[i] == "" else (
+            f"{what} {_shown(raw)} has surrounding whitespace; recsql stores keys exactly as given "
+            "(so ' a' and 'a' would be different keys): remove the whitespace, including any spaces "
+            "after a delimiter (as in a, b)"
+        )
+        raise InputError(path, reason, int(lines[i]))
+    return column.to_numpy(dtype=object)
 
 
 def _integers(path: Path, column: pd.Series, lines: np.ndarray, what: str, *, negative: bool = False) -> np.ndarray:

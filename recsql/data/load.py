@@ -17,9 +17,10 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, text
 
 from recsql.data.files import ColumnsArg, LineNumbers, read_movies_file, read_ratings_file
 from recsql.data.keys import IdKind, Side, check_id_kind, integer_ids
-from recsql.data.source import Source, read_only
+from recsql.data.source import Source, reading
 from recsql.data.synthetic import Catalogue, synthetic_ratings
 from recsql.db.bulk import indexes_dropped, insert_columns, upsert_columns
+from recsql.db.lock import WriterLock
 from recsql.db.tables import Movie, Rating, RatingScale
 from recsql.errors import InputError, InvalidParameter
 
@@ -251,11 +252,12 @@ def count_ratings(conn: Connection) -> int:
     return conn.execute(select(func.count()).select_from(Rating)).scalar_one()
 
 
-def refresh_titles(engine: Engine, source: Source) -> None:
-    """Copy the application's item titles into ``movies`` so the views can show them."""
+def refresh_titles(engine: Engine, source: Source, lock: WriterLock | None = None) -> None:
+    """Copy the application's item titles into ``movies`` so the views can show them
+    (checking the writer ``lock``, when the caller holds one, before they are written)."""
     if source.movies_table is None:
         return
-    with engine.connect() as conn, read_only(conn):
+    with reading(engine, source) as conn:
         movies_sql = source.movies_sql(conn)
         assert movies_sql is not None
         frame = pd.DataFrame(conn.execute(text(movies_sql)).all(), columns=["movie_id", "title", "genres"])
@@ -263,6 +265,8 @@ def refresh_titles(engine: Engine, source: Source) -> None:
         return
     frame["title"] = frame["title"].astype(str)
     with engine.begin() as conn:
+        if lock is not None:
+            lock.check(conn)
         if source.ids == "text":
             _map_keys(conn, frame, ("movie",))
         upsert_movies(conn, frame)

@@ -15,8 +15,9 @@ from sqlalchemy import Engine, text
 from recsql.data.files import read_ratings_file
 from recsql.data.keys import integer_ids
 from recsql.data.matrix import DuplicatePolicy, RatingMatrix
-from recsql.data.source import Source, read_only
+from recsql.data.source import Source, reading
 from recsql.db.bulk import read_columns
+from recsql.db.lock import WriterLock
 from recsql.errors import NoRatings
 
 RATINGS_SQL = "SELECT user_id, movie_id, value FROM ratings"
@@ -27,31 +28,40 @@ RATINGS_IN_ORDER_SQL = (
 
 
 def ratings_from_database(
-    engine: Engine, duplicates: DuplicatePolicy = "max", source: Source | None = None
+    engine: Engine, duplicates: DuplicatePolicy = "max", source: Source | None = None,
+    lock: WriterLock | None = None,
 ) -> RatingMatrix:
     """All ratings (recsql's table, or the application's via ``source``) as a sparse
-    matrix, duplicates resolved by ``duplicates``."""
-    with engine.connect() as conn:
-        if source is not None and source.ids == "text":
-            with read_only(conn):
-                rows = conn.execute(text(source.ratings_sql(conn, in_order=duplicates == "last"))).all()
-            frame = pd.DataFrame(rows, columns=["user", "movie", "value"])
-            with engine.begin() as writer:  # new keys get their integers (the caller holds the writer lock)
-                users = integer_ids(writer, "user", frame["user"].to_numpy(dtype=object))
-                movies = integer_ids(writer, "movie", frame["movie"].to_numpy(dtype=object))
-            values = frame["value"].to_numpy(dtype=np.float64)
-        elif source is not None:
-            with read_only(conn):
-                sql = source.ratings_sql(conn, in_order=duplicates == "last")
-                users, movies, values = read_columns(conn, sql)
-        elif duplicates == "last":
-            users, movies, values = read_columns(conn, RATINGS_IN_ORDER_SQL)
-        else:
-            users, movies, values = read_columns(conn, RATINGS_SQL, table="ratings", key="id")
+    matrix, duplicates resolved by ``duplicates``.  A text-keyed source's new keys are
+    stored, checking the writer ``lock`` (when the caller holds one) before they are."""
+    if source is not None and source.ids == "text":
+        with reading(engine, source) as conn:
+            rows = conn.execute(text(source.ratings_sql(conn, in_order=duplicates == "last"))).all()
+        frame = pd.DataFrame(rows, columns=["user", "movie", "value"])
+        with engine.begin() as writer:  # new keys get their integers
+            if lock is not None:
+                lock.check(writer)
+            users = integer_ids(writer, "user", frame["user"].to_numpy(dtype=object))
+            movies = integer_ids(writer, "movie", frame["movie"].to_numpy(dtype=object))
+        values = frame["value"].to_numpy(dtype=np.float64)
+    elif source is not None:
+        with reading(engine, source) as conn:
+            sql = source.ratings_sql(conn, in_order=duplicates == "last")
+            users, movies, values = read_columns(conn, sql)
+    else:
+        users, movies, values = _own_ratings(engine, duplicates)
     if len(values) == 0:
         where = "the source's ratings" if source else "recsql's ratings table"
         raise NoRatings(f"there are no ratings to train on in {where}; import some with `recsql import ratings FILE`")
     return RatingMatrix.from_triples(users, movies, values, duplicates)
+
+
+def _own_ratings(engine: Engine, duplicates: DuplicatePolicy) -> tuple[np.ndarray, ...]:
+    """recsql's ``ratings`` table as three column arrays."""
+    with engine.connect() as conn:
+        if duplicates == "last":
+            return read_columns(conn, RATINGS_IN_ORDER_SQL)
+        return read_columns(conn, RATINGS_SQL, table="ratings", key="id")
 
 
 def ratings_from_file(path: str | Path, duplicates: DuplicatePolicy = "max") -> RatingMatrix:

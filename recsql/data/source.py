@@ -18,15 +18,23 @@ It comes from a TOML file:
     title = "name"
     genres = "category"
 
-Safety: every identifier must be a plain name (letters, digits, underscore; a
-schema-qualified table is two of them) and is quoted by the database's own rules; a
-query must be one SELECT (or WITH ... SELECT) statement, and it runs inside a read-only
-transaction (PostgreSQL: SET TRANSACTION READ ONLY; SQLite: PRAGMA query_only), so
-even a data-modifying CTE is refused by the database itself.
+Names resolve in the application's namespace, never in recsql's: with ``--schema`` an
+unqualified ``table = "ratings"`` is the application's ``ratings`` (PostgreSQL: the
+connection's own search_path; SQLite: the application's file, also attached as ``app``).
+
+Safety, by construction: every identifier must be a plain name (letters, digits,
+underscore; a schema-qualified table is two of them) and is quoted by the database's
+own rules; a query is parsed, checked and regenerated (:mod:`recsql.data.source_query`:
+one SELECT, functions without side effects only); and every read (:func:`reading`) runs
+in a read-only transaction that is rolled back, never committed, under a statement
+timeout (``timeout``, seconds, default :data:`DEFAULT_TIMEOUT`) and, on PostgreSQL,
+optionally as a role of its own (``role``: ``SET LOCAL ROLE``, e.g. one made by
+``recsql db grant-source``) that may read the mapped tables and nothing else.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Iterator
@@ -35,14 +43,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
 
+from recsql.data.source_query import checked_select
+from recsql.db.engine import LOCK_TIMEOUT_OPTION, application_url
+from recsql.db.timeouts import milliseconds, timeout_error
 from recsql.errors import InvalidParameter
 
 # fullmatch, not match with "$": "$" also matches before a trailing newline.
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 
-_RATINGS_KEYS = ("table", "query", "user", "movie", "rating", "time", "ids")
+_RATINGS_KEYS = ("table", "query", "user", "movie", "rating", "time", "ids", "timeout", "role")
+DEFAULT_TIMEOUT = 3600.0
+"""Seconds a source's query may run before the database cancels it."""
 _MOVIES_KEYS = ("table", "id", "title", "genres")
 
 
@@ -67,6 +81,8 @@ class Source:
     movies_title: str = "title"
     movies_genres: str | None = None
     ids: str = "integer"  # "text": user and movie ids are the application's keys (text, UUIDs)
+    timeout: float = DEFAULT_TIMEOUT  # seconds a read may run (statement_timeout)
+    role: str | None = None  # PostgreSQL: read as this role (SET LOCAL ROLE)
 
     def __post_init__(self) -> None:
         if self.ids not in ("integer", "text"):
@@ -79,8 +95,13 @@ class Source:
             _name(getattr(self, what), f"{what} column")
         if self.time is not None:
             _name(self.time, "time column")
+        if isinstance(self.timeout, bool) or not isinstance(self.timeout, int | float) or not 0 < self.timeout < 1e9:
+            raise InvalidParameter(f"source timeout is a number of seconds above 0, not {self.timeout!r}")
+        if self.role is not None and (not isinstance(self.role, str) or "." in _name(self.role, "role")):
+            raise InvalidParameter(f"source role {self.role!r} is not a plain name")
         if self.query is not None:
             object.__setattr__(self, "query", _check_select(self.query))
+            checked_select(self.query, None, self._selected())
         if self.movies_table is not None:
             _name(self.movies_table, "movies table")
             _name(self.movies_id, "movies id column")
@@ -139,6 +160,9 @@ class Source:
     def from_params(cls, params: dict[str, Any] | None) -> Source | None:
         return cls(**params) if params else None
 
+    def _selected(self) -> list[str]:
+        return [self.user, self.movie, self.rating, *([self.time] if self.time else [])]
+
     # ------------------------------------------------------------------ SQL
 
     def ratings_sql(
@@ -148,7 +172,11 @@ class Source:
         (``:user_id``) or one movie's (``:movie_id``)."""
         q = conn.dialect.identifier_preparer.quote
         # The line break ends a -- comment on the query's last line, which would hide the ")".
-        frm = _quoted_table(conn, self.table) if self.table else f"({self.query}\n) AS recsql_source"
+        if self.table:
+            frm = _quoted_table(conn, self.table)
+        else:
+            assert self.query is not None
+            frm = f"({checked_select(self.query, conn.dialect.name, self._selected())}) AS recsql_source"
         user, movie = q(self.user), q(self.movie)
         if self.ids == "text":  # keys of any type (text, UUID, ...) read as text
             user, movie = f"CAST({user} AS TEXT)", f"CAST({movie} AS TEXT)"
@@ -179,29 +207,89 @@ def _quoted_table(conn: Connection, name: str) -> str:
 
 
 def _check_select(query: Any) -> str:
-    """The query without a trailing ';', if it is one SELECT statement."""
+    """The query without a trailing ';' (the parser checks the rest: source_query)."""
     if not isinstance(query, str):
         raise InvalidParameter(f"a source query must be a string of SQL, not {query!r}")
     if "\x00" in query:  # no driver can send one
         raise InvalidParameter("a source query must not contain a NUL character")
-    body = query.strip().rstrip(";").strip()
-    if ";" in body:
-        raise InvalidParameter("a source query must be a single statement (no ';')")
-    if not re.match(r"^(select|with)\b", body, flags=re.I):
-        raise InvalidParameter("a source query must be a SELECT (or WITH ... SELECT)")
-    return body
+    return query.strip().rstrip(";").strip()
 
 
 @contextmanager
-def read_only(conn: Connection) -> Iterator[Connection]:
-    """Run the block in a transaction the database itself keeps read-only."""
-    if conn.dialect.name == "postgresql":
-        with conn.begin():
-            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-            yield conn
-    else:
-        conn.exec_driver_sql("PRAGMA query_only = ON")
+def reading(engine: Engine, source: Source | None = None, *, timeout: float | None = None) -> Iterator[Connection]:
+    """A connection for reading the application's tables: it sees the application's
+    namespace (not recsql's), and its transaction is read-only, bounded by the source's
+    ``timeout`` (or ``timeout`` here, when shorter), run as the source's ``role`` if it
+    has one, and rolled back at the end, never committed."""
+    seconds = min(source.timeout if source else DEFAULT_TIMEOUT, timeout or math.inf)
+    role = source.role if source else None
+    app = application_url(engine)
+    if app is not None:  # SQLite with a namespace: the application's own file, read-only
+        if role is not None:
+            raise InvalidParameter("a source role needs PostgreSQL (SQLite has no roles)")
+        own = _sqlite_reader(app, seconds)
         try:
-            yield conn
+            with own.connect() as conn:
+                yield from _rolled_back(conn, seconds, None)
         finally:
+            own.dispose()
+        return
+    with engine.connect() as conn:
+        yield from _rolled_back(conn, seconds, role)
+
+
+TIMEOUT_SETTING = "timeout = SECONDS in the source mapping's [ratings]"
+
+
+def _rolled_back(conn: Connection, seconds: float, role: str | None) -> Iterator[Connection]:
+    try:
+        yield from _read_only(conn, seconds, role)
+    except Exception as exc:
+        # The bulk reads use the driver directly, past SQLAlchemy's translation: a
+        # timed-out read is said here, with the setting that allows a longer one.
+        driver_error = getattr(exc, "orig", None) or exc
+        waited = timeout_error(driver_error, conn.engine, lock_timeout=conn.get_execution_options().get(
+            LOCK_TIMEOUT_OPTION), statement_setting=TIMEOUT_SETTING)
+        if waited is None:
+            raise
+        raise waited from exc
+
+
+def _read_only(conn: Connection, seconds: float, role: str | None) -> Iterator[Connection]:
+    transaction = conn.begin()
+    try:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+            # The application's namespace: recsql's connections search only recsql's schema.
+            conn.exec_driver_sql("SET LOCAL search_path TO DEFAULT")
+            conn.execute(text("SELECT set_config('statement_timeout', :t, true)"), {"t": milliseconds(seconds)})
+            if role is not None:
+                conn.exec_driver_sql(f"SET LOCAL ROLE {conn.dialect.identifier_preparer.quote(role)}")
+        else:
+            conn.exec_driver_sql("PRAGMA query_only = ON")
+        yield conn
+    finally:
+        transaction.rollback()
+        if conn.dialect.name == "sqlite":
             conn.exec_driver_sql("PRAGMA query_only = OFF")
+
+
+def _sqlite_reader(url: str, seconds: float) -> Engine:
+    """An engine on the application's SQLite file, opened read-only (so recsql never
+    changes it, not even its journal mode), the file also attached as ``app`` (the name
+    mappings used before namespaces were sealed), waits bounded by ``seconds``."""
+    path = str(make_url(url).database)
+    uri = f"file:{path}?mode=ro"
+    engine = create_engine(f"sqlite:///{uri}&uri=true")
+
+    @event.listens_for(engine, "connect")
+    def _settings(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        dbapi_connection.execute(f"PRAGMA busy_timeout={int(min(seconds, 3600) * 1000)}")
+        dbapi_connection.execute("ATTACH DATABASE ? AS app", (uri,))
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+    return engine

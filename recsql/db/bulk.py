@@ -13,16 +13,20 @@ import functools
 import io
 import itertools
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Table
 
+from recsql.db import timeouts
 from recsql.threads import thread_count
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 CHUNK_ROWS = 1_000_000
 
@@ -38,6 +42,28 @@ def _driver(conn: Connection) -> Any:
     return driver
 
 
+def _driver_errors_said(function: Callable[P, R]) -> Callable[P, R]:
+    """The fast paths talk to the driver directly, past SQLAlchemy's error handling: a
+    wait for a lock that timed out is said here as recsql's engines say it
+    (:mod:`recsql.db.timeouts`), naming what was locked and the setting."""
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        except Exception as exc:
+            conn = args[0]
+            assert isinstance(conn, Connection)
+            waited = timeouts.timeout_error(getattr(exc, "orig", None) or exc, conn.engine,
+                                            lock_timeout=conn.get_execution_options().get("recsql_lock_timeout"))
+            if waited is None:
+                raise
+            raise waited from exc
+
+    return wrapper
+
+
+@_driver_errors_said
 def insert_columns(
     conn: Connection, table: str, columns: Mapping[str, np.ndarray | Sequence]
 ) -> int:
@@ -64,6 +90,7 @@ def insert_columns(
     return len(frame)
 
 
+@_driver_errors_said
 def upsert_columns(
     conn: Connection, table: str, key: str, columns: Mapping[str, np.ndarray | Sequence]
 ) -> int:
@@ -205,6 +232,7 @@ _CAST = {"i": "int8", "f": "float8"}
 _COPY_HEADER = 19  # signature, flags, extension length; a 2-byte trailer ends the stream
 
 
+@_driver_errors_said
 def read_columns(
     conn: Connection, select_sql: str, kinds: str = "iif", *, table: str | None = None, key: str | None = None
 ) -> Columns:

@@ -1,10 +1,16 @@
-"""Database URLs and engines: which database, and proof that it answers.
+"""Database URLs and engines: which database, which namespace in it, and proof that it answers.
 
 recsql speaks to SQLite and to PostgreSQL (through psycopg 3, installed by the
 ``recsql[postgres]`` extra and imported only when a PostgreSQL URL is used).  The URL comes from the
 caller, else ``$RECSQL_DATABASE_URL``, else ``$DATABASE_URL``, else
 ``sqlite:///recsql.db``; recsql's namespace in it (:func:`make_engine`) from the caller,
 else ``$RECSQL_SCHEMA``.
+
+A namespace is sealed: every name recsql's connections resolve is recsql's own, never a
+same-named table behind it (on PostgreSQL the search_path is the schema alone; on SQLite
+the application's file is not attached).  The application's tables are read only
+through :mod:`recsql.data.source`, on connections that see the application's namespace.
+Every connection bounds its waits for locks (:mod:`recsql.db.timeouts`).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, ProgrammingError
 
+from recsql.db import timeouts
 from recsql.errors import DatabaseUnavailable, InvalidParameter
 
 DEFAULT_URL = "sqlite:///recsql.db"
@@ -28,6 +35,13 @@ NEEDS_PSYCOPG = "PostgreSQL needs psycopg: pip install 'recsql[postgres]'"
 FALLBACK_URL_ENV = "DATABASE_URL"
 SCHEMA_ENV = "RECSQL_SCHEMA"
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+# Execution options every engine of make_engine carries, read back by whoever needs them
+# (connections inherit them): recsql's namespace, the application's own database where
+# it differs from recsql's (SQLite with a namespace), and the lock timeout in seconds.
+SCHEMA_OPTION = "recsql_schema"
+APPLICATION_URL_OPTION = "recsql_application_url"
+LOCK_TIMEOUT_OPTION = "recsql_lock_timeout"
 
 
 def resolve_url(url: str | None = None) -> str:
@@ -74,8 +88,7 @@ def resolve_schema(schema: str | None = None) -> str | None:
 
 def namespaced_url(url: str, schema: str | None) -> str:
     """SQLite keeps a namespace's objects in a file of their own beside the application's
-    (``shop.db`` -> ``shop.recsql.db``), which is recsql's main database; the
-    application's file is attached as ``app``."""
+    (``shop.db`` -> ``shop.recsql.db``), which is recsql's main database."""
     parsed = make_url(url)
     if schema is None or parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return url
@@ -84,21 +97,40 @@ def namespaced_url(url: str, schema: str | None) -> str:
         hide_password=False)
 
 
-def make_engine(url: str | None = None, schema: str | None = None) -> Engine:
+def schema_of(engine: Engine) -> str | None:
+    """The namespace an engine of :func:`make_engine` serves (None: the default one)."""
+    return engine.get_execution_options().get(SCHEMA_OPTION)
+
+
+def application_url(engine: Engine) -> str | None:
+    """The application's own SQLite database when recsql's namespace is a file beside it."""
+    return engine.get_execution_options().get(APPLICATION_URL_OPTION)
+
+
+def make_engine(
+    url: str | None = None, schema: str | None = None, *, lock_timeout: float | None = None,
+    statement_timeout: float | None = None,
+) -> Engine:
     """Create an engine and prove it connects, or raise :class:`DatabaseUnavailable`.
 
     ``schema`` (else ``$RECSQL_SCHEMA``) gives recsql a namespace of its own in the
-    application's database: on PostgreSQL a schema, first on every connection's
-    ``search_path`` (the application's tables stay reachable behind it); on SQLite a
-    file beside the application's, with the application's attached as ``app``.
+    application's database: on PostgreSQL a schema, the only one on its connections'
+    ``search_path`` (created on first use); on SQLite a file beside the application's.
+    ``lock_timeout`` (seconds; else ``$RECSQL_LOCK_TIMEOUT``, else
+    :data:`~recsql.db.timeouts.DEFAULT_LOCK_TIMEOUT`) bounds every wait for a lock
+    another session holds (PostgreSQL's ``lock_timeout``, SQLite's busy timeout);
+    ``statement_timeout`` (seconds, PostgreSQL) every statement, for serving.
     This does not look at the tables; :func:`recsql.db.migrate.connect` does.
     """
     url = normalize_url(resolve_url(url))
     schema = resolve_schema(schema)
-    application_file = make_url(url).database if url.startswith("sqlite") else None
+    seconds = timeouts.resolve_lock_timeout(lock_timeout)
+    given = url
     url = namespaced_url(url, schema)
+    options: dict[str, Any] = {SCHEMA_OPTION: schema, LOCK_TIMEOUT_OPTION: seconds,
+                               APPLICATION_URL_OPTION: given if url != given else None}
     try:
-        engine = create_engine(url)
+        engine = create_engine(url, execution_options=options)
     except (ArgumentError, NoSuchModuleError) as exc:
         raise DatabaseUnavailable(f"cannot use database URL {redact(url)!r}: {exc}") from None
     except ImportError as exc:  # the URL's driver is not installed (or does not load)
@@ -107,16 +139,15 @@ def make_engine(url: str | None = None, schema: str | None = None) -> Engine:
             raise DatabaseUnavailable(NEEDS_PSYCOPG + detail) from None
         raise DatabaseUnavailable(f"cannot use database URL {redact(url)!r}: {exc}") from None
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas(seconds))
         event.listen(engine, "begin", _sqlite_begin)
-        if schema is not None and application_file and application_file != engine.url.database:
-            event.listen(engine, "connect", _attach_application(application_file))
-    elif engine.dialect.name == "postgresql" and schema is not None:
-        event.listen(engine, "connect", _search_path_first(schema))
-    elif engine.dialect.name != "postgresql":
+    elif engine.dialect.name == "postgresql":
+        event.listen(engine, "connect", _postgres_settings(schema, seconds, statement_timeout))
+    else:
         raise DatabaseUnavailable(
             f"recsql supports SQLite and PostgreSQL, not {engine.dialect.name} ({redact(url)})"
         )
+    timeouts.explain_timeouts(engine, serving=statement_timeout is not None)
     try:
         with engine.connect():
             pass
@@ -125,15 +156,15 @@ def make_engine(url: str | None = None, schema: str | None = None) -> Engine:
         raise DatabaseUnavailable(f"cannot connect to {redact(url)}: {reason}") from None
     if engine.dialect.name == "postgresql" and schema is not None:
         _ensure_schema(engine, schema)
-        # SQLAlchemy read current_schema() on the first connection, before our
-        # search_path; reflection (the setup's checks, Alembic) must look in recsql's.
+        # SQLAlchemy read current_schema() on the first connection, maybe before the
+        # schema existed; reflection (the setup's checks, Alembic) must look in recsql's.
         engine.dialect.default_schema_name = schema
     return engine
 
 
 def _ensure_schema(engine: Engine, schema: str) -> None:
-    """Create recsql's PostgreSQL schema on first use.  Until it exists the search_path
-    skips it, and recsql must never fall through to same-named tables behind it."""
+    """Create recsql's PostgreSQL schema on first use.  Until it exists nothing resolves
+    on recsql's search_path, and recsql never falls through to another schema."""
     with engine.begin() as conn:
         if conn.execute(text("SELECT to_regnamespace(:s)"), {"s": schema}).scalar() is not None:
             return
@@ -147,47 +178,52 @@ def _ensure_schema(engine: Engine, schema: str) -> None:
             ) from None
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # The sqlite3 module opens transactions itself, and only before INSERT/UPDATE/DELETE:
-    # DDL (DROP INDEX before a bulk load, the migrations) would run outside them and
-    # survive a rollback.  recsql begins every transaction itself instead (_sqlite_begin).
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    # WAL lets applications read the views while a retrain writes.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    # Bulk loads and reads: a bigger page cache and in-memory temporary b-trees (index
-    # builds, sorts).  Durability is unchanged: WAL with synchronous=NORMAL never corrupts.
-    cursor.execute("PRAGMA cache_size=-262144")  # 256 MB
-    cursor.execute("PRAGMA temp_store=MEMORY")
-    cursor.close()
+def _sqlite_pragmas(lock_timeout: float) -> Callable[[Any, Any], None]:
+    def pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # The sqlite3 module opens transactions itself, and only before INSERT/UPDATE/DELETE:
+        # DDL (DROP INDEX before a bulk load, the migrations) would run outside them and
+        # survive a rollback.  recsql begins every transaction itself instead (_sqlite_begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # The wait for another connection's write lock, bounded like PostgreSQL's lock_timeout.
+        cursor.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
+        # WAL lets applications read the views while a retrain writes.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        # Bulk loads and reads: a bigger page cache and in-memory temporary b-trees (index
+        # builds, sorts).  Durability is unchanged: WAL with synchronous=NORMAL never corrupts.
+        cursor.execute("PRAGMA cache_size=-262144")  # 256 MB
+        cursor.execute("PRAGMA temp_store=MEMORY")
+        cursor.close()
+
+    return pragmas
 
 
-def _search_path_first(schema: str) -> Callable[[Any, Any], None]:
-    """Put recsql's schema first on a new connection's search_path: its unqualified names
-    (tables, views, the migrations' DDL) resolve there, the application's behind it."""
+def _postgres_settings(
+    schema: str | None, lock_timeout: float, statement_timeout: float | None
+) -> Callable[[Any, Any], None]:
+    """Each new connection's settings, in one round trip: its lock timeout (and
+    serving's statement timeout); no idle_session_timeout, since recsql's pooled
+    connections sit idle between a retrain's phases and between requests, and one the
+    server ended would fail the next statement; and, in a namespace, a search_path of
+    recsql's schema alone: its unqualified names (tables, views, the migrations' DDL)
+    resolve there or nowhere, never in a schema behind it that holds same-named tables."""
 
-    def set_path(dbapi_connection: Any, _record: Any) -> None:
+    def settings(dbapi_connection: Any, _record: Any) -> None:
+        values = {"lock_timeout": timeouts.milliseconds(lock_timeout)}
+        if statement_timeout is not None:
+            values["statement_timeout"] = timeouts.milliseconds(statement_timeout)
+        if dbapi_connection.info.server_version >= 140000:  # PostgreSQL 14 introduced it
+            values["idle_session_timeout"] = "0"
+        if schema is not None:
+            values["search_path"] = f'"{schema}"'  # a plain name (resolve_schema): quoted as is
+        calls = ", ".join("set_config(%s, %s, false)" for _ in values)
         with dbapi_connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT set_config('search_path', quote_ident(%s) || ', ' || current_setting('search_path'), false)",
-                (schema,),
-            )
+            cursor.execute(f"SELECT {calls}", [item for pair in values.items() for item in pair])
         dbapi_connection.commit()  # a session setting made in a rolled-back transaction is undone
 
-    return set_path
-
-
-def _attach_application(path: str) -> Callable[[Any, Any], None]:
-    """Attach the application's SQLite file as ``app``: names recsql's file lacks are
-    looked up there, so sources read the application's tables unqualified."""
-
-    def attach(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.execute("ATTACH DATABASE ? AS app", (path,))
-
-    return attach
+    return settings
 
 
 def _sqlite_begin(connection: Any) -> None:

@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from recsql.db.engine import SCHEMA_ENV, make_engine
-from recsql.db.lock import writer_lock
+from recsql.db.lock import setup_lock
 from recsql.db.tables import RECSQL_TABLES
 from recsql.errors import InvalidParameter, SchemaError, SchemaOutOfDate
 
@@ -77,16 +77,21 @@ def current_revision(connection: Connection) -> str | None:
     return context.get_current_revision()
 
 
-def connect(url: str | None = None, *, schema: str | None = None, check_schema: bool = True) -> Engine:
+def connect(
+    url: str | None = None, *, schema: str | None = None, check_schema: bool = True,
+    lock_timeout: float | None = None, statement_timeout: float | None = None,
+) -> Engine:
     """An engine for ``url`` (else ``$RECSQL_DATABASE_URL``, else ``sqlite:///recsql.db``),
-    with recsql's objects in ``schema`` (else ``$RECSQL_SCHEMA``; see
-    :func:`recsql.db.engine.make_engine`).
+    with recsql's objects in ``schema`` (else ``$RECSQL_SCHEMA``) and waits for locks
+    bounded by ``lock_timeout`` seconds (else ``$RECSQL_LOCK_TIMEOUT``, else 30; see
+    :func:`recsql.db.engine.make_engine`); ``statement_timeout`` seconds bound every
+    statement (PostgreSQL; serving sets it, commands that load or train do not).
 
     A database without recsql's tables is set up; one at an older schema revision is
     refused with the command that upgrades it (:class:`~recsql.errors.SchemaOutOfDate`).
     ``check_schema=False`` skips that (for the ``recsql db`` commands themselves).
     """
-    engine = make_engine(url, schema)
+    engine = make_engine(url, schema, lock_timeout=lock_timeout, statement_timeout=statement_timeout)
     if check_schema:
         try:
             ensure_current(engine)
@@ -96,17 +101,27 @@ def connect(url: str | None = None, *, schema: str | None = None, check_schema: 
     return engine
 
 
-def upgrade(url: str | None = None, revision: str = "head", *, schema: str | None = None) -> str | None:
-    """Migrate the database to ``revision`` (default: the newest); returns the revision reached."""
-    engine = make_engine(url, schema)
+def upgrade(
+    url: str | None = None, revision: str = "head", *, schema: str | None = None, lock_timeout: float | None = None
+) -> str | None:
+    """Migrate the database to ``revision`` (default: the newest); returns the revision reached.
+
+    A namespace without recsql's schema version that holds tables named like recsql's
+    (the application's own ``ratings``, say) is refused with the one option that fixes
+    it, before anything is created."""
+    engine = make_engine(url, schema, lock_timeout=lock_timeout)
     try:
+        with engine.connect() as connection:
+            if current_revision(connection) is None:
+                _refuse_foreign_tables(set(own_tables(connection)))
         return _upgrade(engine, revision)
     finally:
         engine.dispose()
 
 
 def downgrade(
-    url: str | None = None, revision: str = "base", *, yes: bool = False, schema: str | None = None
+    url: str | None = None, revision: str = "base", *, yes: bool = False, schema: str | None = None,
+    lock_timeout: float | None = None,
 ) -> str | None:
     """Migrate down; ``base`` removes every table and view recsql created, nothing else.
 
@@ -115,7 +130,7 @@ def downgrade(
     deletes everything, so while any of recsql's tables holds rows it is refused
     unless ``yes``.
     """
-    engine = make_engine(url, schema)
+    engine = make_engine(url, schema, lock_timeout=lock_timeout)
     try:
         if not yes and revision == "base":
             with engine.connect() as connection:
@@ -161,7 +176,7 @@ def _set_up(engine: Engine) -> None:
     """Create recsql's schema in a fresh database: one process at a time (two commands
     on a brand-new database must not both create it) and all or nothing (DDL runs in
     one transaction on both databases, so a failure leaves no table behind)."""
-    with writer_lock(engine, SETUP_WAIT_SECONDS):
+    with setup_lock(engine, SETUP_WAIT_SECONDS):
         with engine.connect() as connection:
             if current_revision(connection) is not None:
                 return  # another process set it up while this one waited
@@ -173,6 +188,19 @@ def _set_up(engine: Engine) -> None:
                 f"setting up recsql's tables failed, so nothing was created: {reason} "
                 f"(a table or view of the application may have one of recsql's names)"
             ) from None
+
+
+def _refuse_foreign_tables(present: set[str]) -> None:
+    """Tables named like recsql's in a namespace recsql has not set up belong to someone
+    else: recsql will not touch them, and says how to give it a namespace of its own."""
+    ours = sorted(present & set(RECSQL_TABLES))
+    if ours:
+        raise SchemaError(
+            f"the database has tables named like recsql's ({', '.join(ours)}) but no "
+            f"recsql schema version; they belong to something else, so recsql will not "
+            f"touch them. Give recsql a namespace of its own: --schema recsql "
+            f"(or ${SCHEMA_ENV}=recsql; recsql.connect(url, schema='recsql'))."
+        )
 
 
 def ensure_current(engine: Engine) -> None:
@@ -187,14 +215,7 @@ def ensure_current(engine: Engine) -> None:
     fix = f"recsql --database-url '{url}' db upgrade" + (
         " (with your password where *** is)" if engine.url.password else "")
     if current is None:
-        ours = sorted(present & set(RECSQL_TABLES))
-        if ours:
-            raise SchemaError(
-                f"the database has tables named like recsql's ({', '.join(ours)}) but no "
-                f"recsql schema version; they belong to something else, so recsql will not "
-                f"touch them. Give recsql a namespace of its own: --schema recsql "
-                f"(or ${SCHEMA_ENV}=recsql; recsql.connect(url, schema='recsql'))."
-            )
+        _refuse_foreign_tables(present)
         _set_up(engine)
         return
     if current not in all_revisions():

@@ -238,5 +238,14 @@ class MoviePopularity(Base):
     mean_rating: Mapped[float] = mapped_column(Float)
 
 
+class WriterLockTable(Base):
+    """Holds no rows: a retrain, activation or prune holds an EXCLUSIVE lock on it for
+    its duration (:mod:`recsql.db.lock`), which needs rights a reader role lacks."""
+
+    __tablename__ = "recsql_lock"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+
+
 RECSQL_TABLES = tuple(Base.metadata.tables)
 RECSQL_VIEWS = ("active_model", "similar_movies", "recommended_movies", "popular_movies")

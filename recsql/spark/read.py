@@ -22,7 +22,9 @@ from sqlalchemy import Engine, text
 
 from recsql.data.matrix import DuplicatePolicy, RatingMatrix
 from recsql.data.ratings import RATINGS_SQL
-from recsql.data.source import Source, read_only
+from recsql.data.source import Source, reading
+from recsql.db.engine import schema_of
+from recsql.db.timeouts import milliseconds
 from recsql.errors import InvalidParameter, NoRatings
 from recsql.spark.session import SparkSettings
 
@@ -108,12 +110,13 @@ def jdbc_url(engine: Engine) -> tuple[str, dict[str, str]]:
 
 
 def _jdbc_frame(spark: Any, engine: Engine, settings: SparkSettings, source: Source | None) -> Any:
-    with engine.connect() as conn:
+    # JDBC's connections have the role's own search_path: recsql's table is named in its
+    # schema; a source's names resolve in the application's namespace, as recsql's own reads do.
+    schema = schema_of(engine)
+    sql = RATINGS_SQL if schema is None else RATINGS_SQL.replace(" FROM ratings", f' FROM "{schema}".ratings')
+    with reading(engine, source) as conn:
         if source is not None:
-            with read_only(conn):
-                sql = source.ratings_sql(conn)
-        else:
-            sql = RATINGS_SQL
+            sql = source.ratings_sql(conn)
         table = f"({sql}) AS recsql_ratings (recsql_user, recsql_movie, recsql_value)"
         low, high, movie_low, movie_high = conn.execute(text(
             f"SELECT MIN(recsql_user), MAX(recsql_user), MIN(recsql_movie), MAX(recsql_movie) FROM {table}")).one()
@@ -123,6 +126,10 @@ def _jdbc_frame(spark: Any, engine: Engine, settings: SparkSettings, source: Sou
     _check_int32(np.array([low, high]), np.array([movie_low, movie_high]))  # the casts below must not wrap
     url, properties = jdbc_url(engine)
     properties["fetchsize"] = str(settings.recsql_int("recsql.jdbc.fetchsize", JDBC_FETCH_SIZE))
+    if source is not None:  # the executors read the application's tables read-only, time-bounded, as its role
+        init = ["SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+                f"SET statement_timeout = '{milliseconds(source.timeout)}'"]
+        properties["sessionInitStatement"] = "; ".join(init + ([f'SET ROLE "{source.role}"'] if source.role else []))
     partitions = settings.recsql_int("recsql.jdbc.partitions", 2 * spark.sparkContext.defaultParallelism)
     frame = spark.read.jdbc(url, table, column="recsql_user", lowerBound=int(low), upperBound=int(high) + 1,
                             numPartitions=max(1, min(partitions, int(high) - int(low) + 1)),
