@@ -9,14 +9,9 @@ CI, where they fail.  The checks that need no Spark (settings, refusals) always 
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import shutil
-import signal
-import subprocess
 import sys
-import time
+import types
 
 import numpy as np
 import pandas as pd
@@ -27,38 +22,18 @@ from sqlalchemy import text
 import recsql
 from recsql import store
 from recsql.data.matrix import RatingMatrix
-from recsql.data.ratings import ratings_from_database
 from recsql.errors import EngineUnavailable, InvalidParameter
-from recsql.evaluation.splits import split_random
 from recsql.model.factors import Factors
 from recsql.model.outputs import recommendation_lists, similar_lists
 from recsql.model.ranking import FactorChoice
-from recsql.progress import STALL_ENV, STALL_MARK
 from recsql.spark import session as spark_session_module
 from recsql.spark.als import SparkALS
 from recsql.spark.lists import MOVIES_PER_TASK, SPARK_LIST_CELLS, lists_in_spark, spark_recommended, spark_similar
 from recsql.spark.read import _jdbc_frame, frame_of_matrix, reads_over_jdbc
 from recsql.spark.session import SparkSettings, jdbc_jar, spark_session
-from tests.conftest import _missing
-
-MASTER = "local[2]"
-SPARK_TRAIN = ("train", "--engine", "spark", "--spark-master", MASTER)
-
-
-def _require_spark(jdbc: bool) -> None:
-    if importlib.util.find_spec("pyspark") is None or not (os.environ.get("JAVA_HOME") or shutil.which("java")):
-        _missing("the Spark engine tests need pyspark and Java: pip install -e '.[test,spark]'")
-    if jdbc and jdbc_jar() is None:
-        _missing("the Spark engine's PostgreSQL tests need the JDBC driver: apt-get install libpostgresql-jdbc-java")
-
-
-def _recsql(url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "recsql", "--quiet", "--database-url", url, *args],
-                          capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
-
-
-def _active(engine) -> int:
-    return next(m.model_id for m in recsql.list_models(engine) if m.status == "active")
+from tests.spark_support import MASTER, SPARK_TRAIN
+from tests.spark_support import recsql_cli as _recsql
+from tests.spark_support import require_spark as _require_spark
 
 
 @pytest.fixture(scope="module")
@@ -177,65 +152,6 @@ def test_evaluate_on_spark_scores_as_train_does(trained, ml100k):
     assert mean["ndcg_at_10"] == pytest.approx(stored["ndcg_at_10"], abs=1e-6)
 
 
-def test_spark_that_cannot_start_is_a_failed_run_and_changes_nothing(trained):
-    engine = trained["engine"]
-    before = _active(engine)
-    done = _recsql(trained["url"], "train", "--engine", "spark", "--spark-master", "local[0]")
-    assert done.returncode == 1
-    assert "Spark could not start on master 'local[0]'" in done.stderr and "Traceback" not in done.stderr
-    models = recsql.list_models(engine)
-    assert models[0].status == "failed" and "Spark could not start" in models[0].error
-    assert _active(engine) == before
-
-
-def test_a_spark_retrain_killed_mid_fit_leaves_the_previous_model(trained):
-    """SIGKILL while Spark fits: the run is dead, the previous model still serves, and
-    Spark's JVM (a child that watches its parent's pipe) goes with the process."""
-    engine = trained["engine"]
-    before = _active(engine)
-    child = subprocess.Popen(
-        [sys.executable, "-m", "recsql", "--quiet", "--database-url", trained["url"], *SPARK_TRAIN],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, STALL_ENV: "fit"})
-    assert child.stderr is not None
-    try:
-        lines = []
-        for line in child.stderr:  # Spark's own start-up lines come first
-            lines.append(line)
-            if line.startswith(STALL_MARK):
-                break
-        assert lines and lines[-1].startswith(STALL_MARK), "".join(lines)
-        jvms = subprocess.run(["pgrep", "-P", str(child.pid)], capture_output=True, text=True).stdout.split()
-        assert jvms, "Spark's JVM should be running beside the stalled retrain"
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=60)
-    finally:
-        child.kill()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and (
-        recsql.list_models(engine)[0].status != "dead" or any(os.path.exists(f"/proc/{pid}") for pid in jvms)
-    ):
-        time.sleep(0.2)
-    models = recsql.list_models(engine)
-    assert models[0].status == "dead"
-    assert not [pid for pid in jvms if os.path.exists(f"/proc/{pid}")], "Spark's JVM outlived the retrain"
-    assert _active(engine) == before
-
-
-def test_a_held_out_share_is_the_local_engines_split(trained):
-    """--test-fraction on Spark holds out the same ratings the local engine would, and
-    Spark scores a fit on only the rest (read over JDBC or handed over, split on the
-    driver), then stores the model refitted on every rating, as the local engine does."""
-    engine = trained["engine"]
-    done = _recsql(trained["url"], *SPARK_TRAIN, "--test-fraction", "0.2")
-    assert done.returncode == 0, done.stderr
-    model = recsql.list_models(engine)[0]
-    train, test = split_random(ratings_from_database(engine), 0.2, 0)
-    assert model.status == "active" and model.metrics["n_test"] + model.metrics["n_test_skipped"] == test.nnz
-    assert model.metrics["n_train"] == train.nnz == model.metrics["scored_fit_ratings"]
-    assert model.n_ratings == train.nnz + test.nnz and model.metrics["refit"] is True
-    assert model.metrics["test_rmse"] < 0.98
-
-
 @pytest.mark.parametrize("metric", ["items", "cosine", "l1"])
 def test_lists_computed_in_spark_are_the_drivers(spark, metric):
     """Spark's tasks run the driver's list code on their blocks: the same lists, for a
@@ -350,3 +266,35 @@ def test_options_the_engine_cannot_honour_are_refused_before_the_run(sqlite_url,
     done = _recsql(sqlite_url, "train", *args)
     assert done.returncode != 0 and message in done.stderr, done.stderr
     assert recsql.list_models(engine) == []  # refused before any run was recorded
+
+
+def test_spark_reads_over_jdbc_in_recsql_namespace_and_the_applications(postgresql_url):
+    """Spark's JDBC connections have the role's own search_path: under --schema recsql's
+    ratings are named in recsql's schema, and a source's query (the application's names)
+    runs in sessions that are read-only, time-bounded and in the source's role.  (What
+    Spark is handed, checked without starting it: a real run of both reads is in
+    docs/decisions.md.)"""
+    from recsql.data.source import Source
+
+    handed: list[tuple] = []
+
+    class Reader:
+        def jdbc(self, url, table, **options):
+            handed.append((table, options["properties"]))
+            return types.SimpleNamespace(selectExpr=lambda *_columns: None)
+
+    spark = types.SimpleNamespace(read=Reader(), sparkContext=types.SimpleNamespace(defaultParallelism=2))
+    engine = recsql.connect(postgresql_url, schema="rs")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO rs.ratings (user_id, movie_id, value) VALUES (1, 1, 5), (2, 1, 4)"))
+        conn.execute(text("CREATE TABLE public.reviews (customer INTEGER, item INTEGER, stars INTEGER)"))
+        conn.execute(text("INSERT INTO public.reviews VALUES (1, 2, 3)"))
+    settings = SparkSettings.of(None, None)
+    _jdbc_frame(spark, engine, settings, None)
+    source = Source(table="reviews", user="customer", movie="item", rating="stars", timeout=60)
+    _jdbc_frame(spark, engine, settings, source)
+    (own, own_properties), (app, app_properties) = handed
+    assert 'FROM "rs".ratings' in own and "sessionInitStatement" not in own_properties
+    assert 'FROM reviews' in app and app_properties["sessionInitStatement"] == (
+        "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY; SET statement_timeout = '60000ms'")
+    engine.dispose()
