@@ -53,7 +53,7 @@ from recsql.data.keys import Side
 from recsql.data.matrix import lookup_ids
 from recsql.data.source import Source, reading
 from recsql.db import settings as session_settings
-from recsql.db.engine import resolve_schema
+from recsql.db.engine import resolve_schema, resolve_url
 from recsql.db.migrate import connect
 from recsql.db.timeouts import SERVING_SETTING, timeout_error
 from recsql.errors import DatabaseUnavailable, InvalidParameter, RecsqlError, SchemaError, UnknownMovie, UnknownUser
@@ -236,17 +236,15 @@ class Recommender:
             raise InvalidParameter(f"timeout is a number of seconds above 0, not {timeout!r}")
         self.timeout = float(timeout)
         self.schema = resolve_schema(schema) if schema is not None else None
-        owns = isinstance(bind, str)
-        if isinstance(bind, str):
-            bind = connect(bind, schema=schema, lock_timeout=timeout, statement_timeout=timeout)
-        elif not isinstance(bind, Engine | Connection | Session | scoped_session):
+        if not isinstance(bind, str | Engine | Connection | Session | scoped_session):
             raise InvalidParameter(
                 f"Recommender reads through an Engine, Connection, Session or database URL, not {type(bind).__name__}"
             )
-        elif self.schema is not None and _bind_engine(bind).dialect.name == "sqlite":
-            bind = connect(_bind_engine(bind).url.render_as_string(hide_password=False), schema=self.schema,
-                           lock_timeout=timeout, statement_timeout=timeout)
-            owns = True
+        if self.schema is not None and not isinstance(bind, str) and _bind_engine(bind).dialect.name == "sqlite":
+            bind = _bind_engine(bind).url.render_as_string(hide_password=False)  # the namespace is its own file
+        owns = isinstance(bind, str)
+        if isinstance(bind, str):
+            bind = connect(bind, schema=schema, lock_timeout=timeout, statement_timeout=timeout)
         self.bind: Engine | Connection | Session | scoped_session[Any] = bind
         self._owns_bind = owns
         self._active: _Active | None = None
@@ -259,10 +257,7 @@ class Recommender:
         """A Recommender on its own engine (URL, else ``$RECSQL_DATABASE_URL``; recsql's
         objects in ``schema``, else ``$RECSQL_SCHEMA``); :meth:`close` (or a ``with``
         block) disposes of it."""
-        recommender = cls(connect(url, schema=schema, lock_timeout=timeout, statement_timeout=timeout),
-                          timeout=timeout)
-        recommender._owns_bind = True
-        return recommender
+        return cls(resolve_url(url), schema=schema, timeout=timeout)
 
     def close(self) -> None:
         """Drop the loaded model; dispose of the engine if the Recommender made it from a
@@ -320,8 +315,7 @@ class Recommender:
             yield conn
             return
         wanted = session_settings.serving_settings(conn.dialect.name, self.timeout, self.schema)
-        # SQLite's pragmas belong to the connection: put back even on a borrowed one.
-        with session_settings.applied(conn, wanted, restore=restore or conn.dialect.name == "sqlite"):
+        with session_settings.applied(conn, wanted, restore=restore):
             yield conn
 
     def _engine(self) -> Engine:
@@ -521,7 +515,7 @@ class Recommender:
         """A stored user's list ranked afresh, when the stored one is too short."""
         active = self._model()
         user = self._stored_user(user_id, active)
-        rated = self._ratings_of(user_id, self._source_of(active.info.model_id) if active.info.from_source else None)
+        rated = self._ratings_of(user_id, self._source_of(active.info))
         return self._rank(active, user, set(rated), set(rated) | excluded, limit)
 
     # ------------------------------------------------------------------ computed
@@ -576,7 +570,7 @@ class Recommender:
         user_id, movie_id = self._known_user(user_id), self._movie_id(movie_id)
         active = self._model()
         target = active.rows([movie_id])[0]
-        rated = self._ratings_of(user_id, self._source_of(active.info.model_id) if active.info.from_source else None)
+        rated = self._ratings_of(user_id, self._source_of(active.info))
         ids = np.array(list(rated), dtype=np.int64)
         rows, known = lookup_ids(active.movies.movie_ids, ids)
         if not known.any():
@@ -732,17 +726,15 @@ class Recommender:
             sql = text(source.ratings_sql(own, user_filter=side == "user", movie_filter=side == "movie"))
             return list(own.execute(sql, {f"{side}_id": key}))
 
-    def _source_of(self, model_id: int | None) -> Source | None:
-        """Where model ``model_id`` (default: the active one) read its ratings: the
+    def _source_of(self, model: int | store.ModelInfo | None) -> Source | None:
+        """Where a model (its id or record; default: the active one) read its ratings: the
         mapping is read from ``models`` only for a model trained from a source (a reader
         role, which may not read ``models``, serves the others)."""
         with self._connection() as conn:
-            if model_id is None:
-                active = store.active_info(conn)
-                if not active.from_source:
-                    return None
-                model_id = active.model_id
-            return store.get_model(conn, model_id).source
+            info = store.active_info(conn) if model is None else model
+            if isinstance(info, store.ModelInfo) and not info.from_source:
+                return None
+            return store.get_model(conn, info if isinstance(info, int) else info.model_id).source
 
     def _stored_user(self, user_id: int, active: _Active) -> Factors:
         """The active model's movies with one stored user (row 0), or UnknownUser."""

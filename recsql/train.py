@@ -9,7 +9,7 @@ marks it failed and re-raises; the previously active model stays active.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -41,7 +41,7 @@ from recsql.model.outputs import (
 from recsql.model.ranking import DEFAULT_ITEM_REGULARIZATION, ItemItem
 from recsql.model.solvers import DEFAULT_SOLVER, Solver
 from recsql.model.topk import TopK, block_count
-from recsql.progress import Phases
+from recsql.progress import Phases, Step
 from recsql.spark.als import SparkALS
 from recsql.spark.lists import lists_in_spark, spark_recommended, spark_similar
 from recsql.spark.read import frame_of_matrix, jdbc_ratings, matrix_of_frame, reads_over_jdbc
@@ -207,22 +207,14 @@ def _train(
                     stored, model, phase, lists, duplicates=duplicates, source=source,
                     test_fraction=test_fraction, test=test, seed=seed, refit=refits)
             else:
-                with phase("fit", total=model.steps()) as step:
-                    factors = model.fit(matrix, step)
-                with phase("items"):
-                    items = item_model(matrix, metric, item_regularization)
-                fitted = Fitted(matrix, test, factors, items, scale)
-                if refits:
-                    scored = _refitted(_evaluate(fitted, phase, lists), matrix)
-                    del fitted, factors, items  # the scored fit's memory goes before the next fit's comes
-                    with phase("refit", total=model.steps()) as step:
-                        factors = model.fit(everything, step)
-                        items = item_model(everything, metric, item_regularization)
-                    matrix = everything
-                    metrics = _store_outputs(stored, Fitted(everything, None, factors, items, scale), phase, lists,
-                                             metrics=scored)
-                else:
-                    metrics = _store_outputs(stored, fitted, phase, lists)
+                def refit_all(step: Step) -> Fitted:
+                    return Fitted(everything, None, model.fit(everything, step),
+                                  item_model(everything, metric, item_regularization), scale)
+
+                # The first fit is handed over unnamed, so a refit frees it before fitting again.
+                matrix, metrics = _store_fitted(
+                    stored, _fit_locally(model, matrix, test, scale, phase, metric, item_regularization),
+                    phase, lists, refit_all if refits else None, model.steps())
         except BaseException as exc:
             store.fail(engine, model_id, exc)  # never masks exc: see store.fail
             raise
@@ -246,11 +238,6 @@ def _train(
             plan=plan,
             refitted=refits,
         )
-
-
-def _refitted(metrics: dict[str, Any], scored: RatingMatrix) -> dict[str, Any]:
-    """The scored fit's metrics, marked as such for the model refitted on every rating."""
-    return {**metrics, "refit": True, "scored_fit_ratings": scored.nnz}
 
 
 def _scale(engine: Engine, source: Source | None, lock: WriterLock) -> Scale:
@@ -330,17 +317,45 @@ def _train_on_spark(
             items = model.choice_model(frame, matrix) if lists.metric == "items" else None
         in_spark = lists_in_spark(model.lists, local_master=model.settings.is_local,
                                   n_users=everything.n_users, n_movies=everything.n_movies)
+        training = frame
+
+        def refit_all(step: Step) -> Fitted:
+            training.unpersist()
+            full = whole if whole is not None else frame_of_matrix(spark, everything).cache()
+            factors = model.fit_frame(full, everything, step)
+            items = model.choice_model(full, everything) if lists.metric == "items" else None
+            return Fitted(everything, None, factors, items, scale, (spark, full) if in_spark else None)
+
         fitted = Fitted(matrix, test, factors, items, scale, (spark, frame) if in_spark else None)
-        if not refit:
-            return matrix, _store_outputs(stored, fitted, phase, lists)
-        scored = _refitted(_evaluate(fitted, phase, lists), matrix)
-        frame.unpersist()
-        frame = whole if whole is not None else frame_of_matrix(spark, everything).cache()
-        with phase("refit", total=model.steps()) as step:
-            factors = model.fit_frame(frame, everything, step)
-            items = model.choice_model(frame, everything) if lists.metric == "items" else None
-        fitted = Fitted(everything, None, factors, items, scale, (spark, frame) if in_spark else None)
-        return everything, _store_outputs(stored, fitted, phase, lists, metrics=scored)
+        return _store_fitted(stored, fitted, phase, lists, refit_all if refit else None, model.steps())
+
+
+def _fit_locally(
+    model: Solver, matrix: RatingMatrix, test: RatingMatrix | None, scale: Scale, phase: Phases,
+    metric: ListMetric, item_regularization: float,
+) -> Fitted:
+    with phase("fit", total=model.steps()) as step:
+        factors = model.fit(matrix, step)
+    with phase("items"):
+        items = item_model(matrix, metric, item_regularization)
+    return Fitted(matrix, test, factors, items, scale)
+
+
+def _store_fitted(
+    stored: Stored, fitted: Fitted, phase: Phases, lists: Lists, refit: Callable[[Step], Fitted] | None,
+    steps: int | None,
+) -> tuple[RatingMatrix, dict[str, Any]]:
+    """Store a fit, the same for every engine; or, given ``refit``, score the fit on its
+    held-out share, let it go, and store the fit ``refit`` makes on every rating (in the
+    phase "refit", ``steps`` long), whose metrics are the scored fit's, marked ``refit``.
+    Returns the stored model's ratings and metrics."""
+    if refit is None:
+        return fitted.matrix, _store_outputs(stored, fitted, phase, lists)
+    scored = {**_evaluate(fitted, phase, lists), "refit": True, "scored_fit_ratings": fitted.matrix.nnz}
+    del fitted  # the caller kept no reference: the scored fit's memory goes before the next fit's comes
+    with phase("refit", total=steps) as step:
+        refitted = refit(step)
+    return refitted.matrix, _store_outputs(stored, refitted, phase, lists, metrics=scored)
 
 
 def _store_outputs(

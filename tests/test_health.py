@@ -20,12 +20,9 @@ from recsql.db import migrate
 from recsql.db.engine import normalize_url
 from recsql.db.tables import FAILED, RUNNING, Model, Rating
 from recsql.errors import InvalidParameter
-from tests.conftest import ROOT, Cli
+from tests.conftest import ROOT, SMALL_RATINGS, Cli
 
-RATINGS = "user_id,movie_id,value\n" + "\n".join(
-    f"{u},{m},{(u * m) % 5 + 1}" for u in range(1, 13) for m in range(1, 9) if (u + m) % 3
-)
-N_RATINGS = RATINGS.count("\n")
+N_RATINGS = SMALL_RATINGS.count("\n")
 
 
 def _status(run, *args: object, code: int) -> dict:
@@ -48,7 +45,7 @@ def _text(run, *args: object, code: int) -> list[str]:
 
 def _train(run, tmp_path) -> None:
     path = tmp_path / "ratings.csv"
-    path.write_text(RATINGS)
+    path.write_text(SMALL_RATINGS)
     run("import", "ratings", path)
     run("train", "--features", 2, "--samples", 0)
 
@@ -107,7 +104,7 @@ def test_no_active_model(db_url, run, tmp_path):
     assert report["active_model"] is None
     assert report["problems"] == ["no active model (run `recsql train`)"]
     path = tmp_path / "ratings.csv"
-    path.write_text(RATINGS)
+    path.write_text(SMALL_RATINGS)
     run("import", "ratings", path)  # ratings are not a model
     lines = _text(run, code=NO_ACTIVE_MODEL)
     assert "active model: none" in lines and lines[-1] == "unhealthy: no active model (run `recsql train`)"

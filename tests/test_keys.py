@@ -127,12 +127,8 @@ def test_the_cli_takes_keys(keyed, run):
     assert "is not a movie key" in run("similar", "sku-999", ok=False).output
 
 
-def test_integer_catalogues_take_ids_typed_as_text(engine, run, tmp_path):
-    (tmp_path / "r.csv").write_text("user_id,movie_id,value\n" + "\n".join(
-        f"{u},{m},{(u * m) % 5 + 1}" for u in range(1, 13) for m in range(1, 9) if (u + m) % 3))
-    run("import", "ratings", tmp_path / "r.csv")
-    run("train", "--features", 2, "--samples", 0)
-    rec = recsql.Recommender(engine)
+def test_integer_catalogues_take_ids_typed_as_text(small_trained, run):
+    rec = recsql.Recommender(small_trained)
     assert rec.similar("3", limit=3) == rec.similar(3, limit=3)  # a URL's "3" is movie 3
     assert all(s.movie_key is None for s in rec.similar(3))
 
@@ -237,12 +233,8 @@ def test_cli_ids_are_keys_in_a_text_catalogue(digit_keyed, run):
     assert _json(run, "inspect", "user", "7")["user_id"] == rec.user_id("7") == 2
 
 
-def test_integer_catalogues_read_digits_as_ids_on_the_cli(engine, run, tmp_path):
-    (tmp_path / "r.csv").write_text("user_id,movie_id,value\n" + "\n".join(
-        f"{u},{m},{(u * m) % 5 + 1}" for u in range(1, 13) for m in range(1, 9) if (u + m) % 3))
-    run("import", "ratings", tmp_path / "r.csv")
-    run("train", "--features", 2, "--samples", 0)
-    rec = recsql.Recommender(engine)
+def test_integer_catalogues_read_digits_as_ids_on_the_cli(small_trained, run):
+    rec = recsql.Recommender(small_trained)
     ids = [s.movie_id for s in rec.similar(3, limit=4)]
     for typed in ("3", "003", " 3", "3 "):  # leading zeros and surrounding spaces: still movie 3
         assert [r["movie_id"] for r in _json(run, "similar", typed, "--limit", 4)] == ids

@@ -229,7 +229,11 @@ def test_recommender_takes_a_schema_with_any_bind(db_url, tmp_path):
         if app.dialect.name == "postgresql":
             shown = "SELECT current_setting('search_path'), current_setting('statement_timeout')"
             before = conn.execute(text(shown)).one()
-            recsql.Recommender(conn, schema="recsql", timeout=2).recommend(1, limit=2)
+            lent = recsql.Recommender(conn, schema="recsql", timeout=2)
+            lent.recommend(1, limit=2)
+            assert conn.execute(text(shown)).one() == before
+            with pytest.raises(recsql.errors.UnknownMovie):  # a call that fails after its query
+                lent.similar(99_999)
             assert conn.execute(text(shown)).one() == before
             with pytest.raises(recsql.errors.SchemaError, match="schema='recsql'"):
                 recsql.Recommender(app).similar(3)

@@ -220,6 +220,7 @@ def test_a_source_read_is_rolled_back_and_bounded(shop, engine, db_url, tmp_path
     out = Cli(db_url)("train", "--source", config, "--samples", 0, ok=False).output
     assert time.monotonic() - started < 20
     assert "ran longer than its time limit" in out and "Traceback" not in out
+    assert "timeout = SECONDS in the source mapping" in out  # the setting that allows a longer read
 
 
 def test_a_source_reads_as_its_role(shop, engine, db_url, tmp_path):

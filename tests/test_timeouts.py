@@ -16,17 +16,13 @@ import recsql
 from recsql.db.engine import normalize_url
 from recsql.db.timeouts import LOCK_TIMEOUT_ENV
 from recsql.errors import DatabaseUnavailable
-from tests.conftest import Cli
-
-RATINGS = "user_id,movie_id,value\n" + "\n".join(
-    f"{u},{m},{(u * m) % 5 + 1}" for u in range(1, 13) for m in range(1, 9) if (u + m) % 3
-)
+from tests.conftest import SMALL_RATINGS, Cli
 
 
 @pytest.fixture
 def trained(db_url, tmp_path):
     """A trained database of each kind; tests of one kind skip the other."""
-    (tmp_path / "r.csv").write_text(RATINGS)
+    (tmp_path / "r.csv").write_text(SMALL_RATINGS)
     run = Cli(db_url)
     run("import", "ratings", tmp_path / "r.csv")
     run("train", "--features", 2, "--samples", 0)

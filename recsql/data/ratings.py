@@ -20,7 +20,15 @@ from recsql.db.bulk import read_columns
 from recsql.db.lock import WriterLock
 from recsql.errors import NoRatings
 
-RATINGS_SQL = "SELECT user_id, movie_id, value FROM ratings"
+
+def ratings_select(schema: str | None = None) -> str:
+    """SELECT of recsql's ratings; named in ``schema`` (a plain name) for connections whose
+    search_path is not recsql's (Spark's JDBC readers)."""
+    table = "ratings" if schema is None else f'"{schema}".ratings'
+    return f"SELECT user_id, movie_id, value FROM {table}"
+
+
+RATINGS_SQL = ratings_select()
 # For duplicates='last': the latest rating wins; undated ones count as older, then import order.
 RATINGS_IN_ORDER_SQL = (
     RATINGS_SQL + " ORDER BY CASE WHEN rated_at IS NULL THEN 0 ELSE 1 END, rated_at, id"

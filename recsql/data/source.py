@@ -47,8 +47,9 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from recsql.data.source_query import checked_select
-from recsql.db.engine import LOCK_TIMEOUT_OPTION, application_url
-from recsql.db.timeouts import milliseconds, timeout_error
+from recsql.db import timeouts
+from recsql.db.engine import application_url
+from recsql.db.timeouts import milliseconds
 from recsql.errors import InvalidParameter
 
 # fullmatch, not match with "$": "$" also matches before a trailing newline.
@@ -171,7 +172,6 @@ class Source:
         """SELECT user, movie, rating FROM the source (quoted); optionally one user's
         (``:user_id``) or one movie's (``:movie_id``)."""
         q = conn.dialect.identifier_preparer.quote
-        # The line break ends a -- comment on the query's last line, which would hide the ")".
         if self.table:
             frm = _quoted_table(conn, self.table)
         else:
@@ -227,35 +227,24 @@ def reading(engine: Engine, source: Source | None = None, *, timeout: float | No
     if app is not None:  # SQLite with a namespace: the application's own file, read-only
         if role is not None:
             raise InvalidParameter("a source role needs PostgreSQL (SQLite has no roles)")
-        own = _sqlite_reader(app, seconds)
+        own = _sqlite_reader(app, engine.get_execution_options()[timeouts.LOCK_TIMEOUT_OPTION])
         try:
             with own.connect() as conn:
-                yield from _rolled_back(conn, seconds, None)
+                yield from _read_only(conn, seconds, None)
         finally:
             own.dispose()
         return
     with engine.connect() as conn:
-        yield from _rolled_back(conn, seconds, role)
+        yield from _read_only(conn, seconds, role)
 
 
 TIMEOUT_SETTING = "timeout = SECONDS in the source mapping's [ratings]"
 
 
-def _rolled_back(conn: Connection, seconds: float, role: str | None) -> Iterator[Connection]:
-    try:
-        yield from _read_only(conn, seconds, role)
-    except Exception as exc:
-        # The bulk reads use the driver directly, past SQLAlchemy's translation: a
-        # timed-out read is said here, with the setting that allows a longer one.
-        driver_error = getattr(exc, "orig", None) or exc
-        waited = timeout_error(driver_error, conn.engine, lock_timeout=conn.get_execution_options().get(
-            LOCK_TIMEOUT_OPTION), statement_setting=TIMEOUT_SETTING)
-        if waited is None:
-            raise
-        raise waited from exc
-
-
 def _read_only(conn: Connection, seconds: float, role: str | None) -> Iterator[Connection]:
+    # A read cancelled by the source's timeout names the setting that allows a longer one
+    # (recsql's engines and bulk paths read it from the connection: recsql.db.timeouts).
+    conn.execution_options(**{timeouts.STATEMENT_SETTING_OPTION: TIMEOUT_SETTING})
     transaction = conn.begin()
     try:
         if conn.dialect.name == "postgresql":
@@ -274,18 +263,21 @@ def _read_only(conn: Connection, seconds: float, role: str | None) -> Iterator[C
             conn.exec_driver_sql("PRAGMA query_only = OFF")
 
 
-def _sqlite_reader(url: str, seconds: float) -> Engine:
+def _sqlite_reader(url: str, lock_timeout: float) -> Engine:
     """An engine on the application's SQLite file, opened read-only (so recsql never
     changes it, not even its journal mode), the file also attached as ``app`` (the name
-    mappings used before namespaces were sealed), waits bounded by ``seconds``."""
+    mappings used before namespaces were sealed), waits for the application's writes
+    bounded by recsql's ``lock_timeout`` and said like recsql's own."""
     path = str(make_url(url).database)
     uri = f"file:{path}?mode=ro"
-    engine = create_engine(f"sqlite:///{uri}&uri=true")
+    engine = create_engine(f"sqlite:///{uri}&uri=true",
+                           execution_options={timeouts.LOCK_TIMEOUT_OPTION: lock_timeout})
+    timeouts.explain_timeouts(engine)
 
     @event.listens_for(engine, "connect")
     def _settings(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
-        dbapi_connection.execute(f"PRAGMA busy_timeout={int(min(seconds, 3600) * 1000)}")
+        dbapi_connection.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
         dbapi_connection.execute("ATTACH DATABASE ? AS app", (uri,))
 
     @event.listens_for(engine, "begin")

@@ -21,6 +21,7 @@ is rolled back, with a statement timeout (:func:`recsql.data.source.reading`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 import sqlglot
@@ -64,13 +65,19 @@ VIEW_HINT = ("put the query in a view of the application's (CREATE VIEW ... AS S
 def checked_select(query: str, dialect: str | None, columns: Iterable[str] = ()) -> str:
     """The query, parsed in ``dialect`` (SQLAlchemy's name; None: whichever of
     PostgreSQL's and SQLite's accepts it), checked, and regenerated without comments;
-    :class:`InvalidParameter` saying what is refused otherwise."""
+    :class:`InvalidParameter` saying what is refused otherwise.  Parsed once per query
+    (serving builds a source's SQL on every explanation)."""
+    return _checked_once(query, dialect, tuple(columns))
+
+
+@functools.lru_cache(maxsize=64)
+def _checked_once(query: str, dialect: str | None, columns: tuple[str, ...]) -> str:
     if dialect is not None:
-        return _checked(query, DIALECTS.get(dialect, dialect), tuple(columns))
+        return _checked(query, DIALECTS.get(dialect, dialect), columns)
     refusal: InvalidParameter | None = None
     for name in DIALECTS.values():
         try:
-            return _checked(query, name, tuple(columns))
+            return _checked(query, name, columns)
         except InvalidParameter as exc:
             refusal = refusal or exc
     assert refusal is not None

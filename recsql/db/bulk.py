@@ -54,8 +54,7 @@ def _driver_errors_said(function: Callable[P, R]) -> Callable[P, R]:
         except Exception as exc:
             conn = args[0]
             assert isinstance(conn, Connection)
-            waited = timeouts.timeout_error(getattr(exc, "orig", None) or exc, conn.engine,
-                                            lock_timeout=conn.get_execution_options().get("recsql_lock_timeout"))
+            waited = timeouts.explained(exc, conn.engine, conn.get_execution_options())
             if waited is None:
                 raise
             raise waited from exc

@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, ProgrammingError
 
 from recsql.db import timeouts
+from recsql.db.settings import set_config_sql
 from recsql.errors import DatabaseUnavailable, InvalidParameter
 
 DEFAULT_URL = "sqlite:///recsql.db"
@@ -37,11 +38,11 @@ SCHEMA_ENV = "RECSQL_SCHEMA"
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # Execution options every engine of make_engine carries, read back by whoever needs them
-# (connections inherit them): recsql's namespace, the application's own database where
-# it differs from recsql's (SQLite with a namespace), and the lock timeout in seconds.
+# (connections inherit them): recsql's namespace, and the application's own database
+# where it differs from recsql's (SQLite with a namespace); the timeouts' are
+# recsql.db.timeouts'.
 SCHEMA_OPTION = "recsql_schema"
 APPLICATION_URL_OPTION = "recsql_application_url"
-LOCK_TIMEOUT_OPTION = "recsql_lock_timeout"
 
 
 def resolve_url(url: str | None = None) -> str:
@@ -127,8 +128,13 @@ def make_engine(
     seconds = timeouts.resolve_lock_timeout(lock_timeout)
     given = url
     url = namespaced_url(url, schema)
-    options: dict[str, Any] = {SCHEMA_OPTION: schema, LOCK_TIMEOUT_OPTION: seconds,
-                               APPLICATION_URL_OPTION: given if url != given else None}
+    serving = statement_timeout is not None
+    options: dict[str, Any] = {
+        SCHEMA_OPTION: schema, APPLICATION_URL_OPTION: given if url != given else None,
+        timeouts.LOCK_TIMEOUT_OPTION: seconds,
+        timeouts.LOCK_SETTING_OPTION: timeouts.SERVING_SETTING if serving else timeouts.LOCK_SETTING,
+        timeouts.STATEMENT_SETTING_OPTION: timeouts.SERVING_SETTING if serving else "",
+    }
     try:
         engine = create_engine(url, execution_options=options)
     except (ArgumentError, NoSuchModuleError) as exc:
@@ -147,7 +153,7 @@ def make_engine(
         raise DatabaseUnavailable(
             f"recsql supports SQLite and PostgreSQL, not {engine.dialect.name} ({redact(url)})"
         )
-    timeouts.explain_timeouts(engine, serving=statement_timeout is not None)
+    timeouts.explain_timeouts(engine)
     try:
         with engine.connect():
             pass
@@ -218,9 +224,8 @@ def _postgres_settings(
             values["idle_session_timeout"] = "0"
         if schema is not None:
             values["search_path"] = f'"{schema}"'  # a plain name (resolve_schema): quoted as is
-        calls = ", ".join("set_config(%s, %s, false)" for _ in values)
         with dbapi_connection.cursor() as cursor:
-            cursor.execute(f"SELECT {calls}", [item for pair in values.items() for item in pair])
+            cursor.execute(set_config_sql(values, local=False))
         dbapi_connection.commit()  # a session setting made in a rolled-back transaction is undone
 
     return settings

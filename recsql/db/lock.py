@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
+from recsql.db.settings import set_config_sql
 from recsql.db.timeouts import LOCK_NOT_AVAILABLE, RAW_ERRORS_OPTION
 from recsql.errors import Busy, DatabaseUnavailable, LockLost
 
@@ -39,11 +40,11 @@ POLL_SECONDS = 0.2
 # Server-side TCP keepalives on the lock's connection, so a writer whose host vanished
 # (no FIN ever arrives) loses the lock after about idle + interval * count seconds
 # instead of the server default of two hours.  The lock's transaction is idle for as
-# long as the retrain computes: no idle timeout may end it.
+# long as the retrain computes: the idle-in-transaction timeout may not end it.
 SESSION = {"tcp_keepalives_idle": "30", "tcp_keepalives_interval": "10", "tcp_keepalives_count": "3",
-           "idle_in_transaction_session_timeout": "0", "idle_session_timeout": "0"}
+           "idle_in_transaction_session_timeout": "0"}
 LOST = ("recsql lost its writer lock: its connection to the database ended (ended by an administrator, "
-        "or by a timeout such as idle_session_timeout or tcp_keepalives), so another writer may have started; "
+        "a network cut or a server timeout), so another writer may have started; "
         "this run stopped before writing or activating anything and the active model is unchanged")
 
 
@@ -131,10 +132,7 @@ def _try_postgres(engine: Engine) -> WriterLock | None:
     conn = engine.connect().execution_options(**{RAW_ERRORS_OPTION: True})
     try:
         conn.begin()
-        for name, value in SESSION.items():
-            if name == "idle_session_timeout" and (conn.dialect.server_version_info or (0,)) < (14,):
-                continue  # PostgreSQL 14 introduced it
-            conn.execute(text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value})
+        conn.exec_driver_sql(set_config_sql(SESSION, local=True))
         conn.exec_driver_sql(f"LOCK TABLE {LOCK_TABLE} IN EXCLUSIVE MODE NOWAIT")
         pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
     except DBAPIError as exc:

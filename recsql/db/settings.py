@@ -1,11 +1,13 @@
-"""Session settings for one call on a connection recsql was lent (an application's
-Engine, Connection or Session): applied for the call and put back afterwards, so the
-application's own queries on the same connection never inherit recsql's.
+"""PostgreSQL settings recsql puts on its connections (:func:`set_config_sql`, one
+statement for all of them), and on a connection it was lent (an application's Engine,
+Connection or Session) for one call, put back afterwards so the application's own
+queries on the same connection never inherit recsql's (:func:`applied`).
 
-PostgreSQL: ``set_config(name, value, true)`` (transaction-local) for each setting, the
-previous values read in the same statement and restored at the end (a failed
-transaction needs no restoring: its rollback undoes them).  SQLite: the busy timeout
-pragma, set and restored (its settings belong to the connection, not to a transaction).
+On a lent connection: ``set_config(name, value, true)`` (transaction-local), the previous
+values read in the same statement and restored at the end (a failed transaction needs no
+restoring: its rollback undoes them; a borrowed connection's transaction ends with the
+call).  SQLite: the busy timeout pragma, set and restored (its settings belong to the
+connection, not to a transaction).
 """
 
 from __future__ import annotations
@@ -18,6 +20,14 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from recsql.db.timeouts import milliseconds
+
+
+def set_config_sql(values: Mapping[str, str], *, local: bool) -> str:
+    """One ``SELECT set_config(...), ...`` for recsql's own settings (names and values
+    recsql chose, never user input: they are written as literals); ``local``: for the
+    current transaction only."""
+    scope = "true" if local else "false"
+    return "SELECT " + ", ".join(f"set_config('{name}', '{value}', {scope})" for name, value in values.items())
 
 
 def serving_settings(dialect: str, timeout: float, schema: str | None) -> dict[str, str]:
@@ -44,26 +54,23 @@ def applied(conn: Connection, settings: Mapping[str, str], *, restore: bool = Tr
 
 def _postgres(conn: Connection, settings: Mapping[str, str], restore: bool) -> Iterator[Connection]:
     if not restore:  # a borrowed connection's transaction ends with the call: nothing to put back
-        calls = ", ".join(f"set_config('{name}', '{value}', true)" for name, value in settings.items())
-        conn.exec_driver_sql(f"SELECT {calls}")  # recsql's own names and values, no parameters
+        conn.exec_driver_sql(set_config_sql(settings, local=True))
         yield conn
         return
-    names = list(settings)
-    olds = ", ".join(f"current_setting(:n{i})" for i in range(len(names)))
-    news = ", ".join(f"set_config(:n{i}, :v{i}, true)" for i in range(len(names)))
-    params = {**{f"n{i}": n for i, n in enumerate(names)}, **{f"v{i}": settings[n] for i, n in enumerate(names)}}
     # The old values are read in a subquery that runs first (OFFSET 0 keeps it apart).
-    row = conn.execute(text(f"SELECT old.*, {news} FROM (SELECT {olds} OFFSET 0) AS old"), params).one()
-    previous = dict(zip(names, row[: len(names)]))
+    olds = ", ".join(f"current_setting('{name}')" for name in settings)
+    row = conn.exec_driver_sql(f"SELECT old.*, {set_config_sql(settings, local=True).removeprefix('SELECT ')} "
+                               f"FROM (SELECT {olds} OFFSET 0) AS old").one()
+    previous = dict(zip(settings, row[: len(settings)]))
     try:
         yield conn
     finally:
-        if restore:
-            try:
-                conn.execute(text(f"SELECT {news}"), {**{f"n{i}": n for i, n in enumerate(names)},
-                                                     **{f"v{i}": previous[n] for i, n in enumerate(names)}})
-            except SQLAlchemyError:
-                pass  # the transaction failed: its rollback undoes the settings
+        try:  # the application's own values, so bound as parameters
+            calls = ", ".join(f"set_config(:n{i}, :v{i}, true)" for i in range(len(previous)))
+            conn.execute(text(f"SELECT {calls}"), {key: value for i, (name, old) in enumerate(previous.items())
+                                                    for key, value in ((f"n{i}", name), (f"v{i}", old))})
+        except SQLAlchemyError:
+            pass  # the transaction failed: its rollback undoes the settings
 
 
 def _sqlite(conn: Connection, settings: Mapping[str, str]) -> Iterator[Connection]:

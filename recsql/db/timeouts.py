@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import sqlite3
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Engine, event
@@ -30,10 +31,20 @@ DEFAULT_LOCK_TIMEOUT = 30.0
 LOCK_SETTING = f"--lock-timeout SECONDS (or ${LOCK_TIMEOUT_ENV}; lock_timeout= in Python)"
 """How a user of recsql's commands and API allows longer waits (named in the messages)."""
 
+SERVING_SETTING = "Recommender(..., timeout=SECONDS)"
+"""How an application allows a serving call longer (its statements and lock waits)."""
+
 LOCK_NOT_AVAILABLE, QUERY_CANCELED = "55P03", "57014"  # PostgreSQL's SQLSTATEs
+
+# Execution options (set on an engine by make_engine, or on a connection by whoever set
+# its timeouts) that say what a timed-out wait's message names: the lock timeout in
+# seconds, the setting that allows longer lock waits, and the one that allows a longer
+# statement.  RAW_ERRORS_OPTION leaves a connection's errors alone (the writer lock's
+# NOWAIT attempt handles its own refusal).
+LOCK_TIMEOUT_OPTION = "recsql_lock_timeout"
+LOCK_SETTING_OPTION = "recsql_lock_setting"
+STATEMENT_SETTING_OPTION = "recsql_statement_setting"
 RAW_ERRORS_OPTION = "recsql_raw_errors"
-"""Execution option: leave this connection's lock errors alone (the writer lock's NOWAIT
-attempt handles its own refusal)."""
 
 
 def resolve_lock_timeout(seconds: float | str | None = None) -> float:
@@ -129,21 +140,24 @@ def locked_tables(engine: Engine) -> list[str]:
     return [f"{schema}.{table} ({mode.removesuffix('Lock')} by pid {pid})" for schema, table, mode, pid in rows]
 
 
-SERVING_SETTING = "Recommender(..., timeout=SECONDS)"
+def explained(error: BaseException, engine: Engine, options: Mapping[str, Any]) -> DatabaseUnavailable | None:
+    """:func:`timeout_error` for an error met on a connection with these execution
+    options (None when it is no timeout, or the connection wants its errors raw)."""
+    if options.get(RAW_ERRORS_OPTION):
+        return None
+    return timeout_error(getattr(error, "orig", None) or error, engine,
+                         lock_timeout=options.get(LOCK_TIMEOUT_OPTION),
+                         setting=options.get(LOCK_SETTING_OPTION, LOCK_SETTING),
+                         statement_setting=options.get(STATEMENT_SETTING_OPTION, ""))
 
 
-def explain_timeouts(engine: Engine, serving: bool = False) -> None:
-    """Make ``engine``'s timed-out waits raise :func:`timeout_error`'s message (naming
-    the Recommender's ``timeout`` for a ``serving`` engine, else the lock timeout's
-    option)."""
-    lock_timeout = engine.get_execution_options().get("recsql_lock_timeout")
-    setting = SERVING_SETTING if serving else LOCK_SETTING
+def explain_timeouts(engine: Engine) -> None:
+    """Make ``engine``'s timed-out waits raise :func:`timeout_error`'s message, as its
+    connections' execution options describe them (:func:`explained`)."""
 
     def handle(context: ExceptionContext) -> Any:
-        options = context.execution_context.execution_options if context.execution_context else {}
-        if options.get(RAW_ERRORS_OPTION):
-            return None
-        return timeout_error(context.original_exception, context.engine, lock_timeout=lock_timeout,
-                             setting=setting, statement_setting=SERVING_SETTING if serving else "")
+        options = (context.execution_context.execution_options if context.execution_context
+                   else context.engine.get_execution_options() if context.engine else {})
+        return explained(context.original_exception, context.engine, options) if context.engine else None
 
     event.listen(engine, "handle_error", handle)

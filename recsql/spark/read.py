@@ -21,7 +21,7 @@ import pandas as pd
 from sqlalchemy import Engine, text
 
 from recsql.data.matrix import DuplicatePolicy, RatingMatrix
-from recsql.data.ratings import RATINGS_SQL
+from recsql.data.ratings import ratings_select
 from recsql.data.source import Source, reading
 from recsql.db.engine import schema_of
 from recsql.db.timeouts import milliseconds
@@ -112,8 +112,7 @@ def jdbc_url(engine: Engine) -> tuple[str, dict[str, str]]:
 def _jdbc_frame(spark: Any, engine: Engine, settings: SparkSettings, source: Source | None) -> Any:
     # JDBC's connections have the role's own search_path: recsql's table is named in its
     # schema; a source's names resolve in the application's namespace, as recsql's own reads do.
-    schema = schema_of(engine)
-    sql = RATINGS_SQL if schema is None else RATINGS_SQL.replace(" FROM ratings", f' FROM "{schema}".ratings')
+    sql = ratings_select(schema_of(engine))
     with reading(engine, source) as conn:
         if source is not None:
             sql = source.ratings_sql(conn)
