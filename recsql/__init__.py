@@ -8,16 +8,18 @@ The public API, in one place (the CLI calls exactly these)::
     result = recsql.train(engine, features=15, regularization=0.1)
     recsql.Recommender(engine).similar(3, limit=5)
 
-Where things are: ``db/`` (engines, tables, migrations, bulk I/O) and ``data/`` (files,
-application tables, the rating matrix, synthetic data) at the edges; ``model/`` (Factors,
-solvers, retrieval) and ``evaluation/`` in the pure middle; ``train.py`` strings a
-retrain together, ``store.py`` saves and loads model versions, ``serving.py`` answers
-applications, ``inspection.py``, ``compare.py`` and ``report.py`` show models to admins,
-``cli/`` prints.
+Where things are (docs/reference/README.md has the full map): ``db/`` (engines,
+tables, migrations, bulk I/O, the statements imports run) and ``data/`` (files,
+application tables, the rating matrix) at the edges; ``algorithms/`` (Factors, solvers,
+item models, lists) and ``evaluation/`` in the pure middle; ``backends/`` (local or
+Spark) run the fits; ``train.py`` strings a retrain together, ``store/`` owns the
+tables of model versions, ``serving/`` answers applications (``Recommender``) and
+admins (``AdminReader``); ``inspection.py``, ``compare.py`` and ``report.py`` show
+models to admins; ``cli/`` prints.
 """
 
 from recsql.compare import ModelDiff, diff_models
-from recsql.data.load import GenerateResult, ImportResult, generate, import_movies, import_ratings
+from recsql.data.imports import GenerateResult, ImportResult, generate, import_movies, import_ratings
 from recsql.data.source import Source
 from recsql.db.health import Health, health
 from recsql.db.migrate import connect, downgrade, schema_status, upgrade
@@ -33,24 +35,63 @@ from recsql.inspection import (
     inspect_movie,
     inspect_user,
 )
+from recsql.options import FitOptions
 from recsql.report import write_report
 from recsql.serving import Contribution, MovieInfo, PopularMovie, Recommendation, Recommender, SimilarMovie
 from recsql.store import ModelInfo, activate_model, list_models, output_counts, prune_models, show_model
-from recsql.train import TrainResult, train
+from recsql.train import TrainOptions, TrainResult, train
 
 __version__ = "0.1.0"
 
 __all__ = [
     # setting up and loading
-    "connect", "upgrade", "downgrade", "schema_status", "health", "Health", "grant_reader", "grant_source",
-    "import_ratings", "import_movies", "ImportResult", "generate", "GenerateResult", "Source",
+    "connect",
+    "upgrade",
+    "downgrade",
+    "schema_status",
+    "health",
+    "Health",
+    "grant_reader",
+    "grant_source",
+    "import_ratings",
+    "import_movies",
+    "ImportResult",
+    "generate",
+    "GenerateResult",
+    "Source",
     # training and evaluating
-    "train", "TrainResult", "evaluate", "Evaluation", "tune", "TuneRow", "plot_tuning",
-    "list_models", "show_model", "output_counts", "activate_model", "prune_models", "ModelInfo",
+    "train",
+    "TrainOptions",
+    "FitOptions",
+    "TrainResult",
+    "evaluate",
+    "Evaluation",
+    "tune",
+    "TuneRow",
+    "plot_tuning",
+    "list_models",
+    "show_model",
+    "output_counts",
+    "activate_model",
+    "prune_models",
+    "ModelInfo",
     # inspecting (the admin's view)
-    "inspect_movie", "inspect_user", "inspect_model", "MovieInspection", "UserInspection", "ModelInspection",
-    "diff_models", "ModelDiff", "write_report",
+    "inspect_movie",
+    "inspect_user",
+    "inspect_model",
+    "MovieInspection",
+    "UserInspection",
+    "ModelInspection",
+    "diff_models",
+    "ModelDiff",
+    "write_report",
     # serving
-    "Recommender", "Recommendation", "PopularMovie", "Contribution", "SimilarMovie", "MovieInfo",
-    "RecsqlError", "NotFound",
+    "Recommender",
+    "Recommendation",
+    "PopularMovie",
+    "Contribution",
+    "SimilarMovie",
+    "MovieInfo",
+    "RecsqlError",
+    "NotFound",
 ]

@@ -72,8 +72,10 @@ def hooks(schema: str | Iterable[str] | None = None) -> tuple[IncludeName, Inclu
     given to ``--schema`` or ``recsql.connect(url, schema=...)`` (several for several
     namespaces), else ``$RECSQL_SCHEMA`` as it is now, else the default schema."""
     where = _namespaces(schema)
-    return (lambda name, type_, parent_names: _include_name(name, type_, parent_names, where),
-            lambda obj, name, type_, reflected, compare_to: _include_object(obj, type_, where))
+    return (
+        lambda name, type_, parent_names: _include_name(name, type_, parent_names, where),
+        lambda obj, name, type_, reflected, compare_to: _include_object(obj, type_, where),
+    )
 
 
 def include_name(name: str | None, type_: str, parent_names: Mapping[str, Any]) -> bool:

@@ -10,20 +10,30 @@ movies, with the movies whose neighbours changed most listed first.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
 from recsql import store
-from recsql.data.matrix import lookup_ids
-from recsql.db import bulk
-from recsql.serving import Recommender
+from recsql.serving.admin import AdminReader
+from recsql.store import catalogue, read
 
 # +1: larger is better; -1: smaller is better; metrics not named here are not judged.
 BETTER: dict[str, int] = {
-    "train_rmse": -1, "train_mae": -1, "test_rmse": -1, "test_mae": -1,
-    "precision_at_10": 1, "recall_at_10": 1, "ndcg_at_10": 1, "similar_ndcg_at_10": 1,
-    "coverage": 1, "novelty": 1, "intra_list_diversity": 1, "popularity_lift": -1, "gini": -1,
+    "train_rmse": -1,
+    "train_mae": -1,
+    "test_rmse": -1,
+    "test_mae": -1,
+    "precision_at_10": 1,
+    "recall_at_10": 1,
+    "ndcg_at_10": 1,
+    "similar_ndcg_at_10": 1,
+    "coverage": 1,
+    "novelty": 1,
+    "intra_list_diversity": 1,
+    "popularity_lift": -1,
+    "gini": -1,
 }
 
 
@@ -66,10 +76,9 @@ def diff_models(engine: Engine, a: int, b: int, *, movies: int = 10) -> ModelDif
     with engine.connect() as conn:
         first, second = store.complete_model(conn, a, "compared"), store.complete_model(conn, b, "compared")
         n = min(first.recommend_n, second.recommend_n)
-        users, changed, overlap = _list_overlap(conn, "user_recommendations", "user_id", "movie_id", a, b, n)
+        users, changed, overlap = _list_overlap(conn, "recommendations", a, b, n)
         k = min(int(first.params.get("similar_k", 20)), int(second.params.get("similar_k", 20)))
-        movie_ids, _, similar_overlap = _list_overlap(
-            conn, "movie_similarities", "movie_id", "similar_movie_id", a, b, k)
+        movie_ids, _, similar_overlap = _list_overlap(conn, "similar", a, b, k)
         counts = None
         if second.source is None and len(movie_ids):
             # Only the movies that can make the list need counting (ties included).
@@ -78,35 +87,40 @@ def diff_models(engine: Engine, a: int, b: int, *, movies: int = 10) -> ModelDif
         # The least overlap first; among equals the most-rated, whose pages most people see.
         order = np.lexsort((-(counts if counts is not None else np.zeros(len(movie_ids))), similar_overlap))[:movies]
         worst = movie_ids[order]
-    with Recommender(engine) as recommender:
-        titles = {movie: info.title for movie, info in recommender.titles(worst.tolist()).items()}
-    names = [name for name in {**(first.metrics or {}), **(second.metrics or {})}
-             if _number((first.metrics or {}).get(name)) or _number((second.metrics or {}).get(name))]
+    with AdminReader(engine) as admin:
+        titles = {movie: info.title for movie, info in admin.titles(worst.tolist()).items()}
+    names = [
+        name
+        for name in {**(first.metrics or {}), **(second.metrics or {})}
+        if _number((first.metrics or {}).get(name)) or _number((second.metrics or {}).get(name))
+    ]
     return ModelDiff(
-        a=a, b=b,
-        metrics=[metric_change(name, (first.metrics or {}).get(name), (second.metrics or {}).get(name))
-                 for name in names],
-        n=n, users_compared=len(users), users_changed=int(changed.sum()),
+        a=a,
+        b=b,
+        metrics=[
+            metric_change(name, (first.metrics or {}).get(name), (second.metrics or {}).get(name)) for name in names
+        ],
+        n=n,
+        users_compared=len(users),
+        users_changed=int(changed.sum()),
         mean_overlap=float(overlap.mean()) if len(overlap) else float("nan"),
         movies_compared=len(movie_ids),
         mean_similar_overlap=float(similar_overlap.mean()) if len(similar_overlap) else float("nan"),
-        most_changed=[NeighbourChange(int(m), titles.get(int(m)), float(similar_overlap[i]),
-                                      None if counts is None else int(counts[i]))
-                      for m, i in zip(worst, order)],
+        most_changed=[
+            NeighbourChange(
+                int(m), titles.get(int(m)), float(similar_overlap[i]), None if counts is None else int(counts[i])
+            )
+            for m, i in zip(worst, order)
+        ],
     )
 
 
 def _list_overlap(
-    conn: Connection, table: str, column: str, item: str, a: int, b: int, n: int
+    conn: Connection, kind: Literal["recommendations", "similar"], a: int, b: int, n: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For the ``column`` ids both models list in ``table`` (ascending): whether their
-    top ``n`` ``item`` lists differ, and the share of A's top ``n`` found in B's."""
-    lists = []
-    for model in (a, b):
-        ids, ranks, items = bulk.read_columns(
-            conn, f"SELECT {column}, rank, {item} FROM {table} WHERE model_id = {int(model)} AND rank <= {int(n)}",
-            "iii")
-        lists.append(_as_rows(ids, ranks, items, n))
+    """For the users (or movies) both models list ``kind`` for (ascending ids): whether
+    their top ``n`` lists differ, and the share of A's top ``n`` found in B's."""
+    lists = [_as_rows(*read.ranked_lists(conn, kind, model, n), n) for model in (a, b)]
     (ids_a, top_a), (ids_b, top_b) = lists
     common = np.intersect1d(ids_a, ids_b)
     top_a = top_a[np.searchsorted(ids_a, common)]
@@ -132,8 +146,13 @@ def metric_change(name: str, a: object, b: object) -> MetricChange:
     second = float(b) if _number(b) else None  # type: ignore[arg-type]
     better = None
     direction = BETTER.get(name)
-    if direction and first is not None and second is not None and np.isfinite([first, second]).all() \
-            and first != second:
+    if (
+        direction
+        and first is not None
+        and second is not None
+        and np.isfinite([first, second]).all()
+        and first != second
+    ):
         better = (second - first) * direction > 0
     return MetricChange(name, first, second, better)
 
@@ -142,20 +161,9 @@ def _number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-COUNTED_BY_NAME = 1_000  # up to this many movies are counted by id, more by one GROUP BY of all
-
-
 def _ratings_per_movie(conn: Connection, movie_ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     """How many of recsql's ``ratings`` each of ``movie_ids`` has where ``wanted`` (0
     elsewhere, and for none)."""
-    sql = "SELECT movie_id, COUNT(*) FROM ratings GROUP BY movie_id"
-    if wanted.sum() <= COUNTED_BY_NAME:
-        listed = ", ".join(str(int(m)) for m in movie_ids[wanted])
-        sql = f"SELECT movie_id, COUNT(*) FROM ratings WHERE movie_id IN ({listed}) GROUP BY movie_id"
-    found = conn.execute(text(sql)).all()  # one row per movie: no bulk path needed
-    result = np.zeros(len(movie_ids), dtype=np.int64)
-    if found:
-        rows, known = lookup_ids(movie_ids, np.array([r[0] for r in found], dtype=np.int64))
-        result[rows[known]] = np.array([r[1] for r in found], dtype=np.int64)[known]
-    return np.where(wanted, result, 0)
-
+    counts = np.zeros(len(movie_ids), dtype=np.int64)
+    counts[wanted] = catalogue.rating_counts(conn, movie_ids[wanted])
+    return counts

@@ -21,10 +21,10 @@ from collections.abc import Callable
 import click
 
 import recsql
-from recsql.cli.commands import stop_on_signals
-from recsql.cli.commands import train as train_command
+from recsql.cli.app import stop_on_signals
 from recsql.cli.outcome import BUG, OK, PROBLEM, USAGE, problem
 from recsql.cli.output import to_json
+from recsql.cli.training import train as train_command
 from recsql.logs import configure_logging
 
 # Named, not __name__: run as `python -m recsql.cron` that is "__main__", outside the
@@ -45,8 +45,13 @@ def run(name: str, job: Callable[[], object]) -> int:
     except Exception as exc:
         message = problem(exc)
         if message is None:
-            log.error("%s failed: unexpected %s: %s (a bug in recsql)", name, type(exc).__name__, exc,
-                      exc_info=log.isEnabledFor(logging.INFO))
+            log.error(
+                "%s failed: unexpected %s: %s (a bug in recsql)",
+                name,
+                type(exc).__name__,
+                exc,
+                exc_info=log.isEnabledFor(logging.INFO),
+            )
             return BUG
         log.error("%s failed: %s", name, message)
         return PROBLEM
@@ -61,11 +66,20 @@ def retrain(argv: list[str]) -> None:
         result = recsql.train(engine, **options)
     finally:
         engine.dispose()
-    print(to_json({
-        "model_id": result.model_id, "algorithm": result.algorithm, "n_users": result.n_users,
-        "n_movies": result.n_movies, "n_ratings": result.n_ratings,
-        "metrics": result.metrics, "timings": result.timings,
-    }, indent=None))
+    print(
+        to_json(
+            {
+                "model_id": result.model_id,
+                "algorithm": result.algorithm,
+                "n_users": result.n_users,
+                "n_movies": result.n_movies,
+                "n_ratings": result.n_ratings,
+                "metrics": result.metrics,
+                "timings": result.timings,
+            },
+            indent=None,
+        )
+    )
 
 
 def migrate(argv: list[str]) -> None:

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from recsql.data.load import count_ratings, load_catalogue
+from recsql.data.imports import load_catalogue
 from recsql.data.synthetic import demo_catalogue
+from recsql.db.catalogue import count_ratings
 from recsql.db.engine import URL_ENV, redact
 from recsql.db.migrate import connect
 from recsql.errors import RecsqlError

@@ -134,7 +134,7 @@ class InvalidParameter(RecsqlError, ValueError):
 
 
 class EngineUnavailable(RecsqlError):
-    """The Spark engine cannot run here: pyspark, Java or the JDBC driver is missing, or
+    """The Spark backend cannot run here: pyspark, Java or the JDBC driver is missing, or
     Spark could not start on the master URL given."""
 
     http_status = 500  # the deployment lacks a part; retrying will not install it

@@ -10,17 +10,17 @@ factors exactly as :meth:`recsql.serving.Recommender.explain` does.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Connection, Engine
 
 from recsql import store
+from recsql.algorithms.foldin import fold_in
 from recsql.data.matrix import lookup_ids
+from recsql.db.facts import table_bytes
 from recsql.errors import UnknownMovie, UnknownUser
-from recsql.model.foldin import fold_in
-from recsql.serving import Recommender
+from recsql.serving.admin import AdminReader
+from recsql.store import read
 
 
 @dataclass(frozen=True)
@@ -124,28 +124,24 @@ def inspect_movie(
     (default: the active one), with its ``limit`` most similar movies."""
     with engine.connect() as conn:
         model = store.complete_model(conn, _id(conn, model_id), "inspected")
-    with Recommender(engine) as recommender:
-        movie = recommender.movie(movie_id)
-        ratings = recommender.movie_ratings(movie.movie_id, model.model_id)
+    with AdminReader(engine) as admin:
+        movie = admin.movie(movie_id)
+        ratings = admin.movie_ratings(movie.movie_id, model.model_id)
     with engine.connect() as conn:
-        m = {"m": model.model_id, "i": movie.movie_id}
-        features = _vector(conn, "movie_features", "movie_id", m)
-        if not features:
-            raise UnknownMovie(movie_id, f"is not in model {model.model_id}")
-        bias = conn.execute(text("SELECT bias FROM movie_biases WHERE model_id = :m AND movie_id = :i"), m).scalar()
-        similar = conn.execute(text(
-            "SELECT s.rank, s.similar_movie_id, t.title, s.score FROM movie_similarities s "
-            "LEFT JOIN movies t ON t.movie_id = s.similar_movie_id "
-            "WHERE s.model_id = :m AND s.movie_id = :i ORDER BY s.rank LIMIT :n"), {**m, "n": limit}).all()
-        recommended_to = conn.execute(text(
-            "SELECT COUNT(DISTINCT user_id) FROM user_recommendations WHERE model_id = :m AND movie_id = :i"), m
-        ).scalar_one()
+        stored = read.stored_movie(conn, model.model_id, movie.movie_id, limit)
+    if stored is None:
+        raise UnknownMovie(movie_id, f"is not in model {model.model_id}")
     return MovieInspection(
-        model_id=model.model_id, movie_id=movie.movie_id, title=movie.title, genres=movie.genres,
-        n_ratings=len(ratings), mean_rating=float(np.mean(ratings)) if ratings else None,
-        bias=float(bias or 0.0), features=features,
-        similar=[Neighbour(r.rank, r.similar_movie_id, r.title, float(r.score)) for r in similar],
-        recommended_to=int(recommended_to),
+        model_id=model.model_id,
+        movie_id=movie.movie_id,
+        title=movie.title,
+        genres=movie.genres,
+        n_ratings=len(ratings),
+        mean_rating=float(np.mean(ratings)) if ratings else None,
+        bias=float(stored.bias or 0.0),
+        features=stored.features,
+        similar=[Neighbour(r.rank, r.similar_movie_id, r.title, float(r.score)) for r in stored.similar],
+        recommended_to=stored.recommended_to,
     )
 
 
@@ -155,24 +151,24 @@ def inspect_user(
     """User ``user_id`` (recsql's id or the application's key) in model ``model_id``
     (default: the active one): ratings, bias, features, and each stored recommendation
     with the ``because`` rated movies that contributed most to it."""
-    with Recommender(engine) as recommender:
-        user = recommender.user_id(user_id)
+    with AdminReader(engine) as admin:
+        user = admin.user_id(user_id)
     with engine.connect() as conn:
         model = store.complete_model(conn, _id(conn, model_id), "inspected")
         found = store.load_user(conn, model.model_id, user)
         if found is None:
             raise UnknownUser(user_id, f"has no ratings in model {model.model_id}")
         vector, bias = found
-        listed = conn.execute(text(
-            "SELECT rank, movie_id, predicted_rating, score FROM user_recommendations "
-            "WHERE model_id = :m AND user_id = :u ORDER BY rank"), {"m": model.model_id, "u": user}).all()
+        listed = read.user_recommendations(conn, model.model_id, user)
         movies = store.load_movie_factors(conn, model)
-    with Recommender(engine) as recommender:
-        rated = recommender.user_ratings(user, model.model_id)
-        titles = recommender.titles([*rated, *(r.movie_id for r in listed)])
+    with AdminReader(engine) as admin:
+        rated = admin.user_ratings(user, model.model_id)
+        titles = admin.titles([*rated, *(r.movie_id for r in listed)])
     title = {movie: info.title for movie, info in titles.items()}
-    ratings = [RatedMovie(movie, title.get(movie), value)
-               for movie, value in sorted(rated.items(), key=lambda pair: (-pair[1], pair[0]))]
+    ratings = [
+        RatedMovie(movie, title.get(movie), value)
+        for movie, value in sorted(rated.items(), key=lambda pair: (-pair[1], pair[0]))
+    ]
     ids = np.array(list(rated), dtype=np.int64)
     rows, known = lookup_ids(movies.movie_ids, ids)
     ids = ids[known]  # the rated movies the model knows: those that can explain anything
@@ -183,10 +179,15 @@ def inspect_user(
         reasons: list[Because] = []
         if folded is not None and known_target and because > 0:
             share = folded.contributions(movies.movie_factors[target])
-            reasons = [Because(int(ids[i]), title.get(int(ids[i])), rated[int(ids[i])], float(share[i]))
-                       for i in np.argsort(-share, kind="stable")[:because]]
-        recommendations.append(ExplainedRecommendation(
-            row.rank, row.movie_id, title.get(row.movie_id), row.predicted_rating, row.score, reasons))
+            reasons = [
+                Because(int(ids[i]), title.get(int(ids[i])), rated[int(ids[i])], float(share[i]))
+                for i in np.argsort(-share, kind="stable")[:because]
+            ]
+        recommendations.append(
+            ExplainedRecommendation(
+                row.rank, row.movie_id, title.get(row.movie_id), row.predicted_rating, row.score, reasons
+            )
+        )
     return UserInspection(model.model_id, user, float(bias), [float(v) for v in vector], ratings, recommendations)
 
 
@@ -197,35 +198,12 @@ def inspect_model(engine: Engine, model_id: int | None = None) -> ModelInspectio
         model = store.get_model(conn, _id(conn, model_id))
         tables = []
         for table in store.OUTPUT_TABLES:
-            rows = conn.execute(text(f"SELECT COUNT(*) FROM {table} WHERE model_id = :m"),
-                                {"m": model.model_id}).scalar_one()
-            total = conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
+            rows, total = read.table_rows(conn, table, model.model_id)
             size = table_bytes(conn, table)
             share = None if size is None else (round(size * rows / total) if total else 0)
-            tables.append(TableSize(table, int(rows), int(total), size, share))
+            tables.append(TableSize(table, rows, total, size, share))
     return ModelInspection(model, tables)
-
-
-def table_bytes(conn: Connection, table: str) -> int | None:
-    """A table's bytes on disk with its indexes (None where the database cannot say:
-    an SQLite built without the ``dbstat`` table)."""
-    if conn.dialect.name == "postgresql":
-        return int(conn.execute(text("SELECT pg_total_relation_size(CAST(:t AS regclass))"), {"t": table}).scalar_one())
-    try:
-        size = conn.execute(text(
-            "SELECT SUM(pgsize) FROM dbstat WHERE name IN "
-            "(SELECT name FROM sqlite_master WHERE tbl_name = :t)"), {"t": table}).scalar()
-    except OperationalError:  # no dbstat in this SQLite build
-        return None
-    return int(size or 0)
 
 
 def _id(conn: Connection, model_id: int | None) -> int:
     return store.active_model_id(conn) if model_id is None else model_id
-
-
-def _vector(conn: Connection, table: str, column: str, params: dict[str, Any]) -> list[float]:
-    rows = conn.execute(text(
-        f"SELECT value FROM {table} WHERE model_id = :m AND {column} = :i ORDER BY feature"), params).all()
-    return [float(r.value) for r in rows]
-

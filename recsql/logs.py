@@ -20,8 +20,9 @@ def configure_logging(level: int) -> None:
     calling again only changes the level)."""
     logger = logging.getLogger("recsql")
     logger.setLevel(level)
-    handler = next((h for h in logger.handlers
-                    if h.get_name() == _HANDLER_NAME and isinstance(h, logging.StreamHandler)), None)
+    handler = next(
+        (h for h in logger.handlers if h.get_name() == _HANDLER_NAME and isinstance(h, logging.StreamHandler)), None
+    )
     if handler is None:
         handler = logging.StreamHandler()
         handler.set_name(_HANDLER_NAME)

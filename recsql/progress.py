@@ -58,8 +58,15 @@ class Phases:
 
     @contextmanager
     def __call__(self, name: str, total: int | None = None) -> Iterator[Step]:
-        bar = tqdm(total=total, desc=f"{name:<15}", unit="step", leave=False, disable=not self.show,
-                   file=sys.stderr, dynamic_ncols=True)
+        bar = tqdm(
+            total=total,
+            desc=f"{name:<15}",
+            unit="step",
+            leave=False,
+            disable=not self.show,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
         started = time.perf_counter()
         stall = _stall_point(name)
         update: Step = bar.update
@@ -74,11 +81,13 @@ class Phases:
                 if done >= stall:
                     _stall(f"{name}:{done}")
                 return bar.update(n)
+
         try:
             yield update
         finally:
             bar.close()
-            self.timings[name] = round(time.perf_counter() - started, 4)
+            # A phase entered again (a retrain's read: before and after its run exists) adds up.
+            self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - started, 4)
             log.info("%s: %.2f s", name, self.timings[name])
 
     @staticmethod

@@ -19,22 +19,35 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine
 
 from recsql import store
 from recsql.compare import metric_change
 from recsql.data.matrix import RatingMatrix
 from recsql.data.ratings import ratings_from_database
-from recsql.db import bulk
 from recsql.db.tables import PRUNED
 from recsql.errors import InvalidParameter
 from recsql.evaluation.tuning import require_matplotlib
 from recsql.inspection import ModelInspection, inspect_model
+from recsql.store import read
+from recsql.store.catalogue import every_title
 
 LABELLED = 12  # most-rated movies named on the feature map
 SPOT_CHECKS = 10  # most-rated movies whose similar movies are listed
-SHOWN_METRICS = ("test_rmse", "test_mae", "train_rmse", "ndcg_at_10", "precision_at_10", "recall_at_10",
-                 "similar_ndcg_at_10", "coverage", "popularity_lift", "gini", "novelty", "intra_list_diversity")
+SHOWN_METRICS = (
+    "test_rmse",
+    "test_mae",
+    "train_rmse",
+    "ndcg_at_10",
+    "precision_at_10",
+    "recall_at_10",
+    "similar_ndcg_at_10",
+    "coverage",
+    "popularity_lift",
+    "gini",
+    "novelty",
+    "intra_list_diversity",
+)
 
 
 @dataclass(frozen=True)
@@ -50,15 +63,15 @@ def write_report(engine: Engine, out: str | Path, model_id: int | None = None) -
     inspection = inspect_model(engine, model_id)
     model = inspection.model
     if model.status not in store.COMPLETE:
-        raise InvalidParameter(f"model {model.model_id} is {model.status}: it stores no lists to report on; "
-                               "see `recsql models` for the complete ones")
+        raise InvalidParameter(
+            f"model {model.model_id} is {model.status}: it stores no lists to report on; "
+            "see `recsql models` for the complete ones"
+        )
     matrix = ratings_from_database(engine, model.params.get("duplicates", "max"), model.source)
     with engine.connect() as conn:
         movies = store.load_movie_factors(conn, model)
-        (scores,) = bulk.read_columns(
-            conn, f"SELECT score FROM movie_similarities WHERE model_id = {int(model.model_id)}", "f")
-        catalogue = {r.movie_id: (r.title, r.genres) for r in conn.execute(text(
-            "SELECT movie_id, title, genres FROM movies")).all()}
+        scores = read.similarity_scores(conn, model.model_id)
+        catalogue = every_title(conn)
         spot = _spot_checks(conn, model.model_id, matrix, catalogue)
     history = [m for m in store.list_models(engine) if m.metrics and m.status in (*store.COMPLETE, PRUNED)]
     previous = next((m for m in history if m.model_id < model.model_id), None)
@@ -104,9 +117,11 @@ def _ratings_figure(matrix: RatingMatrix) -> Figure:
     ax.set_xlabel("rating")
     ax.set_ylabel("ratings")
     share = counts / counts.sum()
-    return Figure("Rating distribution",
-                  f"{matrix.nnz:,} ratings; most common {values[np.argmax(counts)]:g} ({share.max():.0%}).",
-                  _png(fig))
+    return Figure(
+        "Rating distribution",
+        f"{matrix.nnz:,} ratings; most common {values[np.argmax(counts)]:g} ({share.max():.0%}).",
+        _png(fig),
+    )
 
 
 def _activity_figure(matrix: RatingMatrix) -> Figure:
@@ -120,9 +135,12 @@ def _activity_figure(matrix: RatingMatrix) -> Figure:
         ax.set_yscale("log")
         ax.set_xlabel(f"ratings per {who}")
         ax.set_ylabel(f"{who}s")
-    return Figure("Ratings per user and per movie",
-                  f"{matrix.n_users:,} users (median {np.median(per_user):g} ratings), {matrix.n_movies:,} movies "
-                  f"(median {np.median(per_movie):g}); log scales.", _png(fig))
+    return Figure(
+        "Ratings per user and per movie",
+        f"{matrix.n_users:,} users (median {np.median(per_user):g} ratings), {matrix.n_movies:,} movies "
+        f"(median {np.median(per_movie):g}); log scales.",
+        _png(fig),
+    )
 
 
 def _training_figure(model: store.ModelInfo) -> Figure | None:
@@ -133,8 +151,9 @@ def _training_figure(model: store.ModelInfo) -> Figure | None:
     ax.plot(np.arange(1, len(curve) + 1), curve, marker="o", color="#c44e52")
     ax.set_xlabel("ALS sweep")
     ax.set_ylabel("train RMSE")
-    return Figure("Training curve", f"Train RMSE after each ALS sweep ({len(curve)} sweeps; last {curve[-1]:.4f}).",
-                  _png(fig))
+    return Figure(
+        "Training curve", f"Train RMSE after each ALS sweep ({len(curve)} sweeps; last {curve[-1]:.4f}).", _png(fig)
+    )
 
 
 def _history_figure(history: list[store.ModelInfo]) -> Figure | None:
@@ -152,12 +171,19 @@ def _history_figure(history: list[store.ModelInfo]) -> Figure | None:
     other.set_ylabel("coverage")
     ax.set_xticks(ids)
     fig.legend(loc="upper right")
-    return Figure("Model history", "Test RMSE (where a run held ratings out) and catalogue coverage of every "
-                  "complete run.", _png(fig))
+    return Figure(
+        "Model history",
+        "Test RMSE (where a run held ratings out) and catalogue coverage of every complete run.",
+        _png(fig),
+    )
 
 
-def _map_figure(movie_ids: np.ndarray, vectors: np.ndarray, matrix: RatingMatrix,
-                catalogue: dict[int, tuple[str | None, str | None]]) -> Figure | None:
+def _map_figure(
+    movie_ids: np.ndarray,
+    vectors: np.ndarray,
+    matrix: RatingMatrix,
+    catalogue: dict[int, tuple[str | None, str | None]],
+) -> Figure | None:
     if len(movie_ids) < 3 or vectors.shape[1] < 2:
         return None
     centred = vectors - vectors.mean(axis=0)
@@ -183,9 +209,12 @@ def _map_figure(movie_ids: np.ndarray, vectors: np.ndarray, matrix: RatingMatrix
     ax.set_xlabel("first principal component")
     ax.set_ylabel("second principal component")
     ax.legend(fontsize=6, markerscale=2, ncol=2, loc="best")
-    return Figure("Map of the movies' features",
-                  f"Each movie's feature vector projected on its two principal components, coloured by its first "
-                  f"genre; the {LABELLED} most-rated movies named.", _png(fig))
+    return Figure(
+        "Map of the movies' features",
+        f"Each movie's feature vector projected on its two principal components, coloured by its first "
+        f"genre; the {LABELLED} most-rated movies named.",
+        _png(fig),
+    )
 
 
 def _similarity_figure(scores: np.ndarray, metric: str | None) -> Figure | None:
@@ -195,17 +224,19 @@ def _similarity_figure(scores: np.ndarray, metric: str | None) -> Figure | None:
     ax.hist(scores, bins=50, color="#8172b2")
     ax.set_xlabel("similarity score" if metric != "l1" else "L1 distance")
     ax.set_ylabel("stored pairs")
-    return Figure("Similarity scores", f"The {len(scores):,} stored similar-movie scores (median "
-                  f"{np.median(scores):.3g}).", _png(fig))
+    return Figure(
+        "Similarity scores",
+        f"The {len(scores):,} stored similar-movie scores (median {np.median(scores):.3g}).",
+        _png(fig),
+    )
 
 
-def _spot_checks(conn: Any, model_id: int, matrix: RatingMatrix,
-                 catalogue: dict[int, tuple[str | None, str | None]]) -> list[tuple[str, list[str]]]:
+def _spot_checks(
+    conn: Connection, model_id: int, matrix: RatingMatrix, catalogue: dict[int, tuple[str | None, str | None]]
+) -> list[tuple[str, list[str]]]:
     counts = np.bincount(matrix.cols, minlength=matrix.n_movies)
     top = [int(m) for m in matrix.movie_ids[np.argsort(-counts, kind="stable")[:SPOT_CHECKS]]]
-    listed = conn.execute(text(
-        "SELECT movie_id, similar_movie_id FROM movie_similarities WHERE model_id = :m AND rank <= 5 "
-        f"AND movie_id IN ({', '.join(map(str, top))}) ORDER BY movie_id, rank"), {"m": model_id}).all()
+    listed = read.similar_pairs(conn, model_id, top, depth=5)
 
     def name(movie: int) -> str:
         return catalogue.get(movie, (None, None))[0] or str(movie)
@@ -226,32 +257,50 @@ figcaption { color: #555; font-size: 0.9rem; } img { max-width: 100%; }
 """
 
 
-def _page(inspection: ModelInspection, previous: store.ModelInfo | None, figures: list[Figure],
-          spot: list[tuple[str, list[str]]]) -> str:
+def _page(
+    inspection: ModelInspection,
+    previous: store.ModelInfo | None,
+    figures: list[Figure],
+    spot: list[tuple[str, list[str]]],
+) -> str:
     model = inspection.model
     e = html.escape
     parts = [
-        "<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
+        "<!DOCTYPE html>",
+        "<html lang='en'><head><meta charset='utf-8'>",
         f"<title>recsql model {model.model_id}</title><style>{STYLE}</style></head><body>",
         f"<h1>recsql model {model.model_id} ({e(model.algorithm)}, {e(model.status)})</h1>",
         f"<p>{model.n_ratings or 0:,} ratings of {model.n_users or 0:,} users and {model.n_movies or 0:,} movies; "
         f"trained {model.created_at:%Y-%m-%d %H:%M}; plan: {e(str(model.params.get('plan', '')))}. "
         f"Report written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.</p>",
-        "<h2>Metrics</h2>", _metrics_table(model, previous),
+        "<h2>Metrics</h2>",
+        _metrics_table(model, previous),
     ]
     for figure in figures:
         data = base64.b64encode(figure.png).decode("ascii")
-        parts += [f"<h2>{e(figure.title)}</h2>", "<figure>",
-                  f"<img alt='{e(figure.title)}' src='data:image/png;base64,{data}'>",
-                  f"<figcaption>{e(figure.caption)}</figcaption></figure>"]
-    parts += ["<h2>Spot checks: the most-rated movies' similar movies</h2>", "<table>",
-              "<tr><th>movie</th><th>its five most similar movies</th></tr>"]
+        parts += [
+            f"<h2>{e(figure.title)}</h2>",
+            "<figure>",
+            f"<img alt='{e(figure.title)}' src='data:image/png;base64,{data}'>",
+            f"<figcaption>{e(figure.caption)}</figcaption></figure>",
+        ]
+    parts += [
+        "<h2>Spot checks: the most-rated movies' similar movies</h2>",
+        "<table>",
+        "<tr><th>movie</th><th>its five most similar movies</th></tr>",
+    ]
     parts += [f"<tr><td>{e(name)}</td><td>{e('; '.join(similar))}</td></tr>" for name, similar in spot]
-    parts += ["</table>", "<h2>Storage</h2>", "<table>",
-              "<tr><th>table</th><th>rows</th><th>bytes (estimated share)</th></tr>"]
-    parts += [f"<tr><td>{t.table}</td><td class='n'>{t.rows:,}</td>"
-              f"<td class='n'>{'' if t.model_bytes is None else f'{t.model_bytes:,}'}</td></tr>"
-              for t in inspection.tables]
+    parts += [
+        "</table>",
+        "<h2>Storage</h2>",
+        "<table>",
+        "<tr><th>table</th><th>rows</th><th>bytes (estimated share)</th></tr>",
+    ]
+    parts += [
+        f"<tr><td>{t.table}</td><td class='n'>{t.rows:,}</td>"
+        f"<td class='n'>{'' if t.model_bytes is None else f'{t.model_bytes:,}'}</td></tr>"
+        for t in inspection.tables
+    ]
     parts += ["</table>", "</body></html>"]
     return "\n".join(parts)
 

@@ -19,8 +19,11 @@ def scratch_postgres(server: str, prefix: str = "recsql_bench") -> Iterator[str]
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield make_url(admin_url).set(drivername="postgresql+psycopg", database=name).render_as_string(
-            hide_password=False)
+        yield (
+            make_url(admin_url)
+            .set(drivername="postgresql+psycopg", database=name)
+            .render_as_string(hide_password=False)
+        )
     finally:
         with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

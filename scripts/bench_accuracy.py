@@ -31,14 +31,15 @@ from pathlib import Path
 
 import numpy as np
 
+from recsql.algorithms import ranking as ranking_module
+from recsql.algorithms.solvers import make_solver
+from recsql.algorithms.topk import TopK, top_k_largest
 from recsql.data.matrix import RatingMatrix
 from recsql.data.ratings import ratings_from_file
 from recsql.evaluation.beyond import coverage
 from recsql.evaluation.evaluate import evaluate_on
 from recsql.evaluation.metrics import HeldOut, because_you_rated, score, top_k_quality
-from recsql.model import ranking as ranking_module
-from recsql.model.solvers import make_solver
-from recsql.model.topk import TopK, top_k_largest
+from recsql.options import FitOptions
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
 
@@ -104,12 +105,14 @@ def cosine_ranker(train: RatingMatrix) -> tuple[np.ndarray, np.ndarray]:
 
 def ease_ranker(lam: float = 500.0) -> Ranker:
     """Steck (2019): B = I - P diagMat(1/diag(P)), P = (X^T X + lam I)^-1, diag(B) = 0."""
+
     def rank(train: RatingMatrix) -> tuple[np.ndarray, np.ndarray]:
         x = (train.csr != 0).astype(np.float64)
         precision = np.linalg.inv((x.T @ x).toarray() + lam * np.eye(train.n_movies))
         weights = -precision / np.diag(precision)
         np.fill_diagonal(weights, 0.0)
         return np.asarray(x @ weights), weights
+
     return rank
 
 
@@ -120,8 +123,9 @@ def implicit_ranker() -> Ranker | None:
         return None
 
     def rank(train: RatingMatrix) -> tuple[np.ndarray, np.ndarray]:
-        model = AlternatingLeastSquares(factors=32, regularization=0.05, iterations=15, alpha=2.0,
-                                        random_state=0, num_threads=2)
+        model = AlternatingLeastSquares(
+            factors=32, regularization=0.05, iterations=15, alpha=2.0, random_state=0, num_threads=2
+        )
         model.fit(train.csr.astype(np.float32), show_progress=False)
         users, items = np.asarray(model.user_factors), np.asarray(model.item_factors)
         norms = np.linalg.norm(items, axis=1, keepdims=True)
@@ -129,6 +133,7 @@ def implicit_ranker() -> Ranker | None:
         similarity = unit @ unit.T
         np.fill_diagonal(similarity, -np.inf)
         return users @ items.T, similarity
+
     return rank
 
 
@@ -161,8 +166,14 @@ LIST_VARIANTS: dict[str, dict[str, float | str | int]] = {
 }
 
 
-def recsql_lists(train: RatingMatrix, test: RatingMatrix, metric: str = "items", item_regularization: float = 500.0,
-                 blend: float | None = None, limit: int | None = None) -> dict[str, float]:
+def recsql_lists(
+    train: RatingMatrix,
+    test: RatingMatrix,
+    metric: str = "items",
+    item_regularization: float = 500.0,
+    blend: float | None = None,
+    limit: int | None = None,
+) -> dict[str, float]:
     """recsql's default (or a variant) through evaluate_on, with the fit seconds of both models."""
     saved = ranking_module.BLEND, ranking_module.ITEM_MODEL_LIMIT
     try:
@@ -170,7 +181,8 @@ def recsql_lists(train: RatingMatrix, test: RatingMatrix, metric: str = "items",
             ranking_module.BLEND = blend
         if limit is not None:
             ranking_module.ITEM_MODEL_LIMIT = limit
-        fold = evaluate_on([(train, test)], "als", metric=metric, item_regularization=item_regularization).folds[0]
+        options = FitOptions(solver="als", metric=metric, item_regularization=item_regularization)
+        fold = evaluate_on([(train, test)], options).folds[0]
     finally:
         ranking_module.BLEND, ranking_module.ITEM_MODEL_LIMIT = saved
     return {**fold.metrics, "fit_seconds": fold.fit_seconds}
@@ -178,7 +190,8 @@ def recsql_lists(train: RatingMatrix, test: RatingMatrix, metric: str = "items",
 
 def ranking_table(data: Path, splits: list[int], variants: bool = False) -> dict[str, list[dict[str, float]]]:
     rankers: dict[str, Ranker] = {
-        "most popular": popular_ranker, "item cosine (all neighbours)": cosine_ranker,
+        "most popular": popular_ranker,
+        "item cosine (all neighbours)": cosine_ranker,
         "EASE, lambda 500": ease_ranker(500.0),
     }
     peer = implicit_ranker()
@@ -190,12 +203,11 @@ def ranking_table(data: Path, splits: list[int], variants: bool = False) -> dict
     for k in splits:
         train, test = ratings_from_file(data / f"u{k}.base"), ratings_from_file(data / f"u{k}.test")
         results["recsql als (default)"].append(recsql_lists(train, test))
-        for name, params in (LIST_VARIANTS.items() if variants else ()):
+        for name, params in LIST_VARIANTS.items() if variants else ():
             results.setdefault(f"recsql: {name}", []).append(recsql_lists(train, test, **params))  # type: ignore[arg-type]
         for name, ranker in rankers.items():
             results.setdefault(name, []).append(list_quality(train, test, ranker))
-        print(f"  ranking u{k}: " + ", ".join(f"{n} {r[-1]['ndcg_at_10']:.3f}" for n, r in results.items()),
-              flush=True)
+        print(f"  ranking u{k}: " + ", ".join(f"{n} {r[-1]['ndcg_at_10']:.3f}" for n, r in results.items()), flush=True)
     print()
     print(f"MovieLens 100K, top-10 lists and top-20 similar movies, mean over u{','.join(map(str, splits))}")
     print()
@@ -206,8 +218,12 @@ def ranking_table(data: Path, splits: list[int], variants: bool = False) -> dict
         first = rows[0].get("similar_ndcg_at_10", np.nan) if splits[0] == 1 else np.nan
         fit = np.mean([r.get("fit_seconds", np.nan) for r in rows])
         cells = [*means, first]
-        print(f"| {name} | " + " | ".join("-" if np.isnan(m) else f"{m:.3f}" for m in cells)
-              + (" | -" if np.isnan(fit) else f" | {fit:.2f}") + " |")
+        print(
+            f"| {name} | "
+            + " | ".join("-" if np.isnan(m) else f"{m:.3f}" for m in cells)
+            + (" | -" if np.isnan(fit) else f" | {fit:.2f}")
+            + " |"
+        )
     return results
 
 
@@ -220,16 +236,22 @@ def main() -> None:
     parser.add_argument("--cg", action="store_true", help="also run the tutorial's CG (slow: ~25 s a split)")
     parser.add_argument("--ranking", action="store_true", help="also the ranking table (lists users see)")
     parser.add_argument("--list-variants", action="store_true", help="with --ranking: the variants of the default")
-    parser.add_argument("--variant", action="append", default=[], metavar="K=V,...",
-                        help="also run als with these parameters, e.g. features=8,samples=60")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="K=V,...",
+        help="also run als with these parameters, e.g. features=8,samples=60",
+    )
     args = parser.parse_args()
     splits = [int(s) for s in args.splits.split(",")]
 
     contenders: dict[str, Callable] = {"recsql als (default)": ours("als")}
     for variant in args.variant:
         params = dict(item.split("=") for item in variant.split(","))
-        typed = {k: (v == "true" if v in ("true", "false") else float(v) if "." in v else int(v))
-                 for k, v in params.items()}
+        typed = {
+            k: (v == "true" if v in ("true", "false") else float(v) if "." in v else int(v)) for k, v in params.items()
+        }
         contenders[f"recsql als {variant}"] = ours("als", **typed)
     if args.cg:
         contenders["recsql cg (tutorial)"] = ours("cg")
@@ -250,25 +272,37 @@ def main() -> None:
             print(f"  {name:<24} u{k}: RMSE {rmse:.4f}  MAE {mae:.4f}  fit {fit:.2f} s", flush=True)
 
     print()
-    print(f"MovieLens 100K, test RMSE per split (u{','.join(map(str, splits))}) and mean; "
-          f"{platform.processor() or platform.machine()}, {platform.python_version()}")
+    print(
+        f"MovieLens 100K, test RMSE per split (u{','.join(map(str, splits))}) and mean; "
+        f"{platform.processor() or platform.machine()}, {platform.python_version()}"
+    )
     print()
     header = "| algorithm | " + " | ".join(f"u{k}" for k in splits) + " | mean RMSE | mean MAE | fit s/split |"
     print(header)
     print("|" + "---|" * (len(splits) + 4))
     for name, rows in results.items():
         rmse = [r[0] for r in rows]
-        print(f"| {name} | " + " | ".join(f"{x:.4f}" for x in rmse)
-              + f" | {np.mean(rmse):.4f} | {np.mean([r[1] for r in rows]):.4f} | {np.mean([r[2] for r in rows]):.2f} |")
+        print(
+            f"| {name} | "
+            + " | ".join(f"{x:.4f}" for x in rmse)
+            + f" | {np.mean(rmse):.4f} | {np.mean([r[1] for r in rows]):.4f} | {np.mean([r[2] for r in rows]):.2f} |"
+        )
     ranking = None
     if args.ranking:
         print()
         ranking = ranking_table(args.data, splits, variants=args.list_variants)
     if args.json:
-        args.json.write_text(json.dumps({
-            "rating": {n: [dict(zip(("rmse", "mae", "fit_seconds"), r)) for r in rows] for n, rows in results.items()},
-            "ranking": ranking,
-        }, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "rating": {
+                        n: [dict(zip(("rmse", "mae", "fit_seconds"), r)) for r in rows] for n, rows in results.items()
+                    },
+                    "ranking": ranking,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

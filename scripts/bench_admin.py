@@ -31,8 +31,11 @@ COMMANDS = ("inspect movie 1", "inspect user 1", "inspect model", "models diff 1
 
 def timed(url: str, command: str) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "recsql", "--quiet", "--database-url", url, *command.split()],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "recsql", "--quiet", "--database-url", url, *command.split()],
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - started
 
 
@@ -48,20 +51,26 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as folder, ExitStack() as stack:
         for database in args.databases.split(","):
-            url = (f"sqlite:///{folder}/admin.db" if database == "sqlite"
-                   else stack.enter_context(scratch_postgres(args.postgres)))
+            url = (
+                f"sqlite:///{folder}/admin.db"
+                if database == "sqlite"
+                else stack.enter_context(scratch_postgres(args.postgres))
+            )
             engine = recsql.connect(url)
             recsql.generate(engine, ratings=args.ratings, users=users, movies=movies, seed=0)
             recsql.train(engine, test_fraction=0.1)
             recsql.train(engine, test_fraction=0.1, samples=0)
             engine.dispose()
-            seconds = {c: statistics.median(timed(url, c.format(folder=folder)) for _ in range(args.repeats))
-                       for c in COMMANDS}
+            seconds = {
+                c: statistics.median(timed(url, c.format(folder=folder)) for _ in range(args.repeats)) for c in COMMANDS
+            }
             rows.append((database, seconds))
             print(database, {c.split(" --")[0]: round(s, 2) for c, s in seconds.items()}, flush=True)
     print()
-    print(f"{args.ratings:,} ratings, {users:,} users, {movies:,} movies; seconds per command "
-          f"(median of {args.repeats}, a process each)")
+    print(
+        f"{args.ratings:,} ratings, {users:,} users, {movies:,} movies; seconds per command "
+        f"(median of {args.repeats}, a process each)"
+    )
     print("| database | " + " | ".join(f"`{c.split(' --')[0]}`" for c in COMMANDS) + " |")
     print("|---|" + "---|" * len(COMMANDS))
     for database, seconds in rows:

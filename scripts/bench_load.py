@@ -155,8 +155,9 @@ class Asker:
             errors.append(f"reconnect: {type(exc).__name__}: {exc}")
 
 
-def read_until_stopped(url: str, index: int, ids: list[np.ndarray], quota: int,
-                       start: Any, stop: Any, out: Any) -> None:
+def read_until_stopped(
+    url: str, index: int, ids: list[np.ndarray], quota: int, start: Any, stop: Any, out: Any
+) -> None:
     """One reader: ask as fast as it can until ``stop`` is set and it has asked ``quota``
     times, timing each query, then put its log on ``out``.  Runs as a thread or as a
     spawned process; any failure outside a query is reported on ``out`` too, so the
@@ -173,12 +174,19 @@ def read_until_stopped(url: str, index: int, ids: list[np.ndarray], quota: int,
         raise
 
 
-def _ask_loop(asker: Asker, index: int, ids: list[np.ndarray], quota: int,
-              stop: Any) -> tuple[dict[str, array], list[str]]:
+def _ask_loop(
+    asker: Asker, index: int, ids: list[np.ndarray], quota: int, stop: Any
+) -> tuple[dict[str, array], list[str]]:
     """The hot loop: per query one draw, one execute, one fetch, one digest, six appends."""
     rng = np.random.default_rng([0, index])
-    log = {"kind": array("b"), "key": array("q"), "fingerprint": array("q"), "rows": array("i"),
-           "started": array("d"), "ms": array("d")}
+    log = {
+        "kind": array("b"),
+        "key": array("q"),
+        "fingerprint": array("q"),
+        "rows": array("i"),
+        "started": array("d"),
+        "ms": array("d"),
+    }
     errors: list[str] = []
     asked = 0
     while asked < quota or not stop.is_set():
@@ -215,11 +223,17 @@ def reference(asker: Asker, engine: Engine, model_id: int, ids: list[np.ndarray]
     frames = []
     for kind, keys in enumerate(ids):
         answers = [asker(kind, int(key)) for key in keys]
-        frames.append(pd.DataFrame({
-            "kind": kind, "key": keys, "model_id": model_id,
-            "fingerprint": [fingerprint(rows) for rows in answers],
-            "rows": [len(rows) for rows in answers],
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "kind": kind,
+                    "key": keys,
+                    "model_id": model_id,
+                    "fingerprint": [fingerprint(rows) for rows in answers],
+                    "rows": [len(rows) for rows in answers],
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -291,13 +305,17 @@ def start_readers(url: str, args: argparse.Namespace, ids: list[np.ndarray]) -> 
         start: Any = threading.Barrier(args.readers + 1)
         stop: Any = threading.Event()
         out: Any = queue.Queue()
-        workers: list = [threading.Thread(target=read_until_stopped, daemon=True,
-                                          args=(url, i, ids, quota, start, stop, out)) for i in range(args.readers)]
+        workers: list = [
+            threading.Thread(target=read_until_stopped, daemon=True, args=(url, i, ids, quota, start, stop, out))
+            for i in range(args.readers)
+        ]
     else:
         context = multiprocessing.get_context("spawn")
         start, stop, out = context.Barrier(args.readers + 1), context.Event(), context.Queue()
-        workers = [context.Process(target=read_until_stopped, daemon=True,
-                                   args=(url, i, ids, quota, start, stop, out)) for i in range(args.readers)]
+        workers = [
+            context.Process(target=read_until_stopped, daemon=True, args=(url, i, ids, quota, start, stop, out))
+            for i in range(args.readers)
+        ]
     for worker in workers:
         worker.start()
     return workers, start, stop, out
@@ -345,15 +363,20 @@ def run_load(engine: Engine, url: str, args: argparse.Namespace) -> dict[str, An
         reports = collect(workers, out, args.readers)
         asker.close()
     figures = summarize(reports, pd.concat(references, ignore_index=True), window_start, window_end)
-    figures.update(first_train_seconds=round(first_seconds, 2), retrain_seconds=[round(s, 2) for s in seconds],
-                   ids={k: len(v) for k, v in zip(KINDS, ids)})
+    figures.update(
+        first_train_seconds=round(first_seconds, 2),
+        retrain_seconds=[round(s, 2) for s in seconds],
+        ids={k: len(v) for k, v in zip(KINDS, ids)},
+    )
     return figures
 
 
 def summarize(reports: list[dict], references: pd.DataFrame, window_start: float, window_end: float) -> dict[str, Any]:
     """Counts, rates, latency percentiles and the consistency verdict over all readers' logs."""
-    log = pd.concat([pd.DataFrame({k: np.frombuffer(v, dtype=v.typecode) for k, v in r["log"].items()})
-                     for r in reports], ignore_index=True)
+    log = pd.concat(
+        [pd.DataFrame({k: np.frombuffer(v, dtype=v.typecode) for k, v in r["log"].items()}) for r in reports],
+        ignore_index=True,
+    )
     errors = [e for r in reports for e in r["errors"]]
     answered = log[log["rows"] >= 0]
     model = judge(answered, references)
@@ -375,8 +398,9 @@ def summarize(reports: list[dict], references: pd.DataFrame, window_start: float
         "inconsistent": int(inconsistent.sum()),
         "inconsistent_empty": int((inconsistent & (answered["rows"].to_numpy() == 0)).sum()),
         "answers_per_model": {str(int(m)): int(n) for m, n in model.value_counts().sort_index().items()},
-        "ids_empty_in_some_model": int(references.loc[references["rows"] == 0, ["kind", "key"]]
-                                       .drop_duplicates().shape[0]),
+        "ids_empty_in_some_model": int(
+            references.loc[references["rows"] == 0, ["kind", "key"]].drop_duplicates().shape[0]
+        ),
     }
 
 
@@ -385,27 +409,37 @@ def summarize(reports: list[dict], references: pd.DataFrame, window_start: float
 
 def targets(figures: dict[str, Any]) -> dict[str, bool]:
     """Which of the issue's targets this run met."""
-    return {name: bool(met) for name, met in {
-        "0 errors, 0 inconsistent over >= 20,000 queries": figures["errors"] == 0 and figures["inconsistent"] == 0
-        and figures["queries"] >= TARGETS["min_queries"],
-        "p99 <= 10 ms": figures["p99_ms"] <= TARGETS["p99_ms"],
-        ">= 2,000 queries/s while retraining": (figures["qps_retraining"] or 0) >= TARGETS["qps_retraining"],
-    }.items()}
+    return {
+        name: bool(met)
+        for name, met in {
+            "0 errors, 0 inconsistent over >= 20,000 queries": figures["errors"] == 0
+            and figures["inconsistent"] == 0
+            and figures["queries"] >= TARGETS["min_queries"],
+            "p99 <= 10 ms": figures["p99_ms"] <= TARGETS["p99_ms"],
+            ">= 2,000 queries/s while retraining": (figures["qps_retraining"] or 0) >= TARGETS["qps_retraining"],
+        }.items()
+    }
 
 
 def print_report(figures: dict[str, Any]) -> None:
     f = figures
-    print(f"{f['database']}, {f['readers']} reader {f['mode']}, {f['catalogue']}; "
-          f"{len(f['retrain_seconds'])} retrains {f['train']} of {', '.join(map(str, f['retrain_seconds']))} s "
-          f"(model 1: {f['first_train_seconds']} s); ids asked: {f['ids']['similar']:,} movies, "
-          f"{f['ids']['recommend']:,} users; answers per model {f['answers_per_model']}")
+    print(
+        f"{f['database']}, {f['readers']} reader {f['mode']}, {f['catalogue']}; "
+        f"{len(f['retrain_seconds'])} retrains {f['train']} of {', '.join(map(str, f['retrain_seconds']))} s "
+        f"(model 1: {f['first_train_seconds']} s); ids asked: {f['ids']['similar']:,} movies, "
+        f"{f['ids']['recommend']:,} users; answers per model {f['answers_per_model']}"
+    )
     print()
-    print("| database | readers | queries | q/s while retraining | p50 ms | p99 ms | p99 ms while retraining "
-          "| errors | inconsistent |")
+    print(
+        "| database | readers | queries | q/s while retraining | p50 ms | p99 ms | p99 ms while retraining "
+        "| errors | inconsistent |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     while_retraining = f"{f['p99_ms_retraining']:.2f}" if f["p99_ms_retraining"] is not None else "-"
-    print(f"| {f['database']} | {f['readers']} {f['mode']} | {f['queries']:,} | {f['qps_retraining'] or 0:,.0f} "
-          f"| {f['p50_ms']:.2f} | {f['p99_ms']:.2f} | {while_retraining} | {f['errors']} | {f['inconsistent']} |")
+    print(
+        f"| {f['database']} | {f['readers']} {f['mode']} | {f['queries']:,} | {f['qps_retraining'] or 0:,.0f} "
+        f"| {f['p50_ms']:.2f} | {f['p99_ms']:.2f} | {while_retraining} | {f['errors']} | {f['inconsistent']} |"
+    )
     print()
     for name, met in f["targets"].items():
         print(f"- {name}: {'met' if met else 'NOT met'}")
@@ -417,11 +451,17 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--database-url", help="an empty database to fill (default: a temporary SQLite file)")
-    where.add_argument("--postgres", nargs="?", const=DEFAULT_SERVER, metavar="SERVER",
-                       help=f"create (and drop) a database on this server (default {DEFAULT_SERVER})")
+    where.add_argument(
+        "--postgres",
+        nargs="?",
+        const=DEFAULT_SERVER,
+        metavar="SERVER",
+        help=f"create (and drop) a database on this server (default {DEFAULT_SERVER})",
+    )
     parser.add_argument("--readers", type=int, default=8)
-    parser.add_argument("--mode", choices=("threads", "processes"),
-                        help="default: processes on SQLite, threads on PostgreSQL")
+    parser.add_argument(
+        "--mode", choices=("threads", "processes"), help="default: processes on SQLite, threads on PostgreSQL"
+    )
     parser.add_argument("--retrains", type=int, default=3)
     parser.add_argument("--min-queries", type=int, default=20_000, help="in all readers together")
     parser.add_argument("--ids", type=int, default=1000, help="movies and users to ask about, each")
@@ -453,8 +493,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             figures = run_load(engine, url, args)
         finally:
             engine.dispose()
-    figures.update(database=dialect, mode=args.mode, readers=args.readers, catalogue=catalogue,
-                   train=train_kwargs(args) or "defaults")
+    figures.update(
+        database=dialect,
+        mode=args.mode,
+        readers=args.readers,
+        catalogue=catalogue,
+        train=train_kwargs(args) or "defaults",
+    )
     figures["targets"] = targets(figures)
     print_report(figures)
     if args.json:

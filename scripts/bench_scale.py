@@ -4,7 +4,7 @@
     python scripts/bench_scale.py --ratings 25000000 --users 162541 --movies 59047
     python scripts/bench_scale.py --sizes 1000000,5000000,25000000 --databases sqlite,postgresql
     python scripts/bench_scale.py --sizes 5000000 --threads 1 --train-args "--test-fraction 0.1"
-    python scripts/bench_scale.py --sizes 1000000,5000000 --engine spark
+    python scripts/bench_scale.py --sizes 1000000,5000000 --backend spark
 
 For each size and database: a fresh database (a temporary SQLite file; a new
 PostgreSQL database on the server at --postgres), filled by `recsql generate` (timed
@@ -72,8 +72,17 @@ PHASES = ("read", "fit", "items", "similarities", "recommendations", "evaluate",
 def run_train(url: str, train_args: str, prefix: tuple[str, ...] = ()) -> dict:
     """`recsql train` in a child process (after ``prefix``, e.g. a `taskset`): wall
     seconds, peak RSS, the run's stored timings."""
-    command = [*prefix, sys.executable, "-m", "recsql", "--quiet", "--database-url", url, "train",
-               *shlex.split(train_args)]
+    command = [
+        *prefix,
+        sys.executable,
+        "-m",
+        "recsql",
+        "--quiet",
+        "--database-url",
+        url,
+        "train",
+        *shlex.split(train_args),
+    ]
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     tree_peak = [0]
@@ -116,8 +125,13 @@ def measure(size: dict, database: str, admin_url: str, train_args: str, ids: str
         generate_wall = time.perf_counter() - started
         engine.dispose()
         result = run_train(url, train_args)
-        result.update(database=database, **size, ids=ids, generate_seconds=generated.seconds,
-                      generate_wall_seconds=round(generate_wall, 2))
+        result.update(
+            database=database,
+            **size,
+            ids=ids,
+            generate_seconds=generated.seconds,
+            generate_wall_seconds=round(generate_wall, 2),
+        )
         return result
 
 
@@ -125,15 +139,16 @@ def popular_quality(size: dict, test_fraction: float, seed: int = 0) -> dict[str
     """P/R/NDCG@10 of a most-popular list (by number of ratings, the user's own
     ratings left out) on the split `recsql train --test-fraction F --seed 0` makes of
     the same synthetic ratings: the baseline beside the stored lists' NDCG."""
+    from recsql.algorithms.topk import block_rows, top_k_largest
     from recsql.data.matrix import RatingMatrix
     from recsql.data.synthetic import synthetic_ratings
     from recsql.evaluation.metrics import HeldOut, top_k_quality
     from recsql.evaluation.splits import split_random
-    from recsql.model.topk import block_rows, top_k_largest
 
     ratings = synthetic_ratings(size["ratings"], size["users"], size["movies"], seed=0).ratings
-    matrix = RatingMatrix.from_triples(ratings.user_id.to_numpy(), ratings.movie_id.to_numpy(),
-                                       ratings.value.to_numpy())
+    matrix = RatingMatrix.from_triples(
+        ratings.user_id.to_numpy(), ratings.movie_id.to_numpy(), ratings.value.to_numpy()
+    )
     train, test = split_random(matrix, test_fraction, seed)
     held = HeldOut.of(train.user_ids, train.movie_ids, train, test)
     counts = np.bincount(train.cols, minlength=train.n_movies).astype(np.float32)
@@ -155,8 +170,9 @@ def surprise_fit_seconds(size: dict) -> float:
     from recsql.data.synthetic import synthetic_ratings
 
     ratings = synthetic_ratings(size["ratings"], size["users"], size["movies"], seed=0).ratings
-    data = surprise.Dataset.load_from_df(ratings[["user_id", "movie_id", "value"]],
-                                         surprise.Reader(rating_scale=(0.5, 5.0)))
+    data = surprise.Dataset.load_from_df(
+        ratings[["user_id", "movie_id", "value"]], surprise.Reader(rating_scale=(0.5, 5.0))
+    )
     trainset = data.build_full_trainset()
     started = time.perf_counter()
     surprise.SVD(random_state=0).fit(trainset)
@@ -173,38 +189,54 @@ def main() -> None:
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test", help="admin URL")
     parser.add_argument("--train-args", default="", help="flags for `recsql train` (default: none)")
     parser.add_argument("--threads", type=int, help="passed to `recsql train --threads`")
-    parser.add_argument("--engine", choices=["local", "spark"], default=None,
-                        help="passed to `recsql train --engine` (spark: on local[N], N the threads)")
+    parser.add_argument(
+        "--backend",
+        choices=["local", "spark"],
+        default=None,
+        help="passed to `recsql train --backend` (spark: on local[N], N the threads)",
+    )
     parser.add_argument("--spark", action="store_true", help="also time Spark MLlib ALS (needs pyspark)")
     parser.add_argument("--surprise", action="store_true", help="also time Surprise's SVD fit (needs scikit-surprise)")
-    parser.add_argument("--popular", action="store_true",
-                        help="with --test-fraction in --train-args: most-popular's P/R/NDCG@10 on the same split")
-    parser.add_argument("--ids", default="integer", choices=("integer", "text"),
-                        help="text: every user and movie known by a UUID key (generate --ids text)")
+    parser.add_argument(
+        "--popular",
+        action="store_true",
+        help="with --test-fraction in --train-args: most-popular's P/R/NDCG@10 on the same split",
+    )
+    parser.add_argument(
+        "--ids",
+        default="integer",
+        choices=("integer", "text"),
+        help="text: every user and movie known by a UUID key (generate --ids text)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
     if args.threads:
         args.train_args = f"{args.train_args} --threads {args.threads}".strip()
-    if args.engine:
-        args.train_args = f"{args.train_args} --engine {args.engine}".strip()
+    if args.backend:
+        args.train_args = f"{args.train_args} --backend {args.backend}".strip()
     counts = [int(s) for s in args.sizes.split(",")] if args.sizes else [args.ratings]
     sizes = []
     for n in counts:
-        sizes.append({
-            "ratings": n,
-            "users": args.users if args.users and not args.sizes else max(10, round(n * 162541 / 25_000_095)),
-            "movies": args.movies if args.movies and not args.sizes else max(10, round(n * 59047 / 25_000_095)),
-        })
+        sizes.append(
+            {
+                "ratings": n,
+                "users": args.users if args.users and not args.sizes else max(10, round(n * 162541 / 25_000_095)),
+                "movies": args.movies if args.movies and not args.sizes else max(10, round(n * 59047 / 25_000_095)),
+            }
+        )
     results = []
     for size in sizes:
         for database in args.databases.split(","):
             result = measure(size, database, args.postgres, args.train_args, args.ids)
             results.append(result)
-            print(f"{database:<10} {size['ratings']:>10} ratings ({args.ids} ids): "
-                  f"{result['wall_seconds']:.1f} s end to end, "
-                  f"peak {result['peak_rss_gb']:.2f} GB; plan: {result['plan'] or '-'}; "
-                  f"phases {json.dumps(result['phases'])}", flush=True)
+            print(
+                f"{database:<10} {size['ratings']:>10} ratings ({args.ids} ids): "
+                f"{result['wall_seconds']:.1f} s end to end, "
+                f"peak {result['peak_rss_gb']:.2f} GB; plan: {result['plan'] or '-'}; "
+                f"phases {json.dumps(result['phases'])}",
+                flush=True,
+            )
     spark = None
     if args.spark:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -217,10 +249,17 @@ def main() -> None:
         rank = results[-1]["features"]  # the rank and sweeps recsql's plan chose (or was given)
         sweeps = results[-1]["sweeps"]
         ratings = data.ratings
-        spark = spark_als_fit_seconds(ratings.user_id.to_numpy(), ratings.movie_id.to_numpy(),
-                                      ratings.value.to_numpy(), rank=rank, iterations=sweeps)
-        print(f"spark      {size['ratings']:>10} ratings: ALS fit {spark['fit_seconds']:.1f} s "
-              f"(rank {rank}, {sweeps} iterations, from memory, BLAS {spark['blas']})")
+        spark = spark_als_fit_seconds(
+            ratings.user_id.to_numpy(),
+            ratings.movie_id.to_numpy(),
+            ratings.value.to_numpy(),
+            rank=rank,
+            iterations=sweeps,
+        )
+        print(
+            f"spark      {size['ratings']:>10} ratings: ALS fit {spark['fit_seconds']:.1f} s "
+            f"(rank {rank}, {sweeps} iterations, from memory, BLAS {spark['blas']})"
+        )
 
     popular = {}
     if args.popular:
@@ -228,8 +267,10 @@ def main() -> None:
         fraction = float(words[words.index("--test-fraction") + 1])
         for size in sizes:
             popular[size["ratings"]] = popular_quality(size, fraction)
-            print(f"popular    {size['ratings']:>10} ratings: most popular on the same split "
-                  f"{json.dumps({k: round(v, 4) for k, v in popular[size['ratings']].items()})}")
+            print(
+                f"popular    {size['ratings']:>10} ratings: most popular on the same split "
+                f"{json.dumps({k: round(v, 4) for k, v in popular[size['ratings']].items()})}"
+            )
     peers = {}
     if args.surprise:
         for size in sizes:
@@ -246,21 +287,28 @@ def main() -> None:
     for r in results:
         phases = " | ".join(f"{r['phases'].get(p, 0):.1f}" for p in PHASES)
         scores = f" {r['test_rmse']:.4f} | {r['ndcg_at_10']:.3f} |" if held_out else ""
-        print(f"| {r['database']} | {r['ratings']:,} | {r['users']:,} | {r['movies']:,} | {phases} | "
-              f"{r['wall_seconds']:.1f} | {r['peak_rss_gb']:.2f} |{scores}")
+        print(
+            f"| {r['database']} | {r['ratings']:,} | {r['users']:,} | {r['movies']:,} | {phases} | "
+            f"{r['wall_seconds']:.1f} | {r['peak_rss_gb']:.2f} |{scores}"
+        )
     for r in results:
         print(f"\n{r['database']} {r['ratings']:,}: {r['plan']}", end="")
     print()
     for r in results:
         if r["ratings"] in peers:
-            print(f"\n{r['database']} {r['ratings']:,}: whole retrain {r['wall_seconds']:.1f} s = "
-                  f"{r['wall_seconds'] / peers[r['ratings']]:.2f} x Surprise SVD's fit alone "
-                  f"({peers[r['ratings']]:.1f} s)", end="")
+            print(
+                f"\n{r['database']} {r['ratings']:,}: whole retrain {r['wall_seconds']:.1f} s = "
+                f"{r['wall_seconds'] / peers[r['ratings']]:.2f} x Surprise SVD's fit alone "
+                f"({peers[r['ratings']]:.1f} s)",
+                end="",
+            )
     if spark:
         last = [r for r in results if r["ratings"] == sizes[-1]["ratings"]]
         for r in last:
-            print(f"\n{r['database']}: whole retrain {r['wall_seconds']:.1f} s = "
-                  f"{r['wall_seconds'] / spark['fit_seconds']:.2f} x Spark's fit alone ({spark['fit_seconds']:.1f} s)")
+            print(
+                f"\n{r['database']}: whole retrain {r['wall_seconds']:.1f} s = "
+                f"{r['wall_seconds'] / spark['fit_seconds']:.2f} x Spark's fit alone ({spark['fit_seconds']:.1f} s)"
+            )
     if args.json:
         args.json.write_text(json.dumps({"results": results, "spark": spark}, indent=2, default=str))
 

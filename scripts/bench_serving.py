@@ -36,18 +36,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--calls", type=int, default=1000)
-    parser.add_argument("--own-engine", action="store_true",
-                        help="Recommender.from_url (its own pool, timeouts set once per connection) instead of "
-                             "Recommender(engine) (timeouts set by each call on the lent engine's connection)")
+    parser.add_argument(
+        "--own-engine",
+        action="store_true",
+        help="Recommender.from_url (its own pool, timeouts set once per connection) instead of "
+        "Recommender(engine) (timeouts set by each call on the lent engine's connection)",
+    )
     args = parser.parse_args()
     engine = recsql.connect(args.database_url)
     rec = recsql.Recommender.from_url(args.database_url) if args.own_engine else recsql.Recommender(engine)
     with engine.connect() as conn:
         model = conn.execute(text("SELECT model_id, n_users, n_movies FROM active_model")).one()
-        movies = np.array(conn.execute(text(
-            f"SELECT movie_id FROM movie_biases WHERE model_id = {model.model_id}")).scalars().all())
-        users = np.array(conn.execute(text(
-            f"SELECT user_id FROM user_biases WHERE model_id = {model.model_id}")).scalars().all())
+        movies = np.array(
+            conn.execute(text(f"SELECT movie_id FROM movie_biases WHERE model_id = {model.model_id}")).scalars().all()
+        )
+        users = np.array(
+            conn.execute(text(f"SELECT user_id FROM user_biases WHERE model_id = {model.model_id}")).scalars().all()
+        )
     rng = np.random.default_rng(0)
     started = time.perf_counter()
     rec.load()
@@ -55,13 +60,18 @@ def main() -> None:
     results = {
         "similar(movie, 10)": timed(rec.similar, [(int(m), 10) for m in rng.choice(movies, args.calls)]),
         "recommend(user, 10)": timed(rec.recommend, [(int(u), 10) for u in rng.choice(users, args.calls)]),
-        "recommend_for_ratings(10 ratings)": timed(rec.recommend_for_ratings, [
-            ({int(m): float(r) for m, r in zip(rng.choice(movies, 10, replace=False), rng.integers(1, 6, 10))}, 10)
-            for _ in range(max(1, args.calls // 5))
-        ]),
+        "recommend_for_ratings(10 ratings)": timed(
+            rec.recommend_for_ratings,
+            [
+                ({int(m): float(r) for m, r in zip(rng.choice(movies, 10, replace=False), rng.integers(1, 6, 10))}, 10)
+                for _ in range(max(1, args.calls // 5))
+            ],
+        ),
     }
-    print(f"{engine.dialect.name}, active model {model.model_id}: {model.n_users:,} users, {model.n_movies:,} movies; "
-          f"movie factors loaded once in {load:.2f} s")
+    print(
+        f"{engine.dialect.name}, active model {model.model_id}: {model.n_users:,} users, {model.n_movies:,} movies; "
+        f"movie factors loaded once in {load:.2f} s"
+    )
     print()
     print("| call | calls | median ms | p95 ms |")
     print("|---|---|---|---|")

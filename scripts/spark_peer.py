@@ -145,11 +145,13 @@ def spark_als_fit_seconds(
 
             # Load: arrays -> Parquet (pyarrow, in-process) -> Spark DataFrame, cached + counted.
             started = time.perf_counter()
-            table = pa.table({
-                "user": _id_column(user_ids, "user_ids"),
-                "item": _id_column(movie_ids, "movie_ids"),
-                "rating": values,
-            })
+            table = pa.table(
+                {
+                    "user": _id_column(user_ids, "user_ids"),
+                    "item": _id_column(movie_ids, "movie_ids"),
+                    "rating": values,
+                }
+            )
             path = os.path.join(workdir, "ratings.parquet")
             # Several row groups so Spark reads the file with both cores.
             pq.write_table(table, path, row_group_size=1_000_000, compression="snappy")
@@ -225,9 +227,13 @@ def main(argv: list[str] | None = None) -> int:
 
     data = synthetic_ratings(args.ratings, args.users, args.movies, seed=0)
     result = spark_als_fit_seconds(
-        data.ratings.user_id.to_numpy(), data.ratings.movie_id.to_numpy(), data.ratings.value.to_numpy(),
-        rank=args.rank, iterations=args.iterations,
-        regularization=args.regularization, seed=args.seed,
+        data.ratings.user_id.to_numpy(),
+        data.ratings.movie_id.to_numpy(),
+        data.ratings.value.to_numpy(),
+        rank=args.rank,
+        iterations=args.iterations,
+        regularization=args.regularization,
+        seed=args.seed,
         driver_memory=args.driver_memory,
     )
     print(json.dumps(result))

@@ -18,6 +18,7 @@ from sqlalchemy import text
 import recsql
 from recsql import store
 from recsql.errors import UnknownModel, UnknownMovie, UnknownUser
+from recsql.serving.admin import AdminReader
 from tests.conftest import Cli
 
 STAR_WARS = 50
@@ -47,14 +48,19 @@ def test_inspect_movie_answers_from_the_stored_rows(admin, ml100k):
     found = json.loads(cli("inspect", "movie", STAR_WARS, "--json").output)
     model = admin["second"].model_id
     assert found["model_id"] == model and found["title"] == "Star Wars (1977)"
-    features = _frame(engine, "SELECT value FROM movie_features WHERE model_id = :m AND movie_id = :i "
-                      "ORDER BY feature", m=model, i=STAR_WARS)["value"].tolist()
+    features = _frame(
+        engine,
+        "SELECT value FROM movie_features WHERE model_id = :m AND movie_id = :i ORDER BY feature",
+        m=model,
+        i=STAR_WARS,
+    )["value"].tolist()
     assert found["features"] == pytest.approx(features)
     ratings = pd.read_csv(ml100k / "u1.base", sep="\t", header=None, names=["u", "m", "r", "t"])
     of_movie = ratings[ratings.m == STAR_WARS]
     assert found["n_ratings"] == len(of_movie) and found["mean_rating"] == pytest.approx(of_movie.r.mean())
-    listed = _frame(engine, "SELECT user_id FROM user_recommendations WHERE model_id = :m AND movie_id = :i",
-                    m=model, i=STAR_WARS)
+    listed = _frame(
+        engine, "SELECT user_id FROM user_recommendations WHERE model_id = :m AND movie_id = :i", m=model, i=STAR_WARS
+    )
     assert found["recommended_to"] == listed.user_id.nunique()
     with recsql.Recommender(engine) as recommender:
         similar = recommender.similar(STAR_WARS, limit=10)
@@ -80,6 +86,25 @@ def test_inspect_user_explains_each_recommendation_as_explain_does(admin, ml100k
             assert [b["contribution"] for b in row["because"]] == pytest.approx([c.contribution for c in expected])
 
 
+def test_the_admin_reader_reads_what_the_recommender_leaves_out(admin, ml100k):
+    """Ratings of any model's source, ids and titles are the admin's (AdminReader), not
+    the application's Recommender's, whose API is what a web request needs."""
+    engine = admin["engine"]
+    ratings = pd.read_csv(ml100k / "u1.base", sep="\t", header=None, names=["u", "m", "r", "t"])
+    with AdminReader(engine) as reader:
+        assert reader.user_id("1") == reader.user_id(1) == 1
+        assert reader.user_ratings(1, admin["first"].model_id) == {
+            int(m): float(r) for m, r in zip(ratings[ratings.u == 1].m, ratings[ratings.u == 1].r)
+        }
+        assert sorted(reader.movie_ratings(STAR_WARS)) == sorted(ratings[ratings.m == STAR_WARS].r.astype(float))
+        titles = reader.titles([STAR_WARS, 10**9])
+        assert list(titles) == [STAR_WARS] and titles[STAR_WARS].title == "Star Wars (1977)"
+        assert reader.movie(STAR_WARS) == titles[STAR_WARS]
+        with pytest.raises(UnknownUser):
+            reader.user_ratings("nobody")
+    assert not {"user_ratings", "movie_ratings", "user_id", "titles"} & set(dir(recsql.Recommender))
+
+
 def test_inspect_model_counts_rows_and_bytes(admin):
     engine, cli = admin["engine"], admin["cli"]
     model = admin["second"].model_id
@@ -95,13 +120,16 @@ def test_inspect_model_counts_rows_and_bytes(admin):
     assert "metrics.ndcg_at_10" in shown and "this model's share" in shown and "seconds.fit" in shown
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("inspect", "movie", 99999), "unknown movie 99999"),
-    (("inspect", "user", 99999), "unknown user 99999"),
-    (("inspect", "model", 77), "unknown model 77"),
-    (("inspect", "movie", STAR_WARS, "--model", 77), "unknown model 77"),
-    (("models", "diff", 1, 77), "unknown model 77"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("inspect", "movie", 99999), "unknown movie 99999"),
+        (("inspect", "user", 99999), "unknown user 99999"),
+        (("inspect", "model", 77), "unknown model 77"),
+        (("inspect", "movie", STAR_WARS, "--model", 77), "unknown model 77"),
+        (("models", "diff", 1, 77), "unknown model 77"),
+    ],
+)
 def test_unknown_ids_are_one_line_and_exit_1(admin, args, message):
     result = admin["cli"](*args, ok=False)
     assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
@@ -127,8 +155,9 @@ def test_models_diff_compares_metrics_and_lists(admin):
     assert rmse["b"] == pytest.approx(admin["second"].metrics["test_rmse"])
     assert rmse["better"] == (rmse["b"] < rmse["a"])
     # overlap@10 recomputed from the stored lists with pandas
-    lists = _frame(engine, "SELECT model_id, user_id, movie_id FROM user_recommendations WHERE model_id IN (:a, :b)",
-                   a=a, b=b)
+    lists = _frame(
+        engine, "SELECT model_id, user_id, movie_id FROM user_recommendations WHERE model_id IN (:a, :b)", a=a, b=b
+    )
     first = lists[lists.model_id == a].groupby("user_id").movie_id.apply(set)
     second = lists[lists.model_id == b].groupby("user_id").movie_id.apply(set)
     overlap = [len(first[u] & second[u]) / len(first[u]) for u in first.index.intersection(second.index)]
@@ -156,8 +185,9 @@ def test_beyond_accuracy_metrics_are_stored_and_match_the_stored_lists(admin):
     engine = admin["engine"]
     for result in (admin["first"], admin["second"]):
         metrics = store.show_model(engine, result.model_id).metrics
-        lists = _frame(engine, "SELECT user_id, movie_id FROM user_recommendations WHERE model_id = :m",
-                       m=result.model_id)
+        lists = _frame(
+            engine, "SELECT user_id, movie_id FROM user_recommendations WHERE model_id = :m", m=result.model_id
+        )
         counts = _frame(engine, "SELECT movie_id, COUNT(*) AS n FROM ratings GROUP BY movie_id").set_index("movie_id").n
         assert metrics["coverage"] == pytest.approx(lists.movie_id.nunique() / result.n_movies)
         assert metrics["recommended_popularity"] == pytest.approx(counts[lists.movie_id].mean())
@@ -167,8 +197,9 @@ def test_beyond_accuracy_metrics_are_stored_and_match_the_stored_lists(admin):
         n = len(times)
         assert metrics["gini"] == pytest.approx(((2 * np.arange(1, n + 1) - n - 1) * times).sum() / (n * times.sum()))
         assert metrics["novelty"] == pytest.approx(np.mean(-np.log2(counts[lists.movie_id] / result.n_users)))
-        features = _frame(engine, "SELECT movie_id, feature, value FROM movie_features WHERE model_id = :m",
-                          m=result.model_id).pivot(index="movie_id", columns="feature", values="value")
+        features = _frame(
+            engine, "SELECT movie_id, feature, value FROM movie_features WHERE model_id = :m", m=result.model_id
+        ).pivot(index="movie_id", columns="feature", values="value")
         unit = features.div(np.linalg.norm(features.to_numpy(), axis=1), axis=0)
         per_user = []
         for movies in lists.groupby("user_id").movie_id.apply(list):
@@ -198,8 +229,11 @@ def test_report_is_one_self_contained_page(admin, tmp_path):
     assert "Star Wars (1977)" in page
     # Model 2 (--samples 0) against model 1 (the default): the verdict its RMSE earns.
     now, before = admin["second"].metrics["test_rmse"], admin["first"].metrics["test_rmse"]
-    row = re.search(r"<td>test_rmse</td><td class='n'>([\d.]+)</td><td class='n'>([\d.]+)</td>"
-                    r"<td><span class='(\w+)'>", page)
+    row = re.search(
+        r"<td>test_rmse</td><td class='n'>([\d.]+)</td><td class='n'>([\d.]+)</td>"
+        r"<td><span class='(\w+)'>",
+        page,
+    )
     assert row is not None
     assert (float(row[1]), float(row[2])) == (round(now, 4), round(before, 4))
     assert row[3] == ("better" if now < before else "worse")
@@ -221,13 +255,19 @@ def test_the_readme_figures_of_the_default_models_lists(admin):
 def test_a_pruned_model_is_refused_with_the_reason(db_url, run, tmp_path):
     """Its `models` row (and metrics) stay, its lists are gone: inspecting a movie or a
     user of it, diffing or reporting it says so; `inspect model` still shows its record."""
-    (tmp_path / "r.csv").write_text("user_id,movie_id,value\n" + "\n".join(
-        f"{u},{m},{(u * m) % 5 + 1}" for u in range(1, 13) for m in range(1, 9) if (u + m) % 3))
+    (tmp_path / "r.csv").write_text(
+        "user_id,movie_id,value\n"
+        + "\n".join(f"{u},{m},{(u * m) % 5 + 1}" for u in range(1, 13) for m in range(1, 9) if (u + m) % 3)
+    )
     run("import", "ratings", tmp_path / "r.csv")
     run("train", "--features", 2, "--samples", 0)
     run("train", "--features", 2, "--samples", 0, "--keep", 1)
-    for args in (("inspect", "movie", 1, "--model", 1), ("inspect", "user", 1, "--model", 1),
-                 ("models", "diff", 1, 2), ("report", 1, "--out", tmp_path / "r.html")):
+    for args in (
+        ("inspect", "movie", 1, "--model", 1),
+        ("inspect", "user", 1, "--model", 1),
+        ("models", "diff", 1, 2),
+        ("report", 1, "--out", tmp_path / "r.html"),
+    ):
         result = run(*args, ok=False)
         assert result.exit_code == 1 and "model 1 is pruned" in result.output, (args, result.output)
     assert json.loads(run("inspect", "model", 1, "--json").output)["model"]["status"] == "pruned"

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import text
 
 import recsql
+from recsql.algorithms.solvers import AlternatingLeastSquares, make_solver
 from recsql.data.matrix import RatingMatrix
 from recsql.data.ratings import ratings_from_file
 from recsql.evaluation.metrics import score
-from recsql.model.solvers import AlternatingLeastSquares, make_solver
 from tests.helpers import low_rank_ratings, readme_sql
 
 
@@ -76,17 +76,19 @@ def test_sql_reproduces_predictions(engine, run, seed_data):
     with engine.connect() as conn:
         predicted = conn.execute(text(readme_sql()["the predicted rating of user 1 for movie 3"])).scalar()
         # The same prediction for every training rating, in SQL, gives the stored train RMSE.
-        per_rating = conn.execute(text(
-            "SELECT r.value, a.global_mean + ub.bias + mb.bias + SUM(u.value * m.value) AS raw, "
-            "a.rating_min, a.rating_max "
-            "FROM ratings r JOIN active_model a ON 1 = 1 "
-            "JOIN user_biases ub ON ub.model_id = a.model_id AND ub.user_id = r.user_id "
-            "JOIN movie_biases mb ON mb.model_id = a.model_id AND mb.movie_id = r.movie_id "
-            "JOIN user_features u ON u.model_id = a.model_id AND u.user_id = r.user_id "
-            "JOIN movie_features m ON m.model_id = a.model_id AND m.movie_id = r.movie_id "
-            "AND m.feature = u.feature "
-            "GROUP BY r.id, r.value, a.global_mean, ub.bias, mb.bias, a.rating_min, a.rating_max"
-        )).all()
+        per_rating = conn.execute(
+            text(
+                "SELECT r.value, a.global_mean + ub.bias + mb.bias + SUM(u.value * m.value) AS raw, "
+                "a.rating_min, a.rating_max "
+                "FROM ratings r JOIN active_model a ON 1 = 1 "
+                "JOIN user_biases ub ON ub.model_id = a.model_id AND ub.user_id = r.user_id "
+                "JOIN movie_biases mb ON mb.model_id = a.model_id AND mb.movie_id = r.movie_id "
+                "JOIN user_features u ON u.model_id = a.model_id AND u.user_id = r.user_id "
+                "JOIN movie_features m ON m.model_id = a.model_id AND m.movie_id = r.movie_id "
+                "AND m.feature = u.feature "
+                "GROUP BY r.id, r.value, a.global_mean, ub.bias, mb.bias, a.rating_min, a.rating_max"
+            )
+        ).all()
     frame = pd.read_csv(seed_data / "movie_ratings_data_set.csv")
     matrix = RatingMatrix.from_triples(frame.user_id, frame.movie_id, frame.value)
     factors = make_solver("als").fit(matrix)
@@ -100,13 +102,15 @@ def test_sql_reproduces_predictions(engine, run, seed_data):
 
 
 def test_evaluate_and_tune_commands(engine, run, seed_data, tmp_path):
-    files = ["--train", seed_data / "movie_ratings_data_set_training.csv",
-             "--test", seed_data / "movie_ratings_data_set_testing.csv"]
+    files = [
+        "--train",
+        seed_data / "movie_ratings_data_set_training.csv",
+        "--test",
+        seed_data / "movie_ratings_data_set_testing.csv",
+    ]
     out = run("evaluate", "--solver", "cg", "--features", 15, "--regularization", 1.1, *files).output
     assert re.search(r"^1 +0\.249\d +\S+ +1\.209\d", out, flags=re.M), out
-    evaluation = recsql.evaluate(
-        train_file=files[1], test_file=files[3], solver="cg", features=15, regularization=1.1
-    )
+    evaluation = recsql.evaluate(train_file=files[1], test_file=files[3], solver="cg", features=15, regularization=1.1)
     assert evaluation.mean["test_rmse"] == pytest.approx(1.2097, abs=0.001)
     assert 0 <= evaluation.mean["ndcg_at_10"] <= 1
 
@@ -121,14 +125,22 @@ def test_evaluate_and_tune_commands(engine, run, seed_data, tmp_path):
         assert document["mean"][name] == pytest.approx(expected.mean[name])
 
     plot = tmp_path / "tune.png"
-    out = run("tune", "--features", "2,4", "--regularization", "0.1,1", "--samples", 0,
-              "--test-fraction", 0.3, "--plot", plot).output
+    out = run(
+        "tune", "--features", "2,4", "--regularization", "0.1,1", "--samples", 0, "--test-fraction", 0.3, "--plot", plot
+    ).output
     table = [line.split() for line in out.splitlines() if re.match(r"^ +[24] ", line)]
     assert len(table) == 4
     rmse = [float(row[2]) for row in table]
     assert rmse == sorted(rmse)
     assert plot.read_bytes()[:4] == b"\x89PNG"
-    grid = json.loads(run("tune", "--features", "2", "--regularization", "0.1,1", "--samples", 0,
-                          "--test-fraction", 0.3, "--json").output)
-    assert [(g["features"], g["regularization"]) for g in grid] == [(2, lam) for lam, _ in sorted(
-        ((float(row[1]), float(row[2])) for row in table if row[0] == "2"), key=lambda pair: pair[1])]
+    grid = json.loads(
+        run(
+            "tune", "--features", "2", "--regularization", "0.1,1", "--samples", 0, "--test-fraction", 0.3, "--json"
+        ).output
+    )
+    assert [(g["features"], g["regularization"]) for g in grid] == [
+        (2, lam)
+        for lam, _ in sorted(
+            ((float(row[1]), float(row[2])) for row in table if row[0] == "2"), key=lambda pair: pair[1]
+        )
+    ]

@@ -83,10 +83,28 @@ def test_exit_codes_mean_the_same_in_the_cli_and_the_cron_jobs(trained, monkeypa
     assert "Traceback" in _invoke("--database-url", trained, "-v", "models").stderr
 
 
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_engine_is_a_hidden_old_name_of_backend(command):
+    """`--engine`, the old name of `--backend` (an "engine" is also SQLAlchemy's), still
+    parses as `--backend`; the help shows only `--backend`.  Parsing only: no database, no Spark."""
+    chosen = cli.commands[command]
+    for flag in ("--engine", "--backend"):
+        for backend in ("local", "spark"):
+            assert chosen.make_context(command, [flag, backend]).params["backend"] == backend
+    shown = _invoke(command, "--engine", "local", "--help")
+    assert shown.exit_code == 0 and "--backend [local|spark]" in shown.output and "--engine" not in shown.output
+    refused = _invoke(command, "--engine", "cloud")
+    assert refused.exit_code == USAGE and "'--backend'" in refused.output
+
+
 def test_the_cron_jobs_run_from_the_installed_package(trained):
     def job(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "recsql.cron", *args], capture_output=True, text=True,
-                              env={"PATH": "/usr/bin:/bin", URL_ENV: trained})
+        return subprocess.run(
+            [sys.executable, "-m", "recsql.cron", *args],
+            capture_output=True,
+            text=True,
+            env={"PATH": "/usr/bin:/bin", URL_ENV: trained},
+        )
 
     assert job("migrate").returncode == 0
     done = job("retrain", "--features", "2", "--samples", "0")
@@ -134,8 +152,11 @@ def test_every_hint_is_a_command_that_works(db_url, run, tmp_path):
 def test_a_reader_that_stops_early_ends_the_command_quietly(trained):
     """`recsql models | head`: the pipe is closed before recsql writes; no traceback, no
     'unexpected error', and the exit code other tools give (141 = 128 + SIGPIPE)."""
-    child = subprocess.Popen([sys.executable, "-m", "recsql", "--database-url", trained, "models"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "recsql", "--database-url", trained, "models"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert child.stdout is not None and child.stderr is not None
     child.stdout.close()
     error = child.stderr.read().decode()

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recsql.model import topk
-from recsql.model.factors import Factors
-from recsql.model.topk import top_k_largest
+from recsql.algorithms import topk
+from recsql.algorithms.factors import Factors
+from recsql.algorithms.topk import top_k_largest
 
 
 def movies_only(movie_factors: np.ndarray) -> Factors:
@@ -64,15 +64,25 @@ def test_top_k_largest_matches_a_full_sort(n, k):
 def random_model(n_users=30, n_movies=3000, seed=5) -> Factors:
     rng = np.random.default_rng(seed)
     return Factors(
-        np.arange(n_users), np.arange(n_movies), rng.normal(size=(n_users, 4)), rng.normal(size=(n_movies, 4)),
-        global_mean=3.0, user_bias=rng.normal(size=n_users), movie_bias=rng.normal(size=n_movies), clip=(1.0, 5.0),
+        np.arange(n_users),
+        np.arange(n_movies),
+        rng.normal(size=(n_users, 4)),
+        rng.normal(size=(n_movies, 4)),
+        global_mean=3.0,
+        user_bias=rng.normal(size=n_users),
+        movie_bias=rng.normal(size=n_movies),
+        clip=(1.0, 5.0),
     )
 
 
 def brute_force_predictions(factors: Factors) -> np.ndarray:
     """Every user x movie prediction, written out term by term (before clipping)."""
-    return (factors.user_factors @ factors.movie_factors.T + factors.global_mean
-            + factors.user_bias[:, None] + factors.movie_bias[None, :])
+    return (
+        factors.user_factors @ factors.movie_factors.T
+        + factors.global_mean
+        + factors.user_bias[:, None]
+        + factors.movie_bias[None, :]
+    )
 
 
 def test_predict_is_the_biased_dot_product_clipped():

@@ -6,7 +6,7 @@ bits, junk bytes, empty files, headers only, wrong column counts), an import end
 of two ways:
 
 * imported exactly as the file says: the new rows equal what a reference reading of the
-  file (Python's csv module, an independent tokenizer, and the format's rules) finds,
+  file (Python's csv module read row by row, and the format's rules) finds,
   ids as exact integers; or
 * refused with a clear message (a RecsqlError; an InputError names the file, and the
   line where there is one; the CLI exits non-zero with one line and no traceback), and
@@ -41,7 +41,8 @@ from sqlalchemy import Engine, delete, insert, select, text
 
 import recsql
 from recsql.cli import cli
-from recsql.data.files import FORMATS, ML100K_GENRES, MOVIE_LAYOUTS, _parse, read_movies_file, read_ratings_file
+from recsql.data.files import FORMATS, ML100K_GENRES, MOVIE_LAYOUTS, read_movies_file, read_ratings_file
+from recsql.data.reader import read_table
 from recsql.data.source import Source
 from recsql.db import tables
 from recsql.db.tables import Movie, Rating
@@ -50,7 +51,10 @@ from tests.conftest import Cli
 
 API = settings(max_examples=200, deadline=None, derandomize=True, database=None)
 CLI = settings(
-    max_examples=20, deadline=None, derandomize=True, database=None,
+    max_examples=20,
+    deadline=None,
+    derandomize=True,
+    database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 TOML = settings(max_examples=300, deadline=None, derandomize=True, database=None)
@@ -72,12 +76,19 @@ HEADERS = {
     ("movies", "movielens"): ("movieid", "title", "genres"),
 }
 FIELDS = {
-    ("ratings", "tutorial"): 3, ("ratings", "movielens"): 4, ("ratings", "movielens-100k"): 4,
-    ("movies", "tutorial"): 3, ("movies", "movielens"): 3, ("movies", "movielens-100k"): 24,
+    ("ratings", "tutorial"): 3,
+    ("ratings", "movielens"): 4,
+    ("ratings", "movielens-100k"): 4,
+    ("movies", "tutorial"): 3,
+    ("movies", "movielens"): 3,
+    ("movies", "movielens-100k"): 24,
 }
 BOMS = [
-    (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
 ]
 WHOLE = re.compile(r"[+-]?[0-9]+")
 DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
@@ -204,10 +215,31 @@ def _spelled(n: int) -> st.SearchStrategy[str]:
 ids = _mostly(
     st.one_of(st.integers(0, 1000), st.integers(2**53, 2**63 - 1)).flatmap(_spelled),
     st.one_of(
-        st.sampled_from([
-            str(2**63), str(2**64), str(-(2**63)), "-1", "1" * 25, "", " ", "1.5", "1e3", "5.0", "abc", "١٢", "１２",
-            "0x1F", "nan", "1_000", "+-1", "- 1", "5\x00", "\ufeff5", "1 2",
-        ]),
+        st.sampled_from(
+            [
+                str(2**63),
+                str(2**64),
+                str(-(2**63)),
+                "-1",
+                "1" * 25,
+                "",
+                " ",
+                "1.5",
+                "1e3",
+                "5.0",
+                "abc",
+                "١٢",
+                "１２",
+                "0x1F",
+                "nan",
+                "1_000",
+                "+-1",
+                "- 1",
+                "5\x00",
+                "\ufeff5",
+                "1 2",
+            ]
+        ),
         st.integers(-(2**65), 2**65).map(str),
         st.text(max_size=5),
     ),
@@ -218,10 +250,38 @@ values = _mostly(
         st.floats(min_value=1, max_value=5).map(str),
     ),
     st.one_of(
-        st.sampled_from([
-            "0.5", "0", "-0", "-2", "1e308", "1e-400", "6", "1e999", "-1e999", "inf", "-inf", "Infinity", "nan", "NaN",
-            "", "abc", "5_0", "٣", "0x10", "4,5", '"4"', "4 5", "1e", "e1", "--1", "1.e0", ".e1", "4\x00",
-        ]),
+        st.sampled_from(
+            [
+                "0.5",
+                "0",
+                "-0",
+                "-2",
+                "1e308",
+                "1e-400",
+                "6",
+                "1e999",
+                "-1e999",
+                "inf",
+                "-inf",
+                "Infinity",
+                "nan",
+                "NaN",
+                "",
+                "abc",
+                "5_0",
+                "٣",
+                "0x10",
+                "4,5",
+                '"4"',
+                "4 5",
+                "1e",
+                "e1",
+                "--1",
+                "1.e0",
+                ".e1",
+                "4\x00",
+            ]
+        ),
         st.floats(allow_nan=True, allow_infinity=True).map(repr),
         st.text(max_size=4),
     ),
@@ -231,8 +291,22 @@ timestamps = _mostly(
     st.sampled_from([str(-(2**63)), str(-(2**63) - 1), str(2**63), "", "1.5", "-86400", "1e9", "x"]),
 )
 titles = _mostly(
-    st.sampled_from(["Toy Story (1995)", "American President, The (1995)", 'Say "Cheese"', "Misérables, Les",
-                     "  spaced  ", "a\nb", "x\r\ny", "日本", 'quote"', "pipe|title", "tab\there", "\\."]),
+    st.sampled_from(
+        [
+            "Toy Story (1995)",
+            "American President, The (1995)",
+            'Say "Cheese"',
+            "Misérables, Les",
+            "  spaced  ",
+            "a\nb",
+            "x\r\ny",
+            "日本",
+            'quote"',
+            "pipe|title",
+            "tab\there",
+            "\\.",
+        ]
+    ),
     st.one_of(st.sampled_from(["", " ", "a\rb", "\x00"]), st.text(max_size=12)),
     one_bad_in=5,
 )
@@ -295,7 +369,7 @@ def files(draw: st.DrawFn, kind: str) -> tuple[bytes, str | None]:
         if how == "insert":
             data = data[:at] + draw(st.sampled_from(SPECIAL_BYTES)) + data[at:]
         elif how == "delete":
-            data = data[:at] + data[at + draw(st.integers(1, 4)):]
+            data = data[:at] + data[at + draw(st.integers(1, 4)) :]
         elif how == "truncate":
             data = data[:at]
         else:
@@ -311,8 +385,9 @@ def _reset(engine: Engine) -> None:
     with engine.begin() as conn:
         conn.execute(delete(Rating))
         conn.execute(delete(Movie))
-        conn.execute(insert(Rating), [dict(zip(("user_id", "movie_id", "value", "rated_at"), r))
-                                      for r in PRELOADED_RATINGS])
+        conn.execute(
+            insert(Rating), [dict(zip(("user_id", "movie_id", "value", "rated_at"), r)) for r in PRELOADED_RATINGS]
+        )
         conn.execute(insert(Movie), [dict(zip(("movie_id", "title", "genres"), m)) for m in PRELOADED_MOVIES])
         if SCALE_TABLE is not None:
             conn.execute(delete(SCALE_TABLE))
@@ -352,9 +427,17 @@ def _off_scale(kind: str, rows: list[tuple]) -> bool:
     return any(not low <= r[2] <= high for r in rows)
 
 
-def check_outcome(engine, path: Path, data: bytes, kind: str, format: str | None, replace: bool,
-                  error: BaseException | None, message: str | None,
-                  expected: Callable[[], list[tuple]] | None = None) -> None:
+def check_outcome(
+    engine,
+    path: Path,
+    data: bytes,
+    kind: str,
+    format: str | None,
+    replace: bool,
+    error: BaseException | None,
+    message: str | None,
+    expected: Callable[[], list[tuple]] | None = None,
+) -> None:
     """The property: imported exactly as the reference reads the file, or refused with a
     clear message and nothing changed.  ``error``/``message``: what the import raised or
     printed (both None if it succeeded); ``expected``: another reference reading."""
@@ -443,22 +526,24 @@ def test_cli_imports_exactly_or_refuses_cleanly(engine, run: Cli, files_dir, kin
     check_outcome(engine, path, content, kind, format, replace, None, lines[0].removeprefix("Error: "))
 
 
-@pytest.mark.parametrize("layout", [
-    MOVIE_LAYOUTS["tutorial"], dataclasses.replace(MOVIE_LAYOUTS["movielens-100k"], fields=3)
-])
+@pytest.mark.parametrize(
+    "layout", [MOVIE_LAYOUTS["tutorial"], dataclasses.replace(MOVIE_LAYOUTS["movielens-100k"], fields=3)]
+)
 @settings(max_examples=400, deadline=None, derandomize=True, database=None)
 @given(body=st.lists(st.sampled_from(['"', '""', ",", "|", "\n", "\r\n", "a", "1", " "]), max_size=30).map("".join))
 def test_records_and_fields_are_split_as_the_csv_module_splits_them(tmp_path_factory, layout, body):
-    """The vectorized record and field counting agrees with an independent tokenizer on
-    dense quote soup: the same rows, the same line numbers, or a refusal where the csv
-    module fails, finds a wrong field count, or finds nothing."""
+    """The reader's chunked tokenizing, columns and line numbers agree with a plain
+    row-by-row reading by the csv module (``line_num`` after each row) on dense quote
+    soup: the same rows, the same line numbers, or a refusal where the csv module fails,
+    finds a wrong field count, or finds nothing."""
     path = tmp_path_factory.getbasetemp() / "soup.csv"
     content = ("h,h,h\n" if layout.header else "") + body
     quoting = csv.QUOTE_MINIMAL if layout.quoted else csv.QUOTE_NONE
     expected: list[list[str]] | None
     try:
-        reader = csv.reader(io.StringIO(content.rstrip("\r\n\t "), newline=""), delimiter=layout.sep,
-                            quoting=quoting, strict=True)
+        reader = csv.reader(
+            io.StringIO(content.rstrip("\r\n\t "), newline=""), delimiter=layout.sep, quoting=quoting, strict=True
+        )
         expected, lines, last = [], [], 0
         for row in reader:
             expected.append(row)
@@ -471,13 +556,14 @@ def test_records_and_fields_are_split_as_the_csv_module_splits_them(tmp_path_fac
     except csv.Error:
         expected = None
     try:
-        table, found_lines = _parse(path, content.encode(), layout)
+        columns, found_lines = read_table(path, content.encode(), layout)
     except InputError as exc:
         assert "parsed" not in str(exc)
         assert expected is None, f"refused {content!r} ({exc}), the csv module reads {expected}"
         return
-    assert expected is not None, f"read {content!r} as {table.values.tolist()}; the csv module refuses it"
-    assert table.values.tolist() == expected and found_lines.tolist() == lines
+    rows = [list(row) for row in zip(*(column.fields() for column in columns))]
+    assert expected is not None, f"read {content!r} as {rows}; the csv module refuses it"
+    assert rows == expected and found_lines.tolist() == lines
 
 
 # ------------------------------------------------------------------ custom layouts
@@ -485,10 +571,29 @@ def test_records_and_fields_are_split_as_the_csv_module_splits_them(tmp_path_fac
 LAYOUT_FIELDS = {"ratings": ("user", "movie", "rating", "time"), "movies": ("movie", "title", "genres")}
 LAYOUT_REQUIRED = {"ratings": 3, "movies": 2}
 # Header names: plain, spaced, non-ASCII, case variants, and ones holding a delimiter or a quote.
-HEADER_NAMES = st.sampled_from([
-    "customer", "Customer", "item", "stars", "ts", "note", "user id", "Kunde", "ÉTOILES", "a;b", "x,y", 'q"uote',
-    "p|q", "  padded ", "1", "id", "genre", "title", "",
-])
+HEADER_NAMES = st.sampled_from(
+    [
+        "customer",
+        "Customer",
+        "item",
+        "stars",
+        "ts",
+        "note",
+        "user id",
+        "Kunde",
+        "ÉTOILES",
+        "a;b",
+        "x,y",
+        'q"uote',
+        "p|q",
+        "  padded ",
+        "1",
+        "id",
+        "genre",
+        "title",
+        "",
+    ]
+)
 
 
 def custom_reference(data: bytes, kind: str, columns: dict[str, str | int], sep: str, header: bool) -> list[tuple]:
@@ -515,7 +620,8 @@ def custom_reference(data: bytes, kind: str, columns: dict[str, str | int], sep:
         at = {}
         for field, name in columns.items():
             found = [i for i, c in enumerate(names) if c == name] or [
-                i for i, c in enumerate(names) if c.casefold() == str(name).casefold()]
+                i for i, c in enumerate(names) if c.casefold() == str(name).casefold()
+            ]
             if len(found) != 1:
                 raise Invalid(f"column {name!r} not in the header once")
             at[field] = found[0]
@@ -527,8 +633,9 @@ def custom_reference(data: bytes, kind: str, columns: dict[str, str | int], sep:
             raise Invalid("a position beyond the fields")
     if kind == "ratings":
         return [_ratings_row([row[at[f]] for f in ("user", "movie", "rating", "time") if f in at]) for row in rows]
-    return _movies_rows([[row[at["movie"]], row[at["title"]], row[at["genres"]] if "genres" in at else ""]
-                         for row in rows], "custom")
+    return _movies_rows(
+        [[row[at["movie"]], row[at["title"]], row[at["genres"]] if "genres" in at else ""] for row in rows], "custom"
+    )
 
 
 @st.composite
@@ -537,16 +644,23 @@ def custom_files(draw: st.DrawFn, kind: str) -> tuple[bytes, dict[str, str | int
     with or without a header) and the columns that name it: often valid, sometimes broken
     (a wrong field count, a name or position the file lacks, junk bytes)."""
     fields = LAYOUT_FIELDS[kind]
-    used = list(fields[: LAYOUT_REQUIRED[kind]]) + [f for f in fields[LAYOUT_REQUIRED[kind]:] if draw(st.booleans())]
+    used = list(fields[: LAYOUT_REQUIRED[kind]]) + [f for f in fields[LAYOUT_REQUIRED[kind] :] if draw(st.booleans())]
     n = len(used) + draw(st.integers(0, 2))
     spots = draw(st.permutations(range(n)))[: len(used)]
     sep = draw(st.sampled_from([",", ";", "|", "\t"]))
     header = draw(st.booleans())
     broken = draw(st.integers(0, 2)) == 0
-    names = draw(st.lists(HEADER_NAMES.filter(str.strip), min_size=n, max_size=n,
-                          unique_by=lambda name: name.strip().casefold()))
-    cell_of = {"user": ids, "rating": values, "time": timestamps, "title": titles, "genres": genres,
-               "movie": ids if kind == "ratings" else st.one_of(st.integers(1, 9).map(str), ids)}
+    names = draw(
+        st.lists(HEADER_NAMES.filter(str.strip), min_size=n, max_size=n, unique_by=lambda name: name.strip().casefold())
+    )
+    cell_of = {
+        "user": ids,
+        "rating": values,
+        "time": timestamps,
+        "title": titles,
+        "genres": genres,
+        "movie": ids if kind == "ratings" else st.one_of(st.integers(1, 9).map(str), ids),
+    }
     rows = []
     for _ in range(draw(st.integers(0 if broken else 1, 4))):
         cells = [draw(st.one_of(genres, titles)) for _ in range(n)]
@@ -571,7 +685,7 @@ def custom_files(draw: st.DrawFn, kind: str) -> tuple[bytes, dict[str, str | int
     # quote is read leniently (appended to the field), where the strict reference refuses.
     for _ in range(draw(st.integers(0, 2)) if broken and encoding.startswith("utf-8") else 0):
         at = draw(st.integers(0, len(data)))
-        if data[at - 1: at] != b'"':
+        if data[at - 1 : at] != b'"':
             data = data[:at] + draw(st.sampled_from([b for b in SPECIAL_BYTES if b'"' not in b])) + data[at:]
     return data, columns, sep, header
 
@@ -599,8 +713,17 @@ def test_any_layout_imports_exactly_or_refuses_cleanly(sqlite_engine, files_dir,
             recsql.import_movies(sqlite_engine, path, columns=layout, delimiter=delimiter, header=header)
     except Exception as exc:  # noqa: BLE001 - the property says which ones are allowed
         error = exc
-    check_outcome(sqlite_engine, path, content, kind, None, False, error, None,
-                  expected=lambda: custom_reference(content, kind, columns, sep, header))
+    check_outcome(
+        sqlite_engine,
+        path,
+        content,
+        kind,
+        None,
+        False,
+        error,
+        None,
+        expected=lambda: custom_reference(content, kind, columns, sep, header),
+    )
 
 
 # ------------------------------------------------------------------ the source mapping
@@ -608,32 +731,73 @@ def test_any_layout_imports_exactly_or_refuses_cleanly(sqlite_engine, files_dir,
 NAMES = _mostly(
     st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}(\.[A-Za-z_][A-Za-z0-9_]{0,8})?", fullmatch=True),
     st.one_of(
-        st.sampled_from([
-            "a.b.c", "reviews; DROP TABLE products", 'u"; --', "reviews\n", "\nreviews", "", " ", "1abc", "Ünïcode",
-            "x y", "a-b", "a.", ".a", "a\x00b", "u`x", "[u]", "u'--", "reviews\t", "x" * 200,
-        ]),
+        st.sampled_from(
+            [
+                "a.b.c",
+                "reviews; DROP TABLE products",
+                'u"; --',
+                "reviews\n",
+                "\nreviews",
+                "",
+                " ",
+                "1abc",
+                "Ünïcode",
+                "x y",
+                "a-b",
+                "a.",
+                ".a",
+                "a\x00b",
+                "u`x",
+                "[u]",
+                "u'--",
+                "reviews\t",
+                "x" * 200,
+            ]
+        ),
         st.text(max_size=10),
     ),
     one_bad_in=8,
 )
 QUERIES = _mostly(
-    st.sampled_from([
-        "SELECT 1 AS u, 2 AS m, 3 AS r", "select * from t;", " WITH x AS (SELECT 1) SELECT * FROM x", "SELECT 1;;",
-        "WITH gone AS (DELETE FROM products RETURNING id) SELECT id FROM gone", "SELECT 1 -- trailing comment",
-        "\nSELECT\n1\n", "select u, m, r from reviews where r is not null",
-    ]),
+    st.sampled_from(
+        [
+            "SELECT 1 AS u, 2 AS m, 3 AS r",
+            "select * from t;",
+            " WITH x AS (SELECT 1) SELECT * FROM x",
+            "SELECT 1;;",
+            "WITH gone AS (DELETE FROM products RETURNING id) SELECT id FROM gone",
+            "SELECT 1 -- trailing comment",
+            "\nSELECT\n1\n",
+            "select u, m, r from reviews where r is not null",
+        ]
+    ),
     st.one_of(
-        st.sampled_from([
-            "SELECT 1; DROP TABLE products", "DELETE FROM products", "INSERT INTO t SELECT 1", "selectx", "", ";",
-            "/* c */ SELECT 1", "SELECT\x00 1", "select 'a;b'", "SELECT 1) AS s; DROP TABLE t; --",
-        ]),
+        st.sampled_from(
+            [
+                "SELECT 1; DROP TABLE products",
+                "DELETE FROM products",
+                "INSERT INTO t SELECT 1",
+                "selectx",
+                "",
+                ";",
+                "/* c */ SELECT 1",
+                "SELECT\x00 1",
+                "select 'a;b'",
+                "SELECT 1) AS s; DROP TABLE t; --",
+            ]
+        ),
         st.text(max_size=20).map(lambda t: "SELECT " + t),
         st.text(max_size=20),
     ),
     one_bad_in=3,
 )
 ANY_VALUE = st.one_of(
-    NAMES, QUERIES, st.integers(), st.floats(), st.booleans(), st.lists(NAMES, max_size=2),
+    NAMES,
+    QUERIES,
+    st.integers(),
+    st.floats(),
+    st.booleans(),
+    st.lists(NAMES, max_size=2),
     st.dictionaries(NAMES, NAMES, max_size=2),
 )
 
@@ -739,11 +903,25 @@ def test_source_from_toml_is_valid_or_one_clear_error(tmp_path_factory, case):
 
 
 @TOML
-@given(fields=st.dictionaries(
-    st.sampled_from(["table", "query", "user", "movie", "rating", "time", "movies_table", "movies_id",
-                     "movies_title", "movies_genres"]),
-    ANY_VALUE,
-))
+@given(
+    fields=st.dictionaries(
+        st.sampled_from(
+            [
+                "table",
+                "query",
+                "user",
+                "movie",
+                "rating",
+                "time",
+                "movies_table",
+                "movies_id",
+                "movies_title",
+                "movies_genres",
+            ]
+        ),
+        ANY_VALUE,
+    )
+)
 def test_source_fields_are_valid_or_invalid_parameter(fields):
     """Source itself (as from_params builds it from a stored run): valid, or InvalidParameter."""
     try:
@@ -773,10 +951,13 @@ def _refused(read, path: Path, line: int | None, reason: str, where: Path | None
     assert str(caught.value).startswith(where) and reason in str(caught.value), str(caught.value)
 
 
-@pytest.mark.parametrize("content,line", [
-    ('user_id,movie_id,value\n1,2,"5\n', 2),  # was pandas' ParserError (a traceback)
-    ('movie_id,title,genre\n1,"Heat,Crime\n2,Up,Animation\n', 2),
-])
+@pytest.mark.parametrize(
+    "content,line",
+    [
+        ('user_id,movie_id,value\n1,2,"5\n', 2),  # was pandas' ParserError (a traceback)
+        ('movie_id,title,genre\n1,"Heat,Crime\n2,Up,Animation\n', 2),
+    ],
+)
 def test_an_unbalanced_quote_is_refused_with_its_line(tmp_path, content, line):
     read = read_ratings_file if content.startswith("user") else read_movies_file
     _refused(read, _file(tmp_path, content), line, 'a quoted field starts here and never ends (unbalanced ")')
@@ -793,25 +974,33 @@ def test_a_file_of_only_a_byte_order_mark_is_empty_with_any_format(tmp_path, con
 def test_a_forced_format_does_not_take_a_row_of_data_for_its_header(tmp_path):
     """Was: the first rating silently dropped as the 'header'."""
     path = _file(tmp_path, "1,2,5\n3,4,5\n")
-    _refused(read_ratings_file, path, 1, "expected the header line user_id,movie_id,value, found data",
-             format="tutorial")
-    _refused(read_movies_file, _file(tmp_path, "1,A,x\n"), 1, "expected the header line movieid,title,genres",
-             format="movielens")
+    _refused(
+        read_ratings_file, path, 1, "expected the header line user_id,movie_id,value, found data", format="tutorial"
+    )
+    _refused(
+        read_movies_file,
+        _file(tmp_path, "1,A,x\n"),
+        1,
+        "expected the header line movieid,title,genres",
+        format="movielens",
+    )
     assert read_ratings_file(_file(tmp_path, "user,movie,stars\n1,2,5\n"), format="tutorial").user_id.tolist() == [1]
 
 
 @pytest.mark.parametrize("digits", ["١٢", "１２", "𝟏𝟐"])
 def test_ids_are_ascii_digits(tmp_path, digits):
     """Was: other scripts' digits accepted through int() (١٢ imported as user 12)."""
-    _refused(read_ratings_file, _file(tmp_path, f"user_id,movie_id,value\n{digits},2,5\n"), 2,
-             "is not a whole number")
+    _refused(read_ratings_file, _file(tmp_path, f"user_id,movie_id,value\n{digits},2,5\n"), 2, "is not a whole number")
 
 
-@pytest.mark.parametrize("content,line", [
-    (b"movie_id,title,genre\n1,A\x00B,x\n", 2),  # was: imported into SQLite with the NUL
-    (b"user_id,movie_id,value\n1,2,5\x00\n", 2),
-    ("user_id,movie_id,value\n1,2,5\n".encode("utf-16-le"), 1),  # UTF-16 without its mark
-])
+@pytest.mark.parametrize(
+    "content,line",
+    [
+        (b"movie_id,title,genre\n1,A\x00B,x\n", 2),  # was: imported into SQLite with the NUL
+        (b"user_id,movie_id,value\n1,2,5\x00\n", 2),
+        ("user_id,movie_id,value\n1,2,5\n".encode("utf-16-le"), 1),  # UTF-16 without its mark
+    ],
+)
 def test_nul_bytes_are_refused(tmp_path, content, line):
     read = read_movies_file if content.startswith(b"movie") else read_ratings_file
     _refused(read, _file(tmp_path, content), line, "has a NUL byte (0x00)")
@@ -854,25 +1043,39 @@ def test_a_byte_order_mark_says_the_encoding(tmp_path, encoding):
     assert frame.values.tolist() == [[1, 2, 4.5, 964982703]]
     item = "1|Misérables, Les (1995)|01-Jan-1995||http://x|" + "|".join(["0"] * 18 + ["1"]) + "\n"
     assert read_movies_file(_file(tmp_path, codecs.BOM_UTF8 + item.encode(), "u.item")).title.tolist() == [
-        "Misérables, Les (1995)"]  # the mark wins over u.item's latin-1
-    _refused(read_ratings_file, _file(tmp_path, codecs.BOM_UTF16_LE + b"1\x00,"), 1, "not valid UTF-16 text",
-             format="tutorial")
+        "Misérables, Les (1995)"
+    ]  # the mark wins over u.item's latin-1
+    _refused(
+        read_ratings_file,
+        _file(tmp_path, codecs.BOM_UTF16_LE + b"1\x00,"),
+        1,
+        "not valid UTF-16 text",
+        format="tutorial",
+    )
 
 
 def test_a_byte_order_mark_inside_the_file_is_refused(tmp_path):
     """The tokenizer drops one at the start of its input only: was imported in line 1 of
     a headerless file (u.data) and refused elsewhere."""
     _refused(read_ratings_file, _file(tmp_path, "\ufeff\ufeff1\t2\t3\t4\n".encode()), 1, "a byte-order mark (U+FEFF)")
-    _refused(read_ratings_file, _file(tmp_path, "user_id,movie_id,value\n1,2,3\n\ufeff4,5,3\n".encode()), 3,
-             "a byte-order mark (U+FEFF)")
+    _refused(
+        read_ratings_file,
+        _file(tmp_path, "user_id,movie_id,value\n1,2,3\n\ufeff4,5,3\n".encode()),
+        3,
+        "a byte-order mark (U+FEFF)",
+    )
 
 
 def test_the_smallest_64_bit_timestamp_is_in_range(tmp_path):
     """Was: -2^63 refused as 'outside the 64-bit integer range'."""
     frame = read_ratings_file(_file(tmp_path, f"userId,movieId,rating,timestamp\n1,2,4,{-(2**63)}\n"))
     assert frame.rated_at.tolist() == [-(2**63)]
-    _refused(read_ratings_file, _file(tmp_path, f"userId,movieId,rating,timestamp\n1,2,4,{-(2**63) - 1}\n"), 2,
-             "outside the 64-bit integer range")
+    _refused(
+        read_ratings_file,
+        _file(tmp_path, f"userId,movieId,rating,timestamp\n1,2,4,{-(2**63) - 1}\n"),
+        2,
+        "outside the 64-bit integer range",
+    )
     _refused(read_ratings_file, _file(tmp_path, f"user_id,movie_id,value\n{-(2**63)},2,4\n"), 2, "is negative")
 
 
@@ -884,8 +1087,12 @@ def test_a_message_quotes_a_huge_field_cut_short(tmp_path):
     with pytest.raises(InputError, match="is outside the 64-bit integer range") as caught:
         read_ratings_file(_file(tmp_path, b"user_id,movie_id,value\n" + b"9" * 100_000 + b",2,3\n"))
     assert len(str(caught.value)) < 200
-    _refused(read_ratings_file, _file(tmp_path, "user_id,movie_id,value\n1,2,1e999\n"), 2,
-             "rating '1e999' is not a finite number")
+    _refused(
+        read_ratings_file,
+        _file(tmp_path, "user_id,movie_id,value\n1,2,1e999\n"),
+        2,
+        "rating '1e999' is not a finite number",
+    )
 
 
 def test_a_bad_u_genre_is_an_input_error(tmp_path):
@@ -904,19 +1111,25 @@ def _source_file(tmp_path: Path, content: str | bytes) -> Path:
 RATINGS = '[ratings]\ntable = "reviews"\nuser = "u"\nmovie = "m"\nrating = "r"\n'
 
 
-@pytest.mark.parametrize("content,message", [
-    (RATINGS.replace('"reviews"', '"reviews\\n"'), "is not a plain name"),  # "$" matched before the newline
-    (RATINGS.replace('table = "reviews"', "query = 5"), "a source query must be a string of SQL, not 5"),
-    (RATINGS.replace('table = "reviews"', 'query = "SELECT 1 AS u, 2 AS m, 3 AS r\\u0000"'), "NUL character"),
-    ('movies = "products"\n' + RATINGS, "[movies] must be a table"),  # was AttributeError
-    (RATINGS + '[movies]\ntable = "products"\ntitel = "name"\n', "unknown [movies] keys ['titel']"),
-    (RATINGS + '[movies]\ntitle = "name"\n', "[movies] needs table"),
-    (RATINGS + '[movie]\ntable = "products"\n', "unknown tables or keys ['movie']"),
-    (RATINGS.replace('"u"', "1"), "source user column 1 is not a plain name"),
-    ('[ratings]\nuser = "u"\nmovie = "m"\nrating = "r"\n', "exactly one of table or query"),
-    (RATINGS.replace("reviews", "café").encode("latin-1"), "not valid TOML: not UTF-8 text"),  # was UnicodeDecodeError
-    (RATINGS.encode("utf-16"), "not valid TOML: not UTF-8 text"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (RATINGS.replace('"reviews"', '"reviews\\n"'), "is not a plain name"),  # "$" matched before the newline
+        (RATINGS.replace('table = "reviews"', "query = 5"), "a source query must be a string of SQL, not 5"),
+        (RATINGS.replace('table = "reviews"', 'query = "SELECT 1 AS u, 2 AS m, 3 AS r\\u0000"'), "NUL character"),
+        ('movies = "products"\n' + RATINGS, "[movies] must be a table"),  # was AttributeError
+        (RATINGS + '[movies]\ntable = "products"\ntitel = "name"\n', "unknown [movies] keys ['titel']"),
+        (RATINGS + '[movies]\ntitle = "name"\n', "[movies] needs table"),
+        (RATINGS + '[movie]\ntable = "products"\n', "unknown tables or keys ['movie']"),
+        (RATINGS.replace('"u"', "1"), "source user column 1 is not a plain name"),
+        ('[ratings]\nuser = "u"\nmovie = "m"\nrating = "r"\n', "exactly one of table or query"),
+        (
+            RATINGS.replace("reviews", "café").encode("latin-1"),
+            "not valid TOML: not UTF-8 text",
+        ),  # was UnicodeDecodeError
+        (RATINGS.encode("utf-16"), "not valid TOML: not UTF-8 text"),
+    ],
+)
 def test_a_bad_source_file_is_one_invalid_parameter_naming_it(tmp_path, content, message):
     path = _source_file(tmp_path, content)
     with pytest.raises(InvalidParameter) as caught:

@@ -117,16 +117,19 @@ def test_a_trained_database_is_healthy(db_url, run, engine, tmp_path):
     assert active["model_id"] == _active_id(engine)
     with engine.connect() as conn:
         assert active["n_ratings"] == conn.execute(select(func.count()).select_from(Rating)).scalar_one()
-        assert active["algorithm"] == conn.execute(
-            select(Model.algorithm).where(Model.id == active["model_id"])).scalar_one()
+        assert (
+            active["algorithm"]
+            == conn.execute(select(Model.algorithm).where(Model.id == active["model_id"])).scalar_one()
+        )
     activated = datetime.fromisoformat(active["activated_at"])
     assert activated.tzinfo is not None and abs(datetime.now(UTC) - activated) < timedelta(minutes=10)
     assert 0 <= active["age_seconds"] < 600
     assert report["problems"] == [] and report["last_failure"] is None and report["upgrade_pending"] is False
     lines = _text(run, code=OK)
     assert lines[0] == "current: " + migrate.head_revision()
-    assert re.fullmatch(rf"active model: {active['model_id']} \(als\), \d+ seconds? old, {N_RATINGS} ratings",
-                        lines[2]), lines
+    assert re.fullmatch(
+        rf"active model: {active['model_id']} \(als\), \d+ seconds? old, {N_RATINGS} ratings", lines[2]
+    ), lines
     assert lines[-1] == "healthy"
     # The Python API says the same.
     health = recsql.health(db_url, max_age=90000)
@@ -155,8 +158,11 @@ def test_a_model_older_than_max_age(db_url, run, engine, tmp_path):
 def test_the_last_failed_run_is_shown(db_url, run, engine, tmp_path):
     _train(run, tmp_path)
     with engine.begin() as conn:  # what a retrain killed mid-write leaves behind
-        conn.execute(Model.__table__.insert().values(
-            created_at=datetime.now(UTC) - timedelta(seconds=1), status=RUNNING, algorithm="als", params={}))
+        conn.execute(
+            Model.__table__.insert().values(
+                created_at=datetime.now(UTC) - timedelta(seconds=1), status=RUNNING, algorithm="als", params={}
+            )
+        )
     run("train", "--features", 2, "--samples", 0)  # reclaims it (failed), then prunes it
     report = _status(run, code=OK)  # a failure alone is reported, not alerted on
     failure = report["last_failure"]
@@ -165,14 +171,25 @@ def test_the_last_failed_run_is_shown(db_url, run, engine, tmp_path):
     assert status == "pruned" and "process stopped" in failure["error"]
     assert failure["after_active"] is False and failure["finished_at"] is not None
     with engine.begin() as conn:
-        conn.execute(Model.__table__.insert().values(
-            created_at=datetime.now(UTC), finished_at=datetime.now(UTC), status=FAILED, algorithm="als",
-            params={}, error="the fit diverged: NaN in the factors"))
+        conn.execute(
+            Model.__table__.insert().values(
+                created_at=datetime.now(UTC),
+                finished_at=datetime.now(UTC),
+                status=FAILED,
+                algorithm="als",
+                params={},
+                error="the fit diverged: NaN in the factors",
+            )
+        )
     failure = _status(run, code=OK)["last_failure"]
     assert failure["error"] == "the fit diverged: NaN in the factors" and failure["after_active"] is True
     lines = _text(run, code=OK)
-    assert any(line.startswith(f"last failure: model {failure['model_id']}") and "after the active model" in line
-               and line.endswith("the fit diverged: NaN in the factors") for line in lines), lines
+    assert any(
+        line.startswith(f"last failure: model {failure['model_id']}")
+        and "after the active model" in line
+        and line.endswith("the fit diverged: NaN in the factors")
+        for line in lines
+    ), lines
 
 
 def test_an_unreachable_database_is_one_line_and_exit_1(tmp_path):
@@ -187,8 +204,14 @@ def test_a_cron_failure_line_has_its_timestamp(job, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "RECSQL_SCHEMA")}
     env["RECSQL_DATABASE_URL"] = url
     args = ["--database-url", url] if job == "migrate" else []
-    done = subprocess.run([sys.executable, "-m", "recsql.cron", job, *args],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "recsql.cron", job, *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == PROBLEM, done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert re.match(rf"\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d,\d{{3}} ERROR recsql\.cron: {job} failed: ", last), last

@@ -23,7 +23,7 @@ from recsql.db.tables import RECSQL_TABLES, Base
 from recsql.errors import InvalidParameter
 from tests.conftest import ROOT
 
-# What README's "Embedding in an application's Alembic" tells an application to add.
+# What the embedding guide's "Embedding in an application's Alembic" tells an application to add.
 HOOK_IMPORT = "from recsql.alembic_host import include_name, include_object"
 HOOK_ARGUMENTS = "include_name=include_name, include_object=include_object"
 
@@ -34,18 +34,18 @@ CONFIGURE = "context.configure(connection=connection, target_metadata=target_met
 INCLUDE_SCHEMAS = "context.configure(connection=connection, target_metadata=target_metadata, include_schemas=True,"
 NAMESPACE = "recsql"
 
-ORDERS_TABLE = '''
+ORDERS_TABLE = """
 Table(
     "orders", target_metadata,
     Column("id", Integer, primary_key=True),
     Column("customer", String(100), nullable=False),
     Column("total", Numeric(10, 2), nullable=False),
 )
-'''
+"""
 
 # The application's own `ratings`, in public: recsql uses the name too, in its schema.
 # Its models have a column (`comment`) that its migrations have not added yet.
-RATINGS_TABLE = '''
+RATINGS_TABLE = """
 Table(
     "ratings", target_metadata,
     Column("id", Integer, primary_key=True),
@@ -53,9 +53,9 @@ Table(
     Column("stars", Integer, nullable=False),
     Column("comment", String(200)),
 )
-'''
+"""
 
-ENV_PY = f'''
+ENV_PY = f"""
 from alembic import context
 from sqlalchemy import Column, Integer, MetaData, Numeric, String, Table, create_engine
 
@@ -71,9 +71,9 @@ with engine.connect() as connection:
     with context.begin_transaction():
         context.run_migrations()
 engine.dispose()
-'''
+"""
 
-FIRST_REVISION = '''
+FIRST_REVISION = """
 import sqlalchemy as sa
 from alembic import op
 
@@ -94,14 +94,15 @@ def upgrade():
 
 def downgrade():
     op.drop_table("orders")
-'''
+"""
 
 
 # The namespaced host's first revision also creates its `ratings` (without `comment`).
 RATINGS_REVISION = FIRST_REVISION.replace(
-    '''        sa.Column("total", sa.Numeric(10, 2), nullable=False),
+    """        sa.Column("total", sa.Numeric(10, 2), nullable=False),
     )
-''', '''        sa.Column("total", sa.Numeric(10, 2), nullable=False),
+""",
+    """        sa.Column("total", sa.Numeric(10, 2), nullable=False),
     )
     op.create_table(
         "ratings",
@@ -109,7 +110,8 @@ RATINGS_REVISION = FIRST_REVISION.replace(
         sa.Column("order_id", sa.Integer(), nullable=False),
         sa.Column("stars", sa.Integer(), nullable=False),
     )
-''').replace('op.drop_table("orders")', 'op.drop_table("ratings")\n    op.drop_table("orders")')
+""",
+).replace('op.drop_table("orders")', 'op.drop_table("ratings")\n    op.drop_table("orders")')
 
 
 def host_project(
@@ -118,7 +120,7 @@ def host_project(
     """alembic.ini, env.py (with or without recsql's hooks), versions/0001_orders.py.
 
     ``namespace``: the application has its own ``ratings`` table too; ``"hooks"`` gives
-    its env.py recsql's hooks for schema "recsql" (as README shows), ``"plain"`` the
+    its env.py recsql's hooks for schema "recsql" (as the embedding guide shows), ``"plain"`` the
     module-level ones.  ``include_schemas``: the env.py reflects every schema."""
     scripts = folder / "host_migrations"
     (scripts / "versions").mkdir(parents=True)
@@ -169,7 +171,7 @@ def ops(upgrade: str) -> list[str]:
 
 def test_host_autogenerate_ignores_recsql(db_url, tmp_path, monkeypatch):
     monkeypatch.delenv(SCHEMA_ENV, raising=False)
-    recsql.upgrade(db_url)  # the deploy order README gives: recsql's migrations first
+    recsql.upgrade(db_url)  # the deploy order the production guide gives: recsql's migrations first
     with_hooks = host_project(tmp_path / "with", db_url)
     command.upgrade(with_hooks, "head")  # the host's own table and alembic_version
 
@@ -227,7 +229,7 @@ def test_host_ignores_recsql_in_its_namespace(postgresql_url, tmp_path, monkeypa
     assert dropped_in(upgrade, NAMESPACE) == ({*RECSQL_TABLES, VERSION_TABLE} if include_schemas else set())
 
     # With $RECSQL_SCHEMA, as recsql's own commands take it, the module-level hooks
-    # (README's first two lines) know the namespace too.
+    # (the guide's first two lines) know the namespace too.
     monkeypatch.setenv(SCHEMA_ENV, NAMESPACE)
     upgrade, text = autogenerate(plain)
     assert_only_the_applications_change(upgrade, text)
@@ -313,7 +315,7 @@ def test_hooks_take_the_namespace_from_the_environment(monkeypatch):
 
 
 @pytest.mark.parametrize("line", [HOOK_IMPORT, HOOK_ARGUMENTS, NAMESPACE_HOOK_IMPORT, NAMESPACE_HOOKS, INCLUDE_SCHEMAS])
-def test_readme_shows_the_lines_the_test_uses(line):
-    readme = (ROOT / "README.md").read_text()
+def test_the_guide_shows_the_lines_the_test_uses(line):
+    readme = (ROOT / "docs" / "howto" / "embed.md").read_text()
     section = readme.split("## Embedding in an application's Alembic", 1)[1].split("\n## ", 1)[0]
     assert line in section

@@ -13,7 +13,7 @@ from sqlalchemy import func, inspect, select, text
 
 import recsql
 from recsql.data.files import read_movies_file, read_ratings_file
-from recsql.data.load import stored_scale, upsert_movies
+from recsql.db.catalogue import stored_scale, upsert_movies
 from recsql.db.tables import Movie, Rating
 from recsql.errors import InputError, InvalidParameter
 
@@ -52,8 +52,9 @@ def test_movielens_formats(tmp_path):
     assert frame.attrs["format"] == "movielens-100k"
     assert frame.user_id.tolist() == [196, 186]
     movies = _write(
-        tmp_path, "movies.csv",
-        'movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n'
+        tmp_path,
+        "movies.csv",
+        "movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n"
         '11,"American President, The (1995)",Comedy|Drama|Romance\n',
     )
     frame = read_movies_file(movies)
@@ -105,8 +106,11 @@ BAD_RATINGS = [
     ("user_id,movie_id,value\n1.5,2,5\n", 2, "user id '1.5' is not a whole number"),
     ("user_id,movie_id,value\n1,2,5\n1e3,2,5\n", 3, "user id '1e3' is not a whole number"),
     ("user_id,movie_id,value\n1,-4,5\n", 2, "movie id -4 is negative"),
-    ("user_id,movie_id,value\n9223372036854775808,2,5\n", 2,
-     "user id 9223372036854775808 is outside the 64-bit integer range"),
+    (
+        "user_id,movie_id,value\n9223372036854775808,2,5\n",
+        2,
+        "user id 9223372036854775808 is outside the 64-bit integer range",
+    ),
     ("user_id,movie_id,value\n1,123456789012345678901,5\n", 2, "is outside the 64-bit integer range"),
     ("user_id,movie_id,value\n1,2,nan\n", 2, "rating 'nan' is not a number"),
     (b"user_id,movie_id,value\n1,2,5\n\xff\xfe,3,4\n", 3, "not valid UTF-8"),
@@ -177,14 +181,14 @@ def test_an_interrupted_first_import_leaves_the_table_usable(engine, tmp_path, m
     """A load into the empty table drops its index first; interrupted (Ctrl-C) mid-insert,
     the drop rolls back with the rows, and later imports work."""
     import recsql
-    from recsql.data import load
+    from recsql.db import catalogue
 
     path = _write(tmp_path, "r.csv", "user_id,movie_id,value\n1,2,5\n2,3,4\n")
 
     def interrupted(*_args, **_kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(load, "insert_columns", interrupted)
+    monkeypatch.setattr(catalogue, "insert_columns", interrupted)
     with pytest.raises(KeyboardInterrupt):
         recsql.import_ratings(engine, path)
     monkeypatch.undo()
@@ -217,8 +221,14 @@ def test_the_rating_scale_refuses_ratings_off_it(engine, run, tmp_path):
     assert _ratings(engine) == before and _scale(engine) == (1, 5)
     run("import", "ratings", _write(tmp_path, "c.csv", "user_id,movie_id,value\n3,2,10\n"), "--rating-scale", "1,10")
     assert _scale(engine) == (1, 10) and len(_ratings(engine)) == 3
-    out = run("import", "ratings", _write(tmp_path, "d.csv", "user_id,movie_id,value\n4,2,2\n"),
-              "--rating-scale", "1,5", ok=False).output
+    out = run(
+        "import",
+        "ratings",
+        _write(tmp_path, "d.csv", "user_id,movie_id,value\n4,2,2\n"),
+        "--rating-scale",
+        "1,5",
+        ok=False,
+    ).output
     assert "the stored ratings span 1 to 10" in out and _scale(engine) == (1, 10)
     for scale in ("5,1", "1", "a,b", "1,inf"):
         assert "LOW < HIGH" in run("import", "ratings", tmp_path / "d.csv", "--rating-scale", scale, ok=False).output
@@ -237,7 +247,7 @@ def test_predictions_are_clipped_to_the_stored_scale(engine, run, tmp_path):
 def test_titles_with_any_line_break_round_trip(engine):
     """Titles from an application's table may hold \\r, \\n or both: stored exactly
     (PostgreSQL's CSV COPY ends a row at an unquoted \\r)."""
-    titles = ["a\rb", "c\nd", "e\r\nf", "", "g,\"h\""]
+    titles = ["a\rb", "c\nd", "e\r\nf", "", 'g,"h"']
     with engine.begin() as conn:
         upsert_movies(conn, pd.DataFrame({"movie_id": range(1, 6), "title": titles, "genres": [None] * 5}))
     with engine.connect() as conn:
@@ -256,13 +266,18 @@ def _movies(engine) -> list[tuple]:
 def test_a_custom_header_layout_with_extra_columns_reordered(engine, run, tmp_path):
     """--columns maps fields to header names in any order; other columns (one holding
     the delimiter inside quotes) are ignored; ids stay exact 64-bit integers."""
-    path = _write(tmp_path, "reviews.csv", (
-        'ts;Stars;note;item;customer\n'
-        '100;4;"good; really";10;1\n'
-        '-86400;4.5;"say ""hi""";9223372036854775807;"1541815603606036481"\n'
-    ))
-    out = run("import", "ratings", path, "--columns", "user=customer,movie=item,rating=stars,time=ts",
-              "--delimiter", ";").output
+    path = _write(
+        tmp_path,
+        "reviews.csv",
+        (
+            "ts;Stars;note;item;customer\n"
+            '100;4;"good; really";10;1\n'
+            '-86400;4.5;"say ""hi""";9223372036854775807;"1541815603606036481"\n'
+        ),
+    )
+    out = run(
+        "import", "ratings", path, "--columns", "user=customer,movie=item,rating=stars,time=ts", "--delimiter", ";"
+    ).output
     assert "imported 2 ratings" in out and "custom format" in out
     assert _ratings(engine) == [(1, 10, 4.0, 100), (1541815603606036481, 2**63 - 1, 4.5, -86400)]
     assert all(type(r[0]) is int and type(r[1]) is int for r in _ratings(engine))
@@ -271,8 +286,9 @@ def test_a_custom_header_layout_with_extra_columns_reordered(engine, run, tmp_pa
 def test_a_custom_layout_through_the_python_api(engine, tmp_path):
     """The same layouts as a dict or a string; without time, rated_at stays NULL."""
     path = _write(tmp_path, "r.tsv", "stars\tcustomer\titem\n5\t1\t2\n3\t2\t2\n")
-    result = recsql.import_ratings(engine, path, columns={"user": "customer", "movie": "item", "rating": "stars"},
-                                   delimiter="\t")
+    result = recsql.import_ratings(
+        engine, path, columns={"user": "customer", "movie": "item", "rating": "stars"}, delimiter="\t"
+    )
     assert (result.format, result.rows) == ("custom", 2)
     recsql.import_ratings(engine, path, columns="user=customer,movie=item,rating=stars", delimiter="tab")
     assert [r for r in _ratings(engine)] == [(1, 2, 5.0, None), (2, 2, 3.0, None)] * 2
@@ -284,16 +300,22 @@ def test_no_header_positions_and_the_default_order(engine, run, tmp_path):
     assert _ratings(engine) == [(1, 20, 4.0, 1000), (2, 30, 5.0, 2000)]
     run("import", "ratings", path, "--no-header", "--replace")  # tutorial order, the 4th column ignored
     assert _ratings(engine) == [(20, 1, 4.0, None), (30, 2, 5.0, None)]
-    recsql.import_ratings(engine, path, columns={"user": 1, "movie": 2, "rating": 3, "time": 4}, header=False,
-                          replace=True)
+    recsql.import_ratings(
+        engine, path, columns={"user": 1, "movie": 2, "rating": 3, "time": 4}, header=False, replace=True
+    )
     assert _ratings(engine) == [(20, 1, 4.0, 1000), (30, 2, 5.0, 2000)]
     out = run("import", "ratings", path, "--no-header", "--columns", "user=1,movie=2,rating=5", ok=False).output
     assert f"{path}, line 1: --columns reads rating from column 5, but this line has 4" in out
 
 
 def test_delimiter_alone_reads_the_built_in_headers(engine, run, tmp_path):
-    run("import", "ratings", _write(tmp_path, "r.csv", "userId|movieId|rating|timestamp\n1|2|4.5|77\n"),
-        "--delimiter", "|")
+    run(
+        "import",
+        "ratings",
+        _write(tmp_path, "r.csv", "userId|movieId|rating|timestamp\n1|2|4.5|77\n"),
+        "--delimiter",
+        "|",
+    )
     assert _ratings(engine) == [(1, 2, 4.5, 77)]
 
 
@@ -310,30 +332,38 @@ def test_a_column_missing_from_the_header_is_one_error_at_line_1(engine, run, tm
     before = _ratings(engine)
     path = _write(tmp_path, "r.csv", "customer,item,stars\n1,2,5\n")
     out = run("import", "ratings", path, "--columns", "user=customer,movie=product,rating=score", ok=False).output
-    assert out.strip() == (f"Error: {path}, line 1: the header has no column 'product' (movie) or 'score' (rating); "
-                           "its columns: 'customer', 'item', 'stars'")
+    assert out.strip() == (
+        f"Error: {path}, line 1: the header has no column 'product' (movie) or 'score' (rating); "
+        "its columns: 'customer', 'item', 'stars'"
+    )
     data = _write(tmp_path, "d.csv", "1,2,5\n")
     out = run("import", "ratings", data, "--columns", "user=customer,movie=item,rating=stars", ok=False).output
     assert "line 1: the header has no column" in out and "use --no-header" in out
     assert _ratings(engine) == before
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--columns", "user=a,movie=b,stars=c"], "unknown field 'stars' in --columns; the ratings fields are user, "
-                                              "movie, rating (required) and time (optional)"),
-    (["--columns", "user=a,movie=b"], "--columns does not name rating; the ratings fields are"),
-    (["--columns", "user:a,movie:b,rating:c"], "--columns takes FIELD=COLUMN pairs separated by commas"),
-    (["--columns", "user=a,,movie=b,rating=c"], "--columns takes FIELD=COLUMN pairs"),
-    (["--columns", "user=a,movie=b,rating="], "--columns takes FIELD=COLUMN pairs"),
-    (["--columns", "user=a,user=b,movie=c,rating=d"], "--columns names the field 'user' twice"),
-    (["--columns", "user=a,movie=A,rating=c"], "--columns gives user and movie the same column 'A'"),
-    (["--no-header", "--columns", "user=a,movie=2,rating=3"], "without a header line, --columns gives positions"),
-    (["--no-header", "--columns", "user=0,movie=2,rating=3"], "positions from 1"),
-    (["--delimiter", ";;"], "a delimiter is one character"),
-    (["--delimiter", '"'], "a delimiter is one character"),
-    (["--delimiter", "."], "a delimiter is one character"),
-    (["--columns", "user=a,movie=b,rating=c", "--format", "tutorial"], "--format reads a built-in layout"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (
+            ["--columns", "user=a,movie=b,stars=c"],
+            "unknown field 'stars' in --columns; the ratings fields are user, "
+            "movie, rating (required) and time (optional)",
+        ),
+        (["--columns", "user=a,movie=b"], "--columns does not name rating; the ratings fields are"),
+        (["--columns", "user:a,movie:b,rating:c"], "--columns takes FIELD=COLUMN pairs separated by commas"),
+        (["--columns", "user=a,,movie=b,rating=c"], "--columns takes FIELD=COLUMN pairs"),
+        (["--columns", "user=a,movie=b,rating="], "--columns takes FIELD=COLUMN pairs"),
+        (["--columns", "user=a,user=b,movie=c,rating=d"], "--columns names the field 'user' twice"),
+        (["--columns", "user=a,movie=A,rating=c"], "--columns gives user and movie the same column 'A'"),
+        (["--no-header", "--columns", "user=a,movie=2,rating=3"], "without a header line, --columns gives positions"),
+        (["--no-header", "--columns", "user=0,movie=2,rating=3"], "positions from 1"),
+        (["--delimiter", ";;"], "a delimiter is one character"),
+        (["--delimiter", '"'], "a delimiter is one character"),
+        (["--delimiter", "."], "a delimiter is one character"),
+        (["--columns", "user=a,movie=b,rating=c", "--format", "tutorial"], "--format reads a built-in layout"),
+    ],
+)
 def test_malformed_layout_options_are_one_invalid_parameter(engine, run, tmp_path, args, message):
     path = _write(tmp_path, "r.csv", "a,b,c\n1,2,5\n")
     out = run("import", "ratings", path, *args, ok=False).output
@@ -348,14 +378,20 @@ def test_malformed_columns_through_the_api_name_the_movie_fields():
         read_movies_file("unused.csv", columns={"movie": 1, "title": "name"})
 
 
-@pytest.mark.parametrize("kind,content,suggested", [
-    ("ratings", "user,item,rating\n1,2,5\n2,3,4\n", "--columns user=user,movie=item,rating=rating"),
-    ("ratings", "Customer ID;Product;Stars;created_at\n1;2;5;99\n", "--columns 'user=Customer ID,movie=Product,"
-                                                                  "rating=Stars,time=created_at' --delimiter ';'"),
-    ("ratings", "1\t2\t5\n", "--no-header --delimiter tab"),
-    ("ratings", "1,2,5\n2,3,4\n", "--no-header"),
-    ("movies", 'id,name,category\n1,"A, the",x\n', "--columns movie=id,title=name,genres=category"),
-])
+@pytest.mark.parametrize(
+    "kind,content,suggested",
+    [
+        ("ratings", "user,item,rating\n1,2,5\n2,3,4\n", "--columns user=user,movie=item,rating=rating"),
+        (
+            "ratings",
+            "Customer ID;Product;Stars;created_at\n1;2;5;99\n",
+            "--columns 'user=Customer ID,movie=Product,rating=Stars,time=created_at' --delimiter ';'",
+        ),
+        ("ratings", "1\t2\t5\n", "--no-header --delimiter tab"),
+        ("ratings", "1,2,5\n2,3,4\n", "--no-header"),
+        ("movies", 'id,name,category\n1,"A, the",x\n', "--columns movie=id,title=name,genres=category"),
+    ],
+)
 def test_an_unknown_header_suggests_columns_that_work(engine, run, tmp_path, kind, content, suggested):
     """The refusal names the exact options to add, and adding them imports the file."""
     path = _write(tmp_path, "f.csv", content)
@@ -363,7 +399,7 @@ def test_an_unknown_header_suggests_columns_that_work(engine, run, tmp_path, kin
     assert f"{path}, line 1: cannot tell the {kind} format" in out and out.rstrip().endswith(suggested), out
     hint = out.rstrip().rsplit(": ", 1)[1]
     assert "imported" in run("import", kind, path, *shlex.split(hint)).output
-    assert (_ratings(engine) if kind == "ratings" else _movies(engine))
+    assert _ratings(engine) if kind == "ratings" else _movies(engine)
 
 
 def test_an_unknown_header_without_telling_names_gets_the_template(run, tmp_path):
@@ -374,14 +410,17 @@ def test_an_unknown_header_without_telling_names_gets_the_template(run, tmp_path
     assert "line 1: the header is not a built-in one; name its columns: --columns FIELD=NAME" in out
 
 
-@pytest.mark.parametrize("content,line,reason", [
-    ("c;i;s\n1;2;5\n1;x;4\n", 3, "movie id 'x' is not a whole number"),
-    ("c;i;s\n1;2;5\n1;2\n", 3, "expected 3 fields (as the header has), found 2"),
-    ("c;i;s\n1;2;5\n\n1;2;3\n", 3, "empty line"),
-    ('c;i;s\n1;2;"5\n', 2, "never ends"),
-    ("c;i;s\n1;2;5\n1;2;99\n", 3, "rating 99 is outside the rating scale 1,5"),
-    ("c;i;s\n", None, "the file has a header but no data rows"),
-])
+@pytest.mark.parametrize(
+    "content,line,reason",
+    [
+        ("c;i;s\n1;2;5\n1;x;4\n", 3, "movie id 'x' is not a whole number"),
+        ("c;i;s\n1;2;5\n1;2\n", 3, "expected 3 fields (as the header has), found 2"),
+        ("c;i;s\n1;2;5\n\n1;2;3\n", 3, "empty line"),
+        ('c;i;s\n1;2;"5\n', 2, "never ends"),
+        ("c;i;s\n1;2;5\n1;2;99\n", 3, "rating 99 is outside the rating scale 1,5"),
+        ("c;i;s\n", None, "the file has a header but no data rows"),
+    ],
+)
 def test_a_bad_line_in_a_custom_layout_imports_nothing(engine, run, tmp_path, content, line, reason):
     run("import", "ratings", _write(tmp_path, "good.csv", "user_id,movie_id,value\n7,8,1\n7,9,5\n"))
     before = _ratings(engine)
@@ -428,3 +467,30 @@ def test_text_after_a_closing_quote_is_refused_by_line(tmp_path):
         read_movies_file(path)
     path.write_text('movie_id,title,genre\n1,"a""b",x\n2,c"d,y\n')
     assert read_movies_file(path)["title"].tolist() == ['a"b', 'c"d']
+
+
+def test_line_numbers_hold_across_chunks_and_batches(tmp_path, monkeypatch):
+    """Records are tokenized a chunk at a time and checked a batch at a time: a bad field
+    far down, after quoted line breaks in every record, is still refused at its line."""
+    from recsql.data import reader
+
+    monkeypatch.setattr(reader, "CHUNK", 7)
+    monkeypatch.setattr(reader, "BATCH", 10)
+    rows = [f'"{i}\n",{i % 5},4' for i in range(1, 60)]  # every record spans two lines
+    path = _write(tmp_path, "r.csv", "user_id,movie_id,value\n" + "\n".join(rows) + "\n")
+    frame = read_ratings_file(path)
+    assert frame.user_id.tolist() == list(range(1, 60))
+    assert frame.attrs["lines"].numbers.tolist() == list(range(2, 120, 2))
+    rows[36] = rows[36].replace(",4", ",x")
+    path.write_text("user_id,movie_id,value\n" + "\n".join(rows) + "\n")
+    with pytest.raises(InputError, match=r"r.csv, line 74: rating 'x' is not a number"):
+        read_ratings_file(path)
+    titles = "\n".join(f'{i},"Part\r\n{i}",Drama' for i in range(1, 40))
+    with pytest.raises(InputError, match=r"m.csv, line 80: movie id 39 appears twice"):
+        read_movies_file(_write(tmp_path, "m.csv", f"movie_id,title,genre\n{titles}\n39,Again,x\n"))
+
+
+def test_a_field_beyond_the_tokenizers_limit_is_refused_by_line(tmp_path):
+    path = _write(tmp_path, "m.csv", 'movie_id,title,genre\n1,A,x\n2,"' + "y" * 200_000 + '",z\n')
+    with pytest.raises(InputError, match=r"m.csv, line 3: a field longer than 131,072 characters"):
+        read_movies_file(path)

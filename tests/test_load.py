@@ -20,9 +20,25 @@ from tests.conftest import ROOT
 
 # A small synthetic catalogue and cheap training: a few seconds per database.
 SHORT = [
-    "--synthetic", "--ratings", "20000", "--users", "300", "--movies", "200",
-    "--samples", "5", "--features", "4",
-    "--readers", "2", "--retrains", "2", "--min-queries", "1000", "--ids", "100",
+    "--synthetic",
+    "--ratings",
+    "20000",
+    "--users",
+    "300",
+    "--movies",
+    "200",
+    "--samples",
+    "5",
+    "--features",
+    "4",
+    "--readers",
+    "2",
+    "--retrains",
+    "2",
+    "--min-queries",
+    "1000",
+    "--ids",
+    "100",
 ]
 
 
@@ -56,15 +72,23 @@ def test_detector_flags_a_mixed_or_empty_answer(bench_load):
     old = [(1, 10, "Heat (1995)", 0.9), (2, 11, "Alien (1979)", 0.8), (3, 12, "Fargo (1996)", 0.7)]
     new = [(1, 12, "Fargo (1996)", 0.95), (2, 13, "Babe (1995)", 0.85), (3, 10, "Heat (1995)", 0.75)]
     fp = bench_load.fingerprint
-    references = pd.DataFrame({"kind": [0, 0], "key": [5, 5], "fingerprint": [fp(old), fp(new)],
-                               "model_id": [1, 2], "rows": [3, 3]})
-    answers = pd.DataFrame({"kind": 0, "key": 5, "fingerprint": [
-        fp(old), fp(new),
-        fp(old[:2] + new[2:]),  # rows of two models in one answer
-        fp(old + new),          # both models' rows, as if two were active
-        fp(old[:2]),            # a partial list
-        fp([]),                 # empty, though both models have a list
-    ]})
+    references = pd.DataFrame(
+        {"kind": [0, 0], "key": [5, 5], "fingerprint": [fp(old), fp(new)], "model_id": [1, 2], "rows": [3, 3]}
+    )
+    answers = pd.DataFrame(
+        {
+            "kind": 0,
+            "key": 5,
+            "fingerprint": [
+                fp(old),
+                fp(new),
+                fp(old[:2] + new[2:]),  # rows of two models in one answer
+                fp(old + new),  # both models' rows, as if two were active
+                fp(old[:2]),  # a partial list
+                fp([]),  # empty, though both models have a list
+            ],
+        }
+    )
     assert bench_load.judge(answers, references).tolist()[:2] == [1, 2]
     assert bench_load.judge(answers, references).isna().tolist() == [False, False, True, True, True, True]
     # The same list asked about another id, or of the other view, is not that id's answer.

@@ -26,9 +26,23 @@ from tests.conftest import SMALL_RATINGS, Cli
 
 def _stalled_train(url: str, phase: str) -> subprocess.Popen:
     child = subprocess.Popen(
-        [sys.executable, "-m", "recsql", "--quiet", "--database-url", url, "train", "--samples", "0",
-         "--features", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, STALL_ENV: phase},
+        [
+            sys.executable,
+            "-m",
+            "recsql",
+            "--quiet",
+            "--database-url",
+            url,
+            "train",
+            "--samples",
+            "0",
+            "--features",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, STALL_ENV: phase},
     )
     assert child.stderr is not None
     line = child.stderr.readline()
@@ -43,9 +57,16 @@ def _take_the_lock_away(url: str) -> None:
         return
     admin = create_engine(normalize_url(url))
     with admin.begin() as conn:
-        ended = conn.execute(text(
-            "SELECT pg_terminate_backend(pid) FROM pg_locks "
-            "WHERE relation = to_regclass('recsql_lock') AND mode = 'ExclusiveLock' AND granted")).scalars().all()
+        ended = (
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                    "WHERE relation = to_regclass('recsql_lock') AND mode = 'ExclusiveLock' AND granted"
+                )
+            )
+            .scalars()
+            .all()
+        )
     admin.dispose()
     assert ended == [True]
 
@@ -84,7 +105,7 @@ def test_the_lock_outlives_idle_session_timeout(postgresql_url, tmp_path):
     admin = create_engine(normalize_url(postgresql_url), isolation_level="AUTOCOMMIT")
     name = make_url(normalize_url(postgresql_url)).database
     with admin.connect() as conn:
-        conn.execute(text(f'ALTER DATABASE "{name}" SET idle_session_timeout = \'1s\''))
+        conn.execute(text(f"ALTER DATABASE \"{name}\" SET idle_session_timeout = '1s'"))
     child = _stalled_train(postgresql_url, "fit")
     try:
         time.sleep(2.5)  # every idle session of the database has been ended by now

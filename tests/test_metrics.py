@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from recsql.algorithms.factors import Factors
+from recsql.algorithms.outputs import recommendation_lists
+from recsql.algorithms.topk import TopK
 from recsql.data.matrix import RatingMatrix
 from recsql.evaluation.beyond import beyond_accuracy, coverage, gini
 from recsql.evaluation.metrics import HeldOut, accuracy_metrics, because_you_rated, list_metrics, top_k_quality
-from recsql.model.factors import Factors
-from recsql.model.outputs import recommendation_lists
-from recsql.model.topk import TopK
 
 
 def test_top_k_quality_by_hand():
@@ -37,8 +37,13 @@ def small_case(seed=0, n_users=12, n_movies=30):
     train = RatingMatrix.from_triples(users[:cut], movies[:cut], values[:cut])
     test = RatingMatrix.from_triples(users[cut:], movies[cut:], values[cut:])
     factors = Factors(
-        train.user_ids, train.movie_ids, rng.normal(size=(train.n_users, 3)), rng.normal(size=(train.n_movies, 3)),
-        global_mean=3.0, user_bias=rng.normal(size=train.n_users), movie_bias=rng.normal(size=train.n_movies),
+        train.user_ids,
+        train.movie_ids,
+        rng.normal(size=(train.n_users, 3)),
+        rng.normal(size=(train.n_movies, 3)),
+        global_mean=3.0,
+        user_bias=rng.normal(size=train.n_users),
+        movie_bias=rng.normal(size=train.n_movies),
     )
     return train, test, factors
 
@@ -81,8 +86,12 @@ def test_ranking_matches_brute_force(seed):
         for col, movie in enumerate(factors.movie_ids.tolist()):
             if movie in rated:
                 continue
-            prediction = (factors.global_mean + factors.user_bias[row] + factors.movie_bias[col]
-                          + sum(factors.user_factors[row, f] * factors.movie_factors[col, f] for f in range(3)))
+            prediction = (
+                factors.global_mean
+                + factors.user_bias[row]
+                + factors.movie_bias[col]
+                + sum(factors.user_factors[row, f] * factors.movie_factors[col, f] for f in range(3))
+            )
             scored.append((-prediction, col, movie))
         lists[user] = [movie for _, _, movie in sorted(scored)]
     p, r, n = brute_quality(lists, {u: rel for u, (_, rel) in cases.items()})
@@ -143,15 +152,22 @@ def test_ranking_and_accuracy_agree_with_scikit_learn(seed):
 
     train, test, factors = small_case(seed, n_users=20, n_movies=40)
     stored = recommendation_lists(factors, None, train.csr, 10)
-    ours = {**accuracy_metrics(factors, train, test),
-            **list_metrics(factors, train, test, factors.similar_movies(3), stored.indices)}
+    ours = {
+        **accuracy_metrics(factors, train, test),
+        **list_metrics(factors, train, test, factors.similar_movies(3), stored.indices),
+    }
     users, movies, values = test.triples()
     rows = np.searchsorted(factors.user_ids, users)
     cols = np.searchsorted(factors.movie_ids, movies)
     known = np.isin(users, factors.user_ids) & np.isin(movies, factors.movie_ids)
     assert factors.clip is None  # predictions are the plain sum
-    predicted = [factors.global_mean + factors.user_bias[r] + factors.movie_bias[c]
-                 + factors.user_factors[r] @ factors.movie_factors[c] for r, c in zip(rows[known], cols[known])]
+    predicted = [
+        factors.global_mean
+        + factors.user_bias[r]
+        + factors.movie_bias[c]
+        + factors.user_factors[r] @ factors.movie_factors[c]
+        for r, c in zip(rows[known], cols[known])
+    ]
     assert ours["test_rmse"] == pytest.approx(math.sqrt(mean_squared_error(values[known], predicted)), rel=1e-9)
     assert ours["test_mae"] == pytest.approx(mean_absolute_error(values[known], predicted), rel=1e-9)
     scores = []
@@ -204,7 +220,7 @@ def test_beyond_accuracy_matches_plain_loops():
     per_user = []
     for row in recommended:
         listed = [m for m in row if m >= 0]
-        pairs = [(a, b) for i, a in enumerate(listed) for b in listed[i + 1:]]
+        pairs = [(a, b) for i, a in enumerate(listed) for b in listed[i + 1 :]]
         if pairs:
             norms = np.linalg.norm(vectors, axis=1)
             per_user.append(np.mean([1 - vectors[a] @ vectors[b] / norms[a] / norms[b] for a, b in pairs]))

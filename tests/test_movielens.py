@@ -10,8 +10,15 @@ def test_u1_end_to_end(engine, run, ml100k):
     run("import", "movies", ml100k / "u.item")
     # Fewer iterations than the default keep CI quick; the full run is in the closing note.
     out = run(
-        "train", "--solver", "cg", "--max-iterations", 200, "--regularization", 10,
-        "--test-file", ml100k / "u1.test",
+        "train",
+        "--solver",
+        "cg",
+        "--max-iterations",
+        200,
+        "--regularization",
+        10,
+        "--test-file",
+        ml100k / "u1.test",
     ).output
     rmse = float(re.search(r"test  RMSE (\d+\.\d+)", out).group(1))
     metrics = recsql.list_models(engine)[0].metrics

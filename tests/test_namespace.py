@@ -39,7 +39,8 @@ rating = "stars"
 
 def _app_rows(conn) -> list[tuple]:
     return sorted(map(tuple, conn.execute(text("SELECT * FROM ratings")))) + [
-        tuple(r) for r in conn.execute(text("SELECT * FROM movies"))]
+        tuple(r) for r in conn.execute(text("SELECT * FROM movies"))
+    ]
 
 
 def test_postgresql_schema(postgresql_url, tmp_path):
@@ -98,8 +99,16 @@ def test_sqlite_file_beside_the_application(sqlite_url, tmp_path, monkeypatch):
             if "_key" in sql:
                 continue  # the text-id query needs a text catalogue (tests/test_keys.py)
             named = sql
-            for view in ("similar_movies", "recommended_movies", "active_model", "popular_movies",
-                         "movie_features", "user_features", "movie_biases", "user_biases"):
+            for view in (
+                "similar_movies",
+                "recommended_movies",
+                "active_model",
+                "popular_movies",
+                "movie_features",
+                "user_features",
+                "movie_biases",
+                "user_biases",
+            ):
                 named = named.replace(f" {view}", f" recsql.{view}")
             assert conn.execute(text(named)).first() is not None, title
     app.dispose()
@@ -164,8 +173,12 @@ def test_a_schema_never_touches_the_default_namespace(db_url, tmp_path, monkeypa
     assert f"revision {head_revision()}" in run("db", "upgrade").output
     health = json.loads(run("db", "status", "--json", ok=False).output)
     assert health["revision"] == health["newest"] and health["active_model"] is None
-    (tmp_path / "source.toml").write_text(SOURCE.format(table="ratings").replace('"customer"', '"user_id"')
-                                          .replace('"item"', '"movie_id"').replace('"stars"', '"value"'))
+    (tmp_path / "source.toml").write_text(
+        SOURCE.format(table="ratings")
+        .replace('"customer"', '"user_id"')
+        .replace('"item"', '"movie_id"')
+        .replace('"stars"', '"value"')
+    )
     run("train", "--source", tmp_path / "source.toml", "--features", 2, "--samples", 0)
     monkeypatch.delenv(SCHEMA_ENV)
     namespaced = recsql.connect(db_url, schema="rs")
@@ -188,8 +201,13 @@ def test_grant_reader_grants_in_its_schema_only(postgresql_url, tmp_path):
     run("--schema", "rs", "import", "ratings", tmp_path / "r.csv")
     run("--schema", "rs", "db", "grant-reader", role)
     with admin.connect() as conn:
-        can = conn.execute(text("SELECT has_table_privilege(:r, 'rs.similar_movies', 'SELECT'), "
-                                "has_table_privilege(:r, 'public.similar_movies', 'SELECT')"), {"r": role}).one()
+        can = conn.execute(
+            text(
+                "SELECT has_table_privilege(:r, 'rs.similar_movies', 'SELECT'), "
+                "has_table_privilege(:r, 'public.similar_movies', 'SELECT')"
+            ),
+            {"r": role},
+        ).one()
     assert tuple(can) == (True, False)
     with admin.begin() as conn:
         conn.execute(text(f'DROP OWNED BY "{role}"'))

@@ -11,16 +11,16 @@ import pytest
 import scipy.sparse as sp
 
 import recsql
+from recsql.algorithms.outputs import recommendation_lists, similar_lists
+from recsql.algorithms.ranking import LowRankItemItem, rated_by
+from recsql.algorithms.solvers import als, bayes, make_solver
+from recsql.algorithms.solvers.als import DRAW_BUDGET, MAX_SAMPLES, plan_sampler
+from recsql.algorithms.solvers.bayes import ImplicitLink
+from recsql.algorithms.solvers.sweeps import Side
+from recsql.algorithms.sparse import top_singular
 from recsql.data.ratings import ratings_from_file
 from recsql.errors import InvalidParameter
 from recsql.evaluation.metrics import TRAIN_SAMPLE, accuracy_metrics, score
-from recsql.model.outputs import recommendation_lists, similar_lists
-from recsql.model.ranking import LowRankItemItem, rated_by
-from recsql.model.solvers import als, bayes, make_solver
-from recsql.model.solvers.als import DRAW_BUDGET, MAX_SAMPLES, plan_sampler
-from recsql.model.solvers.bayes import ImplicitLink
-from recsql.model.solvers.sweeps import Side
-from recsql.model.sparse import top_singular
 from recsql.threads import parallel_blocks, using_threads
 from tests.helpers import low_rank_ratings
 
@@ -132,8 +132,17 @@ def test_no_draw_starts_after_the_deadline():
     for deadline, expected in ((None, 20), (time.monotonic() - 1, 1)):
         draws: list[int] = []
         averaged = bayes.gibbs_average(
-            Side(centred), Side(centred.T.tocsr()), users, movies, samples=20, burn_in=3, stored_rank=4,
-            implicit=False, rng=rng, step=draws.append, deadline=deadline,
+            Side(centred),
+            Side(centred.T.tocsr()),
+            users,
+            movies,
+            samples=20,
+            burn_in=3,
+            stored_rank=4,
+            implicit=False,
+            rng=rng,
+            step=draws.append,
+            deadline=deadline,
         )
         assert averaged["samples"] == expected and len(draws) == 3 + expected
 
@@ -157,7 +166,7 @@ def test_train_rmse_on_a_sample_above_its_size():
 
 
 def test_lists_on_several_threads_equal_one_thread(monkeypatch):
-    monkeypatch.setattr("recsql.model.topk.BLOCK_CELLS", 2000)  # many blocks
+    monkeypatch.setattr("recsql.algorithms.topk.BLOCK_CELLS", 2000)  # many blocks
     matrix = low_rank_ratings(n_users=300, n_movies=120, density=0.2)
     factors = make_solver("als", samples=0, features=3).fit(matrix)
     items = LowRankItemItem.fit(rated_by(matrix.csr), 50.0, rank=8)
@@ -195,7 +204,7 @@ def test_threads_cap_the_blas_library_too():
 def test_the_sweeps_solve_rows_on_several_threads_to_the_same_model(monkeypatch):
     """The per-row systems of ALS and of the sampler's draws are solved in row blocks on
     threads; the noise is drawn before, in one stream, so the model does not change."""
-    from recsql.model.solvers import sweeps
+    from recsql.algorithms.solvers import sweeps
 
     monkeypatch.setattr(sweeps, "PARALLEL_ROWS", 10)
     blocks: list[int] = []

@@ -7,11 +7,11 @@ import numpy as np
 import scipy.sparse as sp
 
 import recsql
+from recsql.algorithms import ranking
+from recsql.algorithms.factors import Factors
+from recsql.algorithms.outputs import recommendation_lists, similar_lists
+from recsql.algorithms.ranking import ExactItemItem, FactorChoice, LowRankItemItem, rated_by
 from recsql.data.matrix import RatingMatrix
-from recsql.model import ranking
-from recsql.model.factors import Factors
-from recsql.model.outputs import recommendation_lists, similar_lists
-from recsql.model.ranking import ExactItemItem, FactorChoice, LowRankItemItem, rated_by
 
 
 def random_pattern(n_users: int, n_movies: int, density: float = 0.3, seed: int = 0) -> sp.csr_matrix:
@@ -46,8 +46,9 @@ def test_low_rank_is_exact_when_the_ratings_have_low_rank():
     users = random_pattern(5, 30, seed=3)
     unrated = users.toarray() == 0
     rows = np.arange(5)
-    np.testing.assert_allclose(low.choice_scores(rows, users)[unrated], exact.choice_scores(rows, users)[unrated],
-                               atol=2e-3)
+    np.testing.assert_allclose(
+        low.choice_scores(rows, users)[unrated], exact.choice_scores(rows, users)[unrated], atol=2e-3
+    )
 
 
 def test_rated_by_counts_every_known_cell():
@@ -68,11 +69,18 @@ def test_stored_recommendations_are_the_blend_brute_forced():
     rng = np.random.default_rng(7)
     n_users, n_movies = 15, 25
     pattern = random_pattern(n_users, n_movies, density=0.4, seed=5)
-    ratings = sp.csr_matrix((rng.integers(1, 6, pattern.nnz).astype(float), pattern.indices, pattern.indptr),
-                            shape=pattern.shape)
+    ratings = sp.csr_matrix(
+        (rng.integers(1, 6, pattern.nnz).astype(float), pattern.indices, pattern.indptr), shape=pattern.shape
+    )
     factors = Factors(
-        np.arange(n_users), np.arange(n_movies), rng.normal(size=(n_users, 3)), rng.normal(size=(n_movies, 3)),
-        global_mean=3.2, user_bias=rng.normal(size=n_users), movie_bias=rng.normal(size=n_movies), clip=(1.0, 5.0),
+        np.arange(n_users),
+        np.arange(n_movies),
+        rng.normal(size=(n_users, 3)),
+        rng.normal(size=(n_movies, 3)),
+        global_mean=3.2,
+        user_bias=rng.normal(size=n_users),
+        movie_bias=rng.normal(size=n_movies),
+        clip=(1.0, 5.0),
     )
     items = ExactItemItem.fit(rated_by(ratings), 2.0)
     got = recommendation_lists(factors, items, ratings, 4)
@@ -83,8 +91,11 @@ def test_stored_recommendations_are_the_blend_brute_forced():
     for j in range(n_movies):  # each column's own ridge regression, without movie j
         others = [i for i in range(n_movies) if i != j]
         weights[others, j] = np.linalg.solve(gram[np.ix_(others, others)], gram[others, j])
-    predicted = np.clip(factors.user_factors @ factors.movie_factors.T + 3.2
-                        + factors.user_bias[:, None] + factors.movie_bias[None, :], 1, 5)
+    predicted = np.clip(
+        factors.user_factors @ factors.movie_factors.T + 3.2 + factors.user_bias[:, None] + factors.movie_bias[None, :],
+        1,
+        5,
+    )
     score = (x @ weights) * np.exp(0.5 * (predicted - 3.2))
     score[x > 0] = -np.inf
     for u in range(n_users):
@@ -96,19 +107,26 @@ def test_stored_recommendations_are_the_blend_brute_forced():
 
 def _random_factors(rng: np.random.Generator, n_users: int, n_movies: int) -> Factors:
     return Factors(
-        np.arange(n_users), np.arange(n_movies), rng.normal(size=(n_users, 3)), rng.normal(size=(n_movies, 3)),
-        global_mean=3.2, user_bias=rng.normal(size=n_users), movie_bias=rng.normal(size=n_movies), clip=(1.0, 5.0),
+        np.arange(n_users),
+        np.arange(n_movies),
+        rng.normal(size=(n_users, 3)),
+        rng.normal(size=(n_movies, 3)),
+        global_mean=3.2,
+        user_bias=rng.normal(size=n_users),
+        movie_bias=rng.normal(size=n_movies),
+        clip=(1.0, 5.0),
     )
 
 
 def test_factor_choice_lists_brute_forced():
-    """The Spark engine's choice model: similar movies by v_i . v_j (no bias lift), and
+    """The Spark backend's choice model: similar movies by v_i . v_j (no bias lift), and
     recommendations by u . v_j times exp(0.5 * (predicted - mean)), rated movies left out."""
     rng = np.random.default_rng(11)
     n_users, n_movies = 12, 18  # fewer movies than the candidates kept: every movie is re-ranked
     factors = _random_factors(rng, n_users, n_movies)
-    items = FactorChoice(rng.normal(size=(n_users, 4)).astype(np.float32),
-                         rng.normal(size=(n_movies, 4)).astype(np.float32))
+    items = FactorChoice(
+        rng.normal(size=(n_users, 4)).astype(np.float32), rng.normal(size=(n_movies, 4)).astype(np.float32)
+    )
     similar = similar_lists(factors, items, 5, "items")
     weights = items.movie_vectors.astype(np.float64) @ items.movie_vectors.T.astype(np.float64)
     np.fill_diagonal(weights, -np.inf)
@@ -126,7 +144,7 @@ def test_factor_choice_lists_brute_forced():
 
 
 def test_similar_lists_of_some_movies_are_those_rows_of_all():
-    """``rows`` (one block of the Spark engine's lists) lists those movies against all."""
+    """``rows`` (one block of the Spark backend's lists) lists those movies against all."""
     rng = np.random.default_rng(5)
     factors = _random_factors(rng, 10, 40)
     pattern = random_pattern(10, 40, seed=6)

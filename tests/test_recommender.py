@@ -15,12 +15,12 @@ from sqlalchemy import Engine, text
 
 import recsql
 from recsql import store
+from recsql.algorithms.foldin import fold_in
+from recsql.algorithms.solvers import make_solver
 from recsql.data.files import read_ratings_file
 from recsql.data.matrix import RatingMatrix, lookup_ids
 from recsql.errors import DatabaseUnavailable, InvalidParameter, NoActiveModel, SchemaError, UnknownMovie, UnknownUser
 from recsql.evaluation.metrics import score
-from recsql.model.foldin import fold_in
-from recsql.model.solvers import make_solver
 from tests.conftest import Cli
 
 
@@ -65,9 +65,11 @@ def run(served):
 def test_known_user_gets_the_stored_recommendations(trained, engine):
     recs = trained.recommend(1, limit=5)
     with engine.connect() as conn:
-        stored = conn.execute(text(
-            "SELECT movie_id FROM recommended_movies WHERE user_id = 1 ORDER BY rank LIMIT 5"
-        )).scalars().all()
+        stored = (
+            conn.execute(text("SELECT movie_id FROM recommended_movies WHERE user_id = 1 ORDER BY rank LIMIT 5"))
+            .scalars()
+            .all()
+        )
         rated = set(conn.execute(text("SELECT movie_id FROM ratings WHERE user_id = 1")).scalars())
     assert [r.movie_id for r in recs] == stored and {r.source for r in recs} == {"model"}
     assert [r.score for r in recs] == sorted((r.score for r in recs), reverse=True)  # the view's order
@@ -112,10 +114,14 @@ def test_recommend_for_ratings(trained, engine):
     # rated movies, summed, times exp(0.5 * (predicted rating - mean)).
     with engine.connect() as conn:
         mean = conn.execute(text("SELECT global_mean FROM active_model")).scalar()
-        lent = dict(conn.execute(text(
-            "SELECT similar_movie_id, SUM(score) FROM similar_movies WHERE movie_id IN (3, 9) "
-            "GROUP BY similar_movie_id"
-        )).all())
+        lent = dict(
+            conn.execute(
+                text(
+                    "SELECT similar_movie_id, SUM(score) FROM similar_movies WHERE movie_id IN (3, 9) "
+                    "GROUP BY similar_movie_id"
+                )
+            ).all()
+        )
     for r in recs:
         assert r.score == pytest.approx(lent.get(r.movie_id, 0.0) * np.exp(0.5 * (r.predicted_rating - mean)), rel=1e-9)
     with pytest.raises(UnknownMovie) as caught:
@@ -126,9 +132,11 @@ def test_recommend_for_ratings(trained, engine):
 def test_saved_user_is_visible_to_sql(trained, engine):
     recs = trained.save_user(9001, {3: 5, 13: 5, 1: 4}, limit=4)
     with engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT movie_id FROM recommended_movies WHERE user_id = 9001 ORDER BY rank"
-        )).scalars().all()
+        rows = (
+            conn.execute(text("SELECT movie_id FROM recommended_movies WHERE user_id = 9001 ORDER BY rank"))
+            .scalars()
+            .all()
+        )
     assert rows == [r.movie_id for r in recs]
     assert trained.predict(9001, recs[0].movie_id) == pytest.approx(recs[0].predicted_rating, abs=1e-6)
     trained.save_user(9001, {3: 1}, limit=4)  # saving again replaces the user
@@ -180,8 +188,12 @@ def test_recommender_on_the_host_applications_connection(trained, engine):
 
 def test_empty_database(db_url):
     rec = recsql.Recommender.from_url(db_url)
-    for call in (lambda: rec.similar(1), lambda: rec.recommend(1), lambda: rec.popular(),
-                 lambda: rec.recommend_for_ratings({1: 5})):
+    for call in (
+        lambda: rec.similar(1),
+        lambda: rec.recommend(1),
+        lambda: rec.popular(),
+        lambda: rec.recommend_for_ratings({1: 5}),
+    ):
         with pytest.raises(NoActiveModel):
             call()
 
@@ -250,20 +262,42 @@ def _unreachable() -> recsql.Recommender:
     return recsql.Recommender(create_engine(f"sqlite:///{ROOT / 'no-such-directory' / 'recsql.db'}"))
 
 
-@pytest.mark.parametrize("call", [
-    lambda r: r.similar(1, limit=-1), lambda r: r.similar(1, limit=0), lambda r: r.similar(1, limit=1001),
-    lambda r: r.similar(1, limit=2.0), lambda r: r.similar(1, limit=True), lambda r: r.similar(1, limit="5"),
-    lambda r: r.similar(""), lambda r: r.similar(1.0), lambda r: r.similar(True), lambda r: r.similar(2**63),
-    lambda r: r.similar_many("12"), lambda r: r.similar_many([1, 2.0]), lambda r: r.similar_many(range(1001)),
-    lambda r: r.recommend(None), lambda r: r.recommend(1, exclude=[7.5]), lambda r: r.recommend(1, limit=0),
-    lambda r: r.recommend_many([1], limit=1001), lambda r: r.popular(0), lambda r: r.explain(1, 3, limit=0),
-    lambda r: r.predict(1, 3.0), lambda r: r.movie(None), lambda r: r.save_user("9", {1: 5}),
-    lambda r: r.recommend_for_ratings({}), lambda r: r.recommend_for_ratings([(1, 5)]),
-    lambda r: r.recommend_for_ratings({1: float("nan")}), lambda r: r.recommend_for_ratings({1: float("inf")}),
-    lambda r: r.recommend_for_ratings({1: "5"}), lambda r: r.recommend_for_ratings({1: True}),
-    lambda r: r.recommend_for_ratings({"": 5}), lambda r: r.recommend_for_ratings({1: 5}, limit=0),
-    lambda r: r.save_user(9, {1: None}),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda r: r.similar(1, limit=-1),
+        lambda r: r.similar(1, limit=0),
+        lambda r: r.similar(1, limit=1001),
+        lambda r: r.similar(1, limit=2.0),
+        lambda r: r.similar(1, limit=True),
+        lambda r: r.similar(1, limit="5"),
+        lambda r: r.similar(""),
+        lambda r: r.similar(1.0),
+        lambda r: r.similar(True),
+        lambda r: r.similar(2**63),
+        lambda r: r.similar_many("12"),
+        lambda r: r.similar_many([1, 2.0]),
+        lambda r: r.similar_many(range(1001)),
+        lambda r: r.recommend(None),
+        lambda r: r.recommend(1, exclude=[7.5]),
+        lambda r: r.recommend(1, limit=0),
+        lambda r: r.recommend_many([1], limit=1001),
+        lambda r: r.popular(0),
+        lambda r: r.explain(1, 3, limit=0),
+        lambda r: r.predict(1, 3.0),
+        lambda r: r.movie(None),
+        lambda r: r.save_user("9", {1: 5}),
+        lambda r: r.recommend_for_ratings({}),
+        lambda r: r.recommend_for_ratings([(1, 5)]),
+        lambda r: r.recommend_for_ratings({1: float("nan")}),
+        lambda r: r.recommend_for_ratings({1: float("inf")}),
+        lambda r: r.recommend_for_ratings({1: "5"}),
+        lambda r: r.recommend_for_ratings({1: True}),
+        lambda r: r.recommend_for_ratings({"": 5}),
+        lambda r: r.recommend_for_ratings({1: 5}, limit=0),
+        lambda r: r.save_user(9, {1: None}),
+    ],
+)
 def test_arguments_are_checked_before_any_query(call):
     with pytest.raises(InvalidParameter) as caught:
         call(_unreachable())
@@ -370,4 +404,3 @@ def _statements(engine: Engine):
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", record)
-

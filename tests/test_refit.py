@@ -21,8 +21,10 @@ def _ratings() -> tuple[str, int, int]:
     rows = [(u, m, (u * m) % 5 + 1) for u in range(1, 31) for m in range(1, 13) if (u + m) % 3]
     rows += [(u, 100 + u, 5) for u in range(1, 21)]  # movies of one rating each: some are held out
     users, movies, values = (np.array(c) for c in zip(*rows))
-    fitted, held = (set(part.movie_ids[part.csr.getnnz(axis=0) > 0].tolist())
-                    for part in split_random(RatingMatrix.from_triples(users, movies, values), FRACTION, SEED))
+    fitted, held = (
+        set(part.movie_ids[part.csr.getnnz(axis=0) > 0].tolist())
+        for part in split_random(RatingMatrix.from_triples(users, movies, values), FRACTION, SEED)
+    )
     only_held = sorted(held - fitted)
     assert only_held, "the split must hold out every rating of some movie"
     csv = "user_id,movie_id,value\n" + "\n".join(f"{u},{m},{v}" for u, m, v in rows)
@@ -44,8 +46,9 @@ def test_the_served_model_holds_every_rating(db_url, run, tmp_path):
     assert json.loads(run("similar", movie, "--json").output)  # a movie only the held-out share rated
 
     # --no-refit stores the scored fit, which never saw that movie.
-    out = run("train", "--test-fraction", FRACTION, "--seed", SEED, "--features", 2, "--samples", 0,
-              "--no-refit").output
+    out = run(
+        "train", "--test-fraction", FRACTION, "--seed", SEED, "--features", 2, "--samples", 0, "--no-refit"
+    ).output
     assert "refitted" not in out
     engine = recsql.connect(db_url)
     model = recsql.show_model(engine, 2)

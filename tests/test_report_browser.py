@@ -16,8 +16,14 @@ import pytest
 import recsql
 from tests.conftest import _missing
 
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                  "--window-size=1100,1400")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--window-size=1100,1400",
+)
 
 
 def _browser():
@@ -56,7 +62,8 @@ def test_the_report_renders_in_chromium_with_every_image_and_no_console_error(re
     try:
         browser.get(report_file.as_uri())
         images = browser.execute_script(
-            "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight]);")
+            "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight]);"
+        )
         assert len(images) == 6
         for alt, complete, width, height in images:
             assert complete and width > 100 and height > 100, (alt, width, height)

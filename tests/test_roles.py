@@ -50,8 +50,13 @@ def test_a_reader_role_reads_recommendations_and_nothing_else(postgresql_url, re
     assert Cli(as_reader)("similar", 3).output.count("\n") >= 3
 
     engine = create_engine(as_reader)
-    for forbidden in ("SELECT * FROM ratings", "INSERT INTO movies VALUES (99, 'x', NULL)",
-                      "DELETE FROM models", "DROP VIEW similar_movies", "CREATE TABLE mine (id INTEGER)"):
+    for forbidden in (
+        "SELECT * FROM ratings",
+        "INSERT INTO movies VALUES (99, 'x', NULL)",
+        "DELETE FROM models",
+        "DROP VIEW similar_movies",
+        "CREATE TABLE mine (id INTEGER)",
+    ):
         with engine.connect() as conn, pytest.raises(ProgrammingError, match="permission denied|must be owner"):
             conn.execute(text(forbidden))
     engine.dispose()
@@ -96,8 +101,12 @@ def test_a_reader_can_neither_stop_retrains_nor_read_secrets(postgresql_url, rea
     admin = create_engine(normalize_url(postgresql_url))
     with admin.begin() as conn:
         conn.execute(text("CREATE TABLE reviews (customer INTEGER, item INTEGER, stars INTEGER)"))
-        conn.execute(text("INSERT INTO reviews SELECT u, m, (u * m) % 5 + 1 FROM generate_series(1, 12) u, "
-                          "generate_series(1, 8) m WHERE (u + m) % 3 <> 0"))
+        conn.execute(
+            text(
+                "INSERT INTO reviews SELECT u, m, (u * m) % 5 + 1 FROM generate_series(1, 12) u, "
+                "generate_series(1, 8) m WHERE (u + m) % 3 <> 0"
+            )
+        )
     secret = "SELECT customer AS u, item AS m, stars AS r FROM reviews /* the api key is hunter2 */"
     (tmp_path / "source.toml").write_text(f'[ratings]\nquery = "{secret}"\nuser = "u"\nmovie = "m"\nrating = "r"\n')
     run = Cli(postgresql_url)

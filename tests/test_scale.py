@@ -29,9 +29,9 @@ def test_generate_command(engine, run):
     out = run("generate", "--ratings", 30_000, "--users", 600, "--movies", 300).output
     assert "generated 30000 ratings" in out
     with engine.connect() as conn:
-        count, pairs = conn.execute(text(
-            "SELECT COUNT(*), COUNT(DISTINCT user_id * 1000 + movie_id) FROM ratings"
-        )).one()
+        count, pairs = conn.execute(
+            text("SELECT COUNT(*), COUNT(DISTINCT user_id * 1000 + movie_id) FROM ratings")
+        ).one()
         movies = conn.execute(text("SELECT COUNT(*) FROM movies")).scalar()
     assert count == pairs == 30_000 and movies == 300
     again = run("generate", "--ratings", 10, "--users", 5, "--movies", 5, ok=False)
@@ -52,14 +52,21 @@ def test_million_ratings_smoke(engine, run):
     # The held-out 5 % scored the first fit; the model served was refitted on all of them.
     assert model.n_ratings == 1_000_000 and model.metrics["scored_fit_ratings"] == 950_000
     assert model.status == "active"
-    assert set(model.timings) >= {"read", "fit", "similarities", "recommendations", "refit", "refit similarities",
-                                  "refit recommendations", "write", "activate"}
+    assert set(model.timings) >= {
+        "read",
+        "fit",
+        "similarities",
+        "recommendations",
+        "refit",
+        "refit similarities",
+        "refit recommendations",
+        "write",
+        "activate",
+    }
     assert model.metrics["test_rmse"] < 0.85  # the generator's noise alone is 0.7
     assert "seconds: read" in out
     with engine.connect() as conn:
-        users, recs = conn.execute(text(
-            "SELECT COUNT(DISTINCT user_id), COUNT(*) FROM recommended_movies"
-        )).one()
+        users, recs = conn.execute(text("SELECT COUNT(DISTINCT user_id), COUNT(*) FROM recommended_movies")).one()
         sims = conn.execute(text("SELECT COUNT(*) FROM similar_movies")).scalar()
     assert users == model.n_users and recs == 10 * model.n_users
     assert sims == 20 * model.n_movies

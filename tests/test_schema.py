@@ -17,8 +17,8 @@ from sqlalchemy.engine import make_url
 
 import recsql
 from recsql.cli import cli
-from recsql.data.load import stored_scale
 from recsql.db import migrate
+from recsql.db.catalogue import stored_scale
 from recsql.db.engine import normalize_url
 from recsql.db.tables import RECSQL_TABLES, RECSQL_VIEWS, Base
 from recsql.errors import SchemaError, SchemaOutOfDate
@@ -86,7 +86,10 @@ def test_alembic_command_line_with_shipped_ini(db_url):
     env = {**os.environ, "RECSQL_DATABASE_URL": db_url}
     done = subprocess.run(
         [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "head"],
-        cwd=ROOT, env=env, capture_output=True, text=True,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stderr
     engine = recsql.connect(db_url)  # accepted as current: no error
@@ -110,10 +113,12 @@ def test_upgrade_keeps_runs_made_at_an_older_revision(db_url, run):
     run("db", "upgrade", "--revision", "0002_views")
     raw = create_engine(normalize_url(db_url))
     with raw.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO models (id, created_at, status, algorithm, params) "
-            "VALUES (1, CURRENT_TIMESTAMP, 'active', 'cg', '{\"features\": 2}')"
-        ))
+        conn.execute(
+            text(
+                "INSERT INTO models (id, created_at, status, algorithm, params) "
+                "VALUES (1, CURRENT_TIMESTAMP, 'active', 'cg', '{\"features\": 2}')"
+            )
+        )
         conn.execute(text("INSERT INTO movies VALUES (3, 'Three', NULL), (4, 'Four', 'drama')"))
         for table, rows in (
             ("user_features", [(1, 0, 2.0), (1, 1, 0.5)]),
@@ -139,15 +144,20 @@ def test_upgrade_scores_lists_stored_before_scores(db_url, run):
     run("db", "upgrade", "--revision", "0005_popular")
     raw = create_engine(normalize_url(db_url))
     with raw.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO models (id, created_at, status, algorithm, params) "
-            "VALUES (1, CURRENT_TIMESTAMP, 'active', 'als', '{\"features\": 2}')"
-        ))
+        conn.execute(
+            text(
+                "INSERT INTO models (id, created_at, status, algorithm, params) "
+                "VALUES (1, CURRENT_TIMESTAMP, 'active', 'als', '{\"features\": 2}')"
+            )
+        )
         conn.execute(text("INSERT INTO user_recommendations VALUES (1, 7, 1, 3, 4.5), (1, 7, 2, 4, 4.25)"))
     run("db", "upgrade")
     with raw.connect() as conn:
-        rows = conn.execute(text("SELECT rank, movie_id, predicted_rating, score FROM recommended_movies "
-                                 "WHERE user_id = 7 ORDER BY rank")).all()
+        rows = conn.execute(
+            text(
+                "SELECT rank, movie_id, predicted_rating, score FROM recommended_movies WHERE user_id = 7 ORDER BY rank"
+            )
+        ).all()
     assert [tuple(r) for r in rows] == [(1, 3, 4.5, 4.5), (2, 4, 4.25, 4.25)]
     run("db", "downgrade", "0005_popular")  # keeps every row: no --yes needed
     with raw.connect() as conn:
@@ -175,8 +185,9 @@ def test_two_commands_on_a_new_database_set_it_up_once(db_url):
     """First use from two processes at once: both succeed, the schema is made once."""
     env = {**os.environ, "RECSQL_DATABASE_URL": db_url}
     command = [sys.executable, "-m", "recsql", "models"]
-    children = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                for _ in range(3)]
+    children = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)
+    ]
     for child in children:
         out, err = child.communicate(timeout=120)
         assert child.returncode == 0, err
@@ -218,8 +229,10 @@ def test_every_downgrade_round_trips_with_models_stored(db_url, run, tmp_path, r
     prediction is as before; the older version's views still serve meanwhile; rows of a
     model pruned while downgraded are deleted on the way up."""
     path = tmp_path / "r.csv"
-    path.write_text("user_id,movie_id,value\n" + "\n".join(
-        f"{u},{m},{(u * m) % 5 + 1}" for u in range(1, 13) for m in range(1, 9) if (u + m) % 3))
+    path.write_text(
+        "user_id,movie_id,value\n"
+        + "\n".join(f"{u},{m},{(u * m) % 5 + 1}" for u in range(1, 13) for m in range(1, 9) if (u + m) % 3)
+    )
     run("import", "ratings", path, "--rating-scale", "0.5,5")
     run("train", "--features", 2, "--samples", 0)
     run("train", "--features", 3, "--samples", 0)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from recsql.algorithms.factors import Factors
+from recsql.algorithms.solvers import SOLVERS, ConjugateGradient, make_solver
 from recsql.errors import InvalidParameter, ModelFitError
-from recsql.model.factors import Factors
-from recsql.model.solvers import SOLVERS, ConjugateGradient, make_solver
 from tests.helpers import low_rank_ratings
 
 
@@ -22,7 +22,7 @@ def test_sparse_matches_dense_reference():
 def test_tutorial_start_is_reproduced(monkeypatch):
     """The optimizer starts exactly where the tutorial's does: np.random.seed(0), then
     randn(users, k), then randn(movies, k), users first."""
-    from recsql.model.solvers import cg
+    from recsql.algorithms.solvers import cg
 
     matrix = low_rank_ratings()
     starts = []
@@ -62,7 +62,7 @@ def test_non_finite_factors_raise():
 def test_diverging_fit_raises(monkeypatch):
     from scipy.optimize import OptimizeResult
 
-    from recsql.model.solvers import cg
+    from recsql.algorithms.solvers import cg
 
     def diverged(fun, x0, **_):
         return OptimizeResult(x=np.full_like(x0, np.nan), nit=1, success=False, message="", fun=np.nan)

@@ -39,16 +39,24 @@ def shop(db_url, seed_data, tmp_path):
     raw = create_engine(normalize_url(db_url))
     with raw.begin() as conn:
         conn.execute(text("CREATE TABLE products (id INTEGER PRIMARY KEY, name TEXT NOT NULL, category TEXT)"))
-        conn.execute(text(
-            "CREATE TABLE reviews (review_id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL, "
-            "product_id INTEGER NOT NULL, stars INTEGER, created_at INTEGER)"
-        ))
-        conn.execute(text("INSERT INTO products VALUES (:id, :name, :category)"),
-                     [{"id": int(r.movie_id) + 100, "name": r.title, "category": r.genre} for r in movies.itertuples()])
-        conn.execute(text("INSERT INTO reviews VALUES (:i, :c, :p, :s, :t)"), [
-            {"i": i, "c": int(r.user_id) + 5000, "p": int(r.movie_id) + 100, "s": int(r.value), "t": i}
-            for i, r in enumerate(ratings.itertuples())
-        ] + [{"i": 99999, "c": 5001, "p": 101, "s": None, "t": 0}])  # an unrated review is skipped
+        conn.execute(
+            text(
+                "CREATE TABLE reviews (review_id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL, "
+                "product_id INTEGER NOT NULL, stars INTEGER, created_at INTEGER)"
+            )
+        )
+        conn.execute(
+            text("INSERT INTO products VALUES (:id, :name, :category)"),
+            [{"id": int(r.movie_id) + 100, "name": r.title, "category": r.genre} for r in movies.itertuples()],
+        )
+        conn.execute(
+            text("INSERT INTO reviews VALUES (:i, :c, :p, :s, :t)"),
+            [
+                {"i": i, "c": int(r.user_id) + 5000, "p": int(r.movie_id) + 100, "s": int(r.value), "t": i}
+                for i, r in enumerate(ratings.itertuples())
+            ]
+            + [{"i": 99999, "c": 5001, "p": 101, "s": None, "t": 0}],
+        )  # an unrated review is skipped
     config = tmp_path / "recsql.toml"
     config.write_text(TOML)
     yield raw, config
@@ -61,17 +69,21 @@ def test_train_and_serve_from_the_applications_tables(shop, engine, run):
     assert "680 ratings" in out
     with engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM ratings")).scalar() == 0  # nothing copied
-        similar = conn.execute(text(
-            "SELECT similar_title FROM similar_movies WHERE movie_id = 103 ORDER BY rank LIMIT 3"
-        )).scalars().all()
+        similar = (
+            conn.execute(text("SELECT similar_title FROM similar_movies WHERE movie_id = 103 ORDER BY rank LIMIT 3"))
+            .scalars()
+            .all()
+        )
     assert len(similar) == 3 and all(similar)  # titles come from products
     rec = recsql.Recommender(engine)
     assert rec.recommend(5001, limit=3)[0].title
     explained = rec.explain(5001, 103)
     with raw.connect() as conn:
-        rated = set(conn.execute(text(
-            "SELECT product_id FROM reviews WHERE customer_id = 5001 AND stars IS NOT NULL"
-        )).scalars())
+        rated = set(
+            conn.execute(
+                text("SELECT product_id FROM reviews WHERE customer_id = 5001 AND stars IS NOT NULL")
+            ).scalars()
+        )
     assert {c.movie_id for c in explained} <= rated and explained
     evaluation = recsql.evaluate(engine, source=config, test_fraction=0.2, samples=0)
     assert evaluation.mean["test_rmse"] < 2
@@ -102,13 +114,16 @@ def test_query_source_runs_read_only(shop, engine, db_url):
         assert conn.execute(text("SELECT COUNT(*) FROM products")).scalar() == 34
 
 
-@pytest.mark.parametrize("fields,message", [
-    (dict(table="reviews; DROP TABLE products", user="u", movie="m", rating="r"), "not a plain name"),
-    (dict(table="reviews", user='u"; --', movie="m", rating="r"), "not a plain name"),
-    (dict(query="DELETE FROM products", user="u", movie="m", rating="r"), "must be a SELECT"),
-    (dict(query="SELECT 1 AS u; DROP TABLE products", user="u", movie="m", rating="r"), "single statement"),
-    (dict(user="u", movie="m", rating="r"), "exactly one of table or query"),
-])
+@pytest.mark.parametrize(
+    "fields,message",
+    [
+        (dict(table="reviews; DROP TABLE products", user="u", movie="m", rating="r"), "not a plain name"),
+        (dict(table="reviews", user='u"; --', movie="m", rating="r"), "not a plain name"),
+        (dict(query="DELETE FROM products", user="u", movie="m", rating="r"), "must be a SELECT"),
+        (dict(query="SELECT 1 AS u; DROP TABLE products", user="u", movie="m", rating="r"), "single statement"),
+        (dict(user="u", movie="m", rating="r"), "exactly one of table or query"),
+    ],
+)
 def test_bad_mappings_are_refused(fields, message):
     with pytest.raises(InvalidParameter, match=message):
         Source(**fields)
@@ -131,15 +146,20 @@ def test_serving_runs_the_source_query_read_only_on_any_bind(shop, engine, db_ur
     raw, _ = shop
     with raw.begin() as conn:
         conn.execute(text("CREATE TABLE writes (n INTEGER)"))
-        conn.execute(text(
-            "CREATE FUNCTION write_if_allowed() RETURNS integer AS $$ "
-            "BEGIN IF current_setting('transaction_read_only') = 'off' THEN INSERT INTO writes VALUES (1); END IF; "
-            "RETURN 0; END $$ LANGUAGE plpgsql"
-        ))
-        conn.execute(text("CREATE VIEW scored AS SELECT customer_id AS u, product_id AS m, "
-                          "stars + write_if_allowed() AS r FROM reviews"))
-    recsql.train(engine, source=Source(query="SELECT u, m, r FROM scored", user="u", movie="m", rating="r"),
-                 samples=0)
+        conn.execute(
+            text(
+                "CREATE FUNCTION write_if_allowed() RETURNS integer AS $$ "
+                "BEGIN IF current_setting('transaction_read_only') = 'off' THEN INSERT INTO writes VALUES (1); END IF; "
+                "RETURN 0; END $$ LANGUAGE plpgsql"
+            )
+        )
+        conn.execute(
+            text(
+                "CREATE VIEW scored AS SELECT customer_id AS u, product_id AS m, "
+                "stars + write_if_allowed() AS r FROM reviews"
+            )
+        )
+    recsql.train(engine, source=Source(query="SELECT u, m, r FROM scored", user="u", movie="m", rating="r"), samples=0)
     with engine.connect() as conn:
         assert recsql.Recommender(conn).explain(5001, 103)
         conn.commit()
@@ -158,11 +178,15 @@ def test_inspect_reads_a_source_models_ratings_from_the_application(shop, engine
     movie = json.loads(run("inspect", "movie", 103, "--json").output)
     user = json.loads(run("inspect", "user", 5001, "--json").output)
     with raw.connect() as conn:
-        count, mean = conn.execute(text(
-            "SELECT COUNT(*), AVG(stars) FROM reviews WHERE product_id = 103 AND stars IS NOT NULL")).one()
-        rated = conn.execute(text(
-            "SELECT product_id, MAX(stars) FROM reviews WHERE customer_id = 5001 AND stars IS NOT NULL "
-            "GROUP BY product_id")).all()
+        count, mean = conn.execute(
+            text("SELECT COUNT(*), AVG(stars) FROM reviews WHERE product_id = 103 AND stars IS NOT NULL")
+        ).one()
+        rated = conn.execute(
+            text(
+                "SELECT product_id, MAX(stars) FROM reviews WHERE customer_id = 5001 AND stars IS NOT NULL "
+                "GROUP BY product_id"
+            )
+        ).all()
     assert movie["n_ratings"] == count > 0 and movie["mean_rating"] == pytest.approx(float(mean))
     assert {(r["movie_id"], r["rating"]) for r in user["ratings"]} == {(p, float(s)) for p, s in rated}
 
@@ -177,11 +201,13 @@ def test_a_source_query_is_one_checked_select(shop, engine, db_url):
     database's rows, and text that closes recsql's parentheses to add its own."""
     raw, _ = shop
     harmful = [
-        ("SELECT customer_id AS u, product_id AS m, stars AS r FROM reviews "
-         "WHERE lo_from_bytea(0, convert_to('x', 'UTF8')) > 0", "may not call lo_from_bytea"),
+        (
+            "SELECT customer_id AS u, product_id AS m, stars AS r FROM reviews "
+            "WHERE lo_from_bytea(0, convert_to('x', 'UTF8')) > 0",
+            "may not call lo_from_bytea",
+        ),
         ("SELECT lo_import('/etc/passwd') AS u, 1 AS m, 5 AS r", "may not call lo_import"),
-        ("SELECT customer_id AS u, product_id AS m, stars AS r FROM reviews) AS x, (SELECT 1 AS y",
-         "does not parse"),
+        ("SELECT customer_id AS u, product_id AS m, stars AS r FROM reviews) AS x, (SELECT 1 AS y", "does not parse"),
         ("SELECT pg_advisory_lock(1) AS u, 1 AS m, 5 AS r", "may not call pg_advisory_lock"),
         ("SELECT customer_id AS u, product_id AS m, stars AS r FROM reviews FOR UPDATE", "LOCK"),
         ("SELECT customer_id AS u, product_id AS m, stars AS r INTO copied FROM reviews", "INTO"),
@@ -192,9 +218,11 @@ def test_a_source_query_is_one_checked_select(shop, engine, db_url):
         with pytest.raises(InvalidParameter, match=refusal):
             recsql.train(engine, source=Source(query=query, user="u", movie="m", rating="r"), samples=0)
     assert recsql.list_models(engine) == []  # refused before any run started
-    fine = ("SELECT r.customer_id AS u, r.product_id AS m, CAST(MAX(r.stars) AS REAL) AS r -- the best\n"
-            "FROM reviews r JOIN products p ON p.id = r.product_id WHERE COALESCE(r.stars, 0) > 0 "
-            "GROUP BY r.customer_id, r.product_id")
+    fine = (
+        "SELECT r.customer_id AS u, r.product_id AS m, CAST(MAX(r.stars) AS REAL) AS r -- the best\n"
+        "FROM reviews r JOIN products p ON p.id = r.product_id WHERE COALESCE(r.stars, 0) > 0 "
+        "GROUP BY r.customer_id, r.product_id"
+    )
     assert recsql.train(engine, source=Source(query=fine, user="u", movie="m", rating="r"), samples=0).n_ratings
     if "postgresql" in db_url:
         assert _large_objects(raw) == before
@@ -207,10 +235,18 @@ def test_a_source_read_is_rolled_back_and_bounded(shop, engine, db_url, tmp_path
         pytest.skip("SQLite views cannot call functions with effects, and SQLite has no statement timeout")
     raw, _ = shop
     with raw.begin() as conn:
-        conn.execute(text("CREATE VIEW leaky AS SELECT customer_id AS u, product_id AS m, stars AS r FROM reviews "
-                          "WHERE lo_from_bytea(0, convert_to('x', 'UTF8')) > 0"))
-        conn.execute(text("CREATE VIEW slow AS SELECT customer_id AS u, product_id AS m, stars AS r FROM reviews "
-                          "WHERE pg_sleep(0.01) IS NOT NULL"))
+        conn.execute(
+            text(
+                "CREATE VIEW leaky AS SELECT customer_id AS u, product_id AS m, stars AS r FROM reviews "
+                "WHERE lo_from_bytea(0, convert_to('x', 'UTF8')) > 0"
+            )
+        )
+        conn.execute(
+            text(
+                "CREATE VIEW slow AS SELECT customer_id AS u, product_id AS m, stars AS r FROM reviews "
+                "WHERE pg_sleep(0.01) IS NOT NULL"
+            )
+        )
     before = _large_objects(raw)
     assert recsql.train(engine, source=Source(table="leaky", user="u", movie="m", rating="r"), samples=0).n_ratings
     assert _large_objects(raw) == before  # 680 large objects made, and rolled back
@@ -240,8 +276,10 @@ def test_a_source_reads_as_its_role(shop, engine, db_url, tmp_path):
     assert "680 ratings" in run("train", "--source", config, "--samples", 0).output
     assert recsql.Recommender(engine).explain(5001, 103)  # serving reads as the role too
     sneaky = tmp_path / "sneaky.toml"
-    sneaky.write_text(f'[ratings]\nquery = "SELECT customer_id, product_id, stars FROM secrets"\n'
-                      f'user = "customer_id"\nmovie = "product_id"\nrating = "stars"\nrole = "{role}"\n')
+    sneaky.write_text(
+        f'[ratings]\nquery = "SELECT customer_id, product_id, stars FROM secrets"\n'
+        f'user = "customer_id"\nmovie = "product_id"\nrating = "stars"\nrole = "{role}"\n'
+    )
     out = run("train", "--source", sneaky, "--samples", 0, ok=False).output
     assert "permission denied" in out and "secrets" in out
     with raw.begin() as conn:
@@ -254,7 +292,8 @@ def test_what_runs_is_the_checked_query_regenerated():
 
     query = "select customer_id as u, product_id as m, stars as r /* a note */ from reviews -- the end"
     assert checked_select(query, "postgresql", ["u", "m", "r"]) == (
-        "SELECT customer_id AS u, product_id AS m, stars AS r FROM reviews")
+        "SELECT customer_id AS u, product_id AS m, stars AS r FROM reviews"
+    )
     assert Source(table="reviews", user="u", movie="m", rating="r").timeout == 3600
     with pytest.raises(InvalidParameter, match="timeout"):
         Source(table="reviews", user="u", movie="m", rating="r", timeout=0)

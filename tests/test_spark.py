@@ -1,4 +1,4 @@
-"""The Spark engine (`recsql train --engine spark`): real `recsql` processes on
+"""The Spark backend (`recsql train --backend spark`): real `recsql` processes on
 Spark's local[2] master, from PostgreSQL (read over JDBC) and SQLite (handed over as
 recsql's reader), trained on MovieLens 100K u1.base and scored on u1.test.
 
@@ -21,11 +21,11 @@ from sqlalchemy import text
 
 import recsql
 from recsql import store
+from recsql.algorithms.factors import Factors
+from recsql.algorithms.outputs import recommendation_lists, similar_lists
+from recsql.algorithms.ranking import FactorChoice
 from recsql.data.matrix import RatingMatrix
 from recsql.errors import EngineUnavailable, InvalidParameter
-from recsql.model.factors import Factors
-from recsql.model.outputs import recommendation_lists, similar_lists
-from recsql.model.ranking import FactorChoice
 from recsql.spark import session as spark_session_module
 from recsql.spark.als import SparkALS
 from recsql.spark.lists import MOVIES_PER_TASK, SPARK_LIST_CELLS, lists_in_spark, spark_recommended, spark_similar
@@ -38,10 +38,16 @@ from tests.spark_support import require_spark as _require_spark
 
 @pytest.fixture(scope="module")
 def local_plain(ml100k) -> dict[str, float]:
-    """The local engine's plain ALS at the Spark engine's defaults (10 features, 0.1,
+    """The local backend's plain ALS at the Spark backend's defaults (10 features, 0.1,
     10 sweeps), on the same split."""
-    result = recsql.evaluate(train_file=ml100k / "u1.base", test_file=ml100k / "u1.test",
-                             samples=0, features=10, regularization=0.1, max_iterations=10)
+    result = recsql.evaluate(
+        train_file=ml100k / "u1.base",
+        test_file=ml100k / "u1.test",
+        samples=0,
+        features=10,
+        regularization=0.1,
+        max_iterations=10,
+    )
     return result.mean
 
 
@@ -62,8 +68,14 @@ def trained(module_db_url, ml100k):
     # Spark's start-up lines are silenced (recsql/spark/log4j2.properties); the JDK's own
     # notice of the incubator module Spark's launcher always adds is all that is left.
     assert [line for line in done.stderr.splitlines() if "jdk.incubator.vector" not in line] == [], done.stderr
-    yield {"engine": engine, "url": module_db_url, "dialect": dialect, "local": local, "output": done.stdout,
-           "metric": "cosine" if metric else "items"}
+    yield {
+        "engine": engine,
+        "url": module_db_url,
+        "dialect": dialect,
+        "local": local,
+        "output": done.stdout,
+        "metric": "cosine" if metric else "items",
+    }
     engine.dispose()
 
 
@@ -71,7 +83,7 @@ def test_the_spark_model_is_active_and_says_how_it_was_made(trained):
     models = recsql.list_models(trained["engine"])
     spark, local = models[0], models[1]
     assert spark.status == "active" and local.status == "retired"
-    assert spark.algorithm == "spark-als" and spark.params["engine"] == "spark"
+    assert spark.algorithm == "spark-als" and spark.params["backend"] == "spark"
     assert spark.params["spark_master"] == MASTER and spark.params["warmup_sweeps"] == 5
     how = "over JDBC" if trained["dialect"] == "postgresql" else "handed to Spark"
     assert how in spark.params["plan"], spark.params["plan"]
@@ -107,9 +119,12 @@ def test_the_views_serve_the_spark_model_as_its_factors_say(trained):
     with engine.connect() as conn:
         model = store.get_model(conn, store.active_model_id(conn))
         factors = store.load_movie_factors(conn, model)
-        served = conn.execute(text(
-            "SELECT movie_id, similar_movie_id FROM similar_movies WHERE movie_id IN (1, 50, 100, 181) "
-            "ORDER BY movie_id, rank")).all()
+        served = conn.execute(
+            text(
+                "SELECT movie_id, similar_movie_id FROM similar_movies WHERE movie_id IN (1, 50, 100, 181) "
+                "ORDER BY movie_id, rank"
+            )
+        ).all()
     assert served
     neighbours = factors.similar_movies(k=20, metric="cosine")
     for movie in (1, 50, 100, 181):
@@ -143,8 +158,19 @@ def test_postgresql_is_read_over_jdbc_in_the_partitions_asked_for(trained):
 def test_evaluate_on_spark_scores_as_train_does(trained, ml100k):
     if trained["dialect"] != "sqlite":
         pytest.skip("one evaluation is enough: it reads files, not the database")
-    done = _recsql(trained["url"], "evaluate", "--engine", "spark", "--spark-master", MASTER, "--json",
-                   "--train", str(ml100k / "u1.base"), "--test", str(ml100k / "u1.test"))
+    done = _recsql(
+        trained["url"],
+        "evaluate",
+        "--backend",
+        "spark",
+        "--spark-master",
+        MASTER,
+        "--json",
+        "--train",
+        str(ml100k / "u1.base"),
+        "--test",
+        str(ml100k / "u1.test"),
+    )
     assert done.returncode == 0, done.stderr
     mean = json.loads(done.stdout)["mean"]
     stored = recsql.list_models(trained["engine"])[0].metrics
@@ -159,17 +185,31 @@ def test_lists_computed_in_spark_are_the_drivers(spark, metric):
     rng = np.random.default_rng(3)
     n_users, n_movies = 300, 2 * MOVIES_PER_TASK + 70
     factors = Factors(
-        user_ids=np.arange(1, n_users + 1) * 3, movie_ids=np.arange(1, n_movies + 1) * 7,
-        user_factors=rng.normal(size=(n_users, 4)), movie_factors=rng.normal(size=(n_movies, 4)),
-        global_mean=3.5, user_bias=rng.normal(0, 0.3, n_users), movie_bias=rng.normal(0, 0.3, n_movies), clip=(1, 5))
-    items = (FactorChoice(rng.normal(size=(n_users, 6)).astype(np.float32),
-                          rng.normal(size=(n_movies, 6)).astype(np.float32)) if metric == "items" else None)
+        user_ids=np.arange(1, n_users + 1) * 3,
+        movie_ids=np.arange(1, n_movies + 1) * 7,
+        user_factors=rng.normal(size=(n_users, 4)),
+        movie_factors=rng.normal(size=(n_movies, 4)),
+        global_mean=3.5,
+        user_bias=rng.normal(0, 0.3, n_users),
+        movie_bias=rng.normal(0, 0.3, n_movies),
+        clip=(1, 5),
+    )
+    items = (
+        FactorChoice(
+            rng.normal(size=(n_users, 6)).astype(np.float32), rng.normal(size=(n_movies, 6)).astype(np.float32)
+        )
+        if metric == "items"
+        else None
+    )
     rated = sp.random(n_users, n_movies, density=0.01, format="csr", random_state=3)
     rated.data[:] = 1.0
     rated[np.arange(n_users), rng.integers(0, n_movies, n_users)] = 1.0  # every user rated something
     rows, cols = rated.nonzero()
-    frame = spark.createDataFrame(pd.DataFrame({"user": factors.user_ids[rows].astype(np.int32),
-                                                "movie": factors.movie_ids[cols].astype(np.int32)}))
+    frame = spark.createDataFrame(
+        pd.DataFrame(
+            {"user": factors.user_ids[rows].astype(np.int32), "movie": factors.movie_ids[cols].astype(np.int32)}
+        )
+    )
     similar = spark_similar(spark, factors, items, 15, metric)
     expected = similar_lists(factors, items, 15, metric)
     np.testing.assert_array_equal(similar.indices, expected.indices)
@@ -204,7 +244,7 @@ def spark():
 
 
 def test_lists_move_to_spark_on_a_cluster_past_the_cell_count():
-    many = int(SPARK_LIST_CELLS ** 0.5) + 1
+    many = int(SPARK_LIST_CELLS**0.5) + 1
     assert not lists_in_spark("auto", local_master=True, n_users=many, n_movies=many)  # shares the driver's cores
     assert lists_in_spark("auto", local_master=False, n_users=many, n_movies=many)
     assert not lists_in_spark("auto", local_master=False, n_users=1000, n_movies=1000)
@@ -250,16 +290,22 @@ def test_without_the_jdbc_driver_the_message_says_where_to_get_it(monkeypatch, t
     assert "spark.jars" not in conf  # the user's way to the driver is left alone
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--engine", "spark", "--samples", "5"], "fits plain ALS"),
-    (["--engine", "spark", "--solver", "cg"], "runs on the local engine only"),
-    (["--engine", "spark", "--implicit"], "no implicit-feedback priors"),
-    (["--engine", "spark", "--time-budget", "10"], "does not take it"),
-    (["--spark-master", MASTER], "go with --engine spark"),
-    (["--engine", "spark", "--spark-conf", "oops"], "key=value"),
-    (["--engine", "spark", "--spark-conf", "recsql.lists=cloud"], "recsql.lists must be one of auto, driver, spark"),
-    (["--engine", "spark", "--spark-conf", "recsql.warmup.sweeps=-1"], "at least 0"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--backend", "spark", "--samples", "5"], "fits plain ALS"),
+        (["--backend", "spark", "--solver", "cg"], "runs on the local backend only"),
+        (["--backend", "spark", "--implicit"], "no implicit-feedback priors"),
+        (["--backend", "spark", "--time-budget", "10"], "does not take it"),
+        (["--spark-master", MASTER], "go with --backend spark"),
+        (["--backend", "spark", "--spark-conf", "oops"], "key=value"),
+        (
+            ["--backend", "spark", "--spark-conf", "recsql.lists=cloud"],
+            "recsql.lists must be one of auto, driver, spark",
+        ),
+        (["--backend", "spark", "--spark-conf", "recsql.warmup.sweeps=-1"], "at least 0"),
+    ],
+)
 def test_options_the_engine_cannot_honour_are_refused_before_the_run(sqlite_url, ml100k, args, message):
     engine = recsql.connect(sqlite_url)
     recsql.import_ratings(engine, ml100k / "u1.test")
@@ -295,6 +341,7 @@ def test_spark_reads_over_jdbc_in_recsql_namespace_and_the_applications(postgres
     _jdbc_frame(spark, engine, settings, source)
     (own, own_properties), (app, app_properties) = handed
     assert 'FROM "rs".ratings' in own and "sessionInitStatement" not in own_properties
-    assert 'FROM reviews' in app and app_properties["sessionInitStatement"] == (
-        "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY; SET statement_timeout = '60000ms'")
+    assert "FROM reviews" in app and app_properties["sessionInitStatement"] == (
+        "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY; SET statement_timeout = '60000ms'"
+    )
     engine.dispose()

@@ -39,7 +39,7 @@ def trained(module_db_url, ml100k):
 def test_spark_that_cannot_start_is_a_failed_run_and_changes_nothing(trained):
     engine = trained["engine"]
     before = _active(engine)
-    done = _recsql(trained["url"], "train", "--engine", "spark", "--spark-master", "local[0]")
+    done = _recsql(trained["url"], "train", "--backend", "spark", "--spark-master", "local[0]")
     assert done.returncode == 1
     assert "Spark could not start on master 'local[0]'" in done.stderr and "Traceback" not in done.stderr
     models = recsql.list_models(engine)
@@ -54,7 +54,11 @@ def test_a_spark_retrain_killed_mid_fit_leaves_the_previous_model(trained):
     before = _active(engine)
     child = subprocess.Popen(
         [sys.executable, "-m", "recsql", "--quiet", "--database-url", trained["url"], *SPARK_TRAIN],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, STALL_ENV: "fit"})
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, STALL_ENV: "fit"},
+    )
     assert child.stderr is not None
     try:
         lines = []
@@ -81,9 +85,9 @@ def test_a_spark_retrain_killed_mid_fit_leaves_the_previous_model(trained):
 
 
 def test_a_held_out_share_is_the_local_engines_split(trained):
-    """--test-fraction on Spark holds out the same ratings the local engine would, and
+    """--test-fraction on Spark holds out the same ratings the local backend would, and
     Spark scores a fit on only the rest (read over JDBC or handed over, split on the
-    driver), then stores the model refitted on every rating, as the local engine does."""
+    driver), then stores the model refitted on every rating, as the local backend does."""
     engine = trained["engine"]
     refit = engine.dialect.name == "postgresql"  # (on SQLite --no-refit: a Spark fit costs a minute here)
     done = _recsql(trained["url"], *SPARK_TRAIN, "--test-fraction", "0.2", *([] if refit else ["--no-refit"]))

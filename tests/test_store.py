@@ -95,7 +95,7 @@ def test_a_write_error_is_the_one_recorded_even_when_cleaning_up_fails(engine, r
         raise OperationalError("DELETE", {}, Exception("server closed the connection"))
 
     monkeypatch.setattr(bulk, "insert_columns", time_out_on_second_table)
-    monkeypatch.setattr(store, "discard_outputs", broken_cleanup)
+    monkeypatch.setattr(store.write, "discard_outputs", broken_cleanup)  # where save_outputs finds it
     with pytest.raises(OperationalError, match="lock timeout") as raised:
         recsql.train(engine, features=4, samples=0)
     if engine.dialect.name == "postgresql":  # SQLite rolls the one write transaction back instead
@@ -146,13 +146,15 @@ def test_recommended_movies_view(engine, run, ratings_file):
     run("import", "ratings", ratings_file)
     run("train", "--features", 2, "--recommend-n", 3)
     with engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT user_id, rank, movie_id, predicted_rating FROM recommended_movies ORDER BY user_id, rank"
-        )).all()
-        rated_again = conn.execute(text(
-            "SELECT COUNT(*) FROM recommended_movies r JOIN ratings x "
-            "ON x.user_id = r.user_id AND x.movie_id = r.movie_id"
-        )).scalar()
+        rows = conn.execute(
+            text("SELECT user_id, rank, movie_id, predicted_rating FROM recommended_movies ORDER BY user_id, rank")
+        ).all()
+        rated_again = conn.execute(
+            text(
+                "SELECT COUNT(*) FROM recommended_movies r JOIN ratings x "
+                "ON x.user_id = r.user_id AND x.movie_id = r.movie_id"
+            )
+        ).scalar()
     assert rated_again == 0
     by_user: dict[int, list] = {}
     for r in rows:
@@ -190,9 +192,11 @@ def test_keep_prunes_old_models_and_rollback_works(engine, run, ratings_file):
     assert _count(engine, "SELECT model_id FROM active_model") == previous
     assert _count(engine, "SELECT COUNT(*) FROM similar_movies") == 8 * 7
     with engine.connect() as conn:
-        features = conn.execute(text(
-            "SELECT COUNT(DISTINCT f.feature) FROM movie_features f JOIN active_model a ON a.model_id = f.model_id"
-        )).scalar()
+        features = conn.execute(
+            text(
+                "SELECT COUNT(DISTINCT f.feature) FROM movie_features f JOIN active_model a ON a.model_id = f.model_id"
+            )
+        ).scalar()
     assert features == models[1].params["features"]
     # A pruned model, an unknown one: one clear message each, nothing changes.
     assert "only a complete model" in run("models", "activate", models[2].model_id, ok=False).output
@@ -209,16 +213,21 @@ def test_retrains_reuse_the_space_pruned_rows_leave(postgresql_url, tmp_path):
     growing them (without it each ML-100K retrain added ~11.5 MB; see bench_growth.py)."""
     engine = recsql.connect(postgresql_url)
     path = tmp_path / "r.csv"
-    path.write_text("user_id,movie_id,value\n" + "\n".join(
-        f"{u},{m},{(u * m) % 5 + 1}" for u in range(1, 301) for m in range(1, 41) if (u + m) % 3))
+    path.write_text(
+        "user_id,movie_id,value\n"
+        + "\n".join(f"{u},{m},{(u * m) % 5 + 1}" for u in range(1, 301) for m in range(1, 41) if (u + m) % 3)
+    )
     recsql.import_ratings(engine, path)
     sizes = []
     for _ in range(6):
         recsql.train(engine, samples=0, features=4, keep=1)
         with engine.connect() as conn:
-            sizes.append(conn.execute(text(
-                "SELECT SUM(pg_relation_size(c)) FROM unnest(CAST(:t AS regclass[])) AS c"
-            ), {"t": list(store.OUTPUT_TABLES)}).scalar_one())
+            sizes.append(
+                conn.execute(
+                    text("SELECT SUM(pg_relation_size(c)) FROM unnest(CAST(:t AS regclass[])) AS c"),
+                    {"t": list(store.OUTPUT_TABLES)},
+                ).scalar_one()
+            )
     engine.dispose()
     # Two versions' worth of pages at most (the new one is written before the old is pruned).
     assert max(sizes[2:]) <= max(sizes[:2]), sizes
@@ -264,9 +273,13 @@ def test_too_few_ratings_for_the_bayesian_model_is_one_clear_message(engine, run
 def test_recommend_many_asks_for_the_popular_movies_once(engine, run, tmp_path, monkeypatch):
     """Every user the model does not know shares one popular list; a user who rated
     every movie still gets an empty list, not the popular movies."""
-    (tmp_path / "r.csv").write_text("user_id,movie_id,value\n" + "\n".join(
-        [f"{u},{m},{(u * m) % 5 + 1}" for u in range(1, 9) for m in range(1, 7) if (u + m) % 3]
-        + [f"9,{m},{m % 5 + 1}" for m in range(1, 7)]))  # user 9 rated every movie
+    (tmp_path / "r.csv").write_text(
+        "user_id,movie_id,value\n"
+        + "\n".join(
+            [f"{u},{m},{(u * m) % 5 + 1}" for u in range(1, 9) for m in range(1, 7) if (u + m) % 3]
+            + [f"9,{m},{m % 5 + 1}" for m in range(1, 7)]
+        )
+    )  # user 9 rated every movie
     run("import", "ratings", tmp_path / "r.csv")
     run("train", "--features", 2, "--samples", 0)
     rec = recsql.Recommender(engine)

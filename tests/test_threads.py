@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import recsql
+from recsql.algorithms.solvers import als
+from recsql.algorithms.sparse import PARALLEL_CELLS
 from recsql.errors import InvalidParameter
-from recsql.model.solvers import als
-from recsql.model.sparse import PARALLEL_CELLS
 from recsql.threads import THREADS_ENV, available_cores, thread_count, using_threads
 
 
@@ -65,7 +65,7 @@ def test_row_blocks_multiply_as_one_matrix_on_any_number_of_blocks(monkeypatch):
     the pattern and for other values in its cells, whatever the number of blocks."""
     import scipy.sparse as sp
 
-    from recsql.model import sparse
+    from recsql.algorithms import sparse
 
     rng = np.random.default_rng(0)
     matrix = sp.random(300, 40, density=0.2, format="csr", random_state=1, dtype=np.float32)

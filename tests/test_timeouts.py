@@ -58,7 +58,7 @@ def _timed(call) -> tuple[float, object]:
 
 
 def test_commands_give_up_on_a_locked_table(db_url, trained, tmp_path, monkeypatch):
-    _only('postgresql', db_url)
+    _only("postgresql", db_url)
     run = trained
     with Held(db_url, "LOCK TABLE ratings IN ACCESS EXCLUSIVE MODE"):
         seconds, result = _timed(lambda: run("--lock-timeout", 0.5, "-v", "train", "--samples", 0, ok=False))
@@ -74,10 +74,9 @@ def test_commands_give_up_on_a_locked_table(db_url, trained, tmp_path, monkeypat
 
 
 def test_serving_gives_up_on_a_locked_table(db_url, trained):
-    _only('postgresql', db_url)
+    _only("postgresql", db_url)
     app = create_engine(normalize_url(db_url))
-    for recommender in (recsql.Recommender(app, timeout=0.5),
-                        recsql.Recommender.from_url(db_url, timeout=0.5)):
+    for recommender in (recsql.Recommender(app, timeout=0.5), recsql.Recommender.from_url(db_url, timeout=0.5)):
         with Held(db_url, "LOCK TABLE movie_similarities IN ACCESS EXCLUSIVE MODE"):
             started = time.monotonic()
             with pytest.raises(DatabaseUnavailable) as caught:
@@ -90,7 +89,7 @@ def test_serving_gives_up_on_a_locked_table(db_url, trained):
 
 
 def test_serving_bounds_each_statement(db_url, trained):
-    _only('postgresql', db_url)
+    _only("postgresql", db_url)
     """The statement timeout a serving call runs under, on an application's connection
     (set for the call, put back after) and on a Recommender's own engine."""
     app = create_engine(normalize_url(db_url))
@@ -105,13 +104,14 @@ def test_serving_bounds_each_statement(db_url, trained):
 
 
 def test_sqlite_waits_for_a_writer_are_bounded(db_url, trained, tmp_path):
-    _only('sqlite', db_url)
+    _only("sqlite", db_url)
     path = make_url(db_url).database
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # an application's write transaction
     try:
-        seconds, result = _timed(lambda: trained("--lock-timeout", 0.5, "import", "ratings", tmp_path / "r.csv",
-                                                 ok=False))
+        seconds, result = _timed(
+            lambda: trained("--lock-timeout", 0.5, "import", "ratings", tmp_path / "r.csv", ok=False)
+        )
         assert seconds < 10
         assert "locked by another connection's write" in result.output and "--lock-timeout" in result.output
     finally:
@@ -121,7 +121,7 @@ def test_sqlite_waits_for_a_writer_are_bounded(db_url, trained, tmp_path):
 
 
 def test_a_lock_released_in_time_is_waited_for(db_url, trained):
-    _only('postgresql', db_url)
+    _only("postgresql", db_url)
     """A lock held for less than the timeout costs only the wait."""
     held = Held(db_url, "LOCK TABLE models IN ACCESS EXCLUSIVE MODE")
     threading.Timer(0.5, held.__exit__).start()

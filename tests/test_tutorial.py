@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import text
 
 import recsql
+from recsql.algorithms.solvers import ConjugateGradient
 from recsql.data.matrix import RatingMatrix
-from recsql.model.solvers import ConjugateGradient
 from tests.conftest import ROOT
 
 TUTORIAL_TRAIN_RMSE = 0.24952555662048573
@@ -23,8 +23,15 @@ TUTORIAL_TEST_RMSE = 1.2096517096071573
 def test_published_numbers(engine, run, seed_data, features):
     run("import", "ratings", seed_data / "movie_ratings_data_set_training.csv")
     out = run(
-        "train", "--solver", "cg", "--features", features, "--regularization", "1.1",
-        "--test-file", seed_data / "movie_ratings_data_set_testing.csv",
+        "train",
+        "--solver",
+        "cg",
+        "--features",
+        features,
+        "--regularization",
+        "1.1",
+        "--test-file",
+        seed_data / "movie_ratings_data_set_testing.csv",
     ).output
     assert re.search(r"train RMSE 0\.249\d+", out) and re.search(r"test  RMSE 1\.209\d+", out)
     metrics = recsql.list_models(engine)[0].metrics
@@ -44,17 +51,23 @@ def tutorial_model(engine, run, seed_data):
 
 def test_similar_movies_view_for_movie_3(tutorial_model):
     with tutorial_model.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT movie_id, title, rank, similar_movie_id, score FROM similar_movies "
-            "WHERE movie_id = 3 ORDER BY rank"
-        )).all()
-        recomputed = dict(conn.execute(text(
-            "SELECT b.movie_id, SUM(ABS(a.value - b.value)) "
-            "FROM active_model m "
-            "JOIN movie_features a ON a.model_id = m.model_id AND a.movie_id = 3 "
-            "JOIN movie_features b ON b.model_id = m.model_id AND b.feature = a.feature "
-            "GROUP BY b.movie_id"
-        )).all())
+        rows = conn.execute(
+            text(
+                "SELECT movie_id, title, rank, similar_movie_id, score FROM similar_movies "
+                "WHERE movie_id = 3 ORDER BY rank"
+            )
+        ).all()
+        recomputed = dict(
+            conn.execute(
+                text(
+                    "SELECT b.movie_id, SUM(ABS(a.value - b.value)) "
+                    "FROM active_model m "
+                    "JOIN movie_features a ON a.model_id = m.model_id AND a.movie_id = 3 "
+                    "JOIN movie_features b ON b.model_id = m.model_id AND b.feature = a.feature "
+                    "GROUP BY b.movie_id"
+                )
+            ).all()
+        )
     assert len(rows) == 20
     assert {r.title for r in rows} == {"The Sheriff 2"}
     assert [r.rank for r in rows] == list(range(1, 21))

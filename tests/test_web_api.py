@@ -1,5 +1,5 @@
 """recsql in a web application: the example Flask app (docs/examples/flask_app.py) on
-both databases, the HTTP status of every error, and the README's table of them."""
+both databases, the HTTP status of every error, and the embedding guide's table of them."""
 
 from __future__ import annotations
 
@@ -70,20 +70,23 @@ def test_answers(client, recommender):
     assert not {1, 2} & {r["movie_id"] for r in posted.json}
 
 
-@pytest.mark.parametrize("method,path,body,status,says", [
-    ("get", "/movies/999/similar", None, 404, "unknown movie 999"),
-    ("get", "/movies/similar?id=1&id=998&id=999", None, 404, "unknown movie 998, 999"),
-    ("get", "/users/424242/predictions/1", None, 404, "unknown user 424242"),
-    ("post", "/recommendations", {"ratings": {"1": 5, "999": 4}}, 404, "unknown movie 999"),
-    ("get", "/movies/1/similar?limit=0", None, 400, "limit must be a whole number from 1 to 1000"),
-    ("get", "/users/1/recommendations?limit=1001", None, 400, "limit must be"),
-    ("get", "/movies/1/similar?limit=ten", None, 400, "limit must be a whole number, not 'ten'"),
-    ("post", "/recommendations", {"ratings": {"1": 50}}, 400, "ratings must be from 1 to 5"),
-    ("post", "/recommendations", {"ratings": {"1": "5"}}, 400, "must be a finite number"),
-    ("post", "/recommendations", {"ratings": {"one": 5}}, 400, "movie id must be a whole number"),
-    ("post", "/recommendations", {"ratings": {}}, 400, "at least one"),
-    ("post", "/recommendations", {"stars": 5}, 400, "send a JSON object"),
-])
+@pytest.mark.parametrize(
+    "method,path,body,status,says",
+    [
+        ("get", "/movies/999/similar", None, 404, "unknown movie 999"),
+        ("get", "/movies/similar?id=1&id=998&id=999", None, 404, "unknown movie 998, 999"),
+        ("get", "/users/424242/predictions/1", None, 404, "unknown user 424242"),
+        ("post", "/recommendations", {"ratings": {"1": 5, "999": 4}}, 404, "unknown movie 999"),
+        ("get", "/movies/1/similar?limit=0", None, 400, "limit must be a whole number from 1 to 1000"),
+        ("get", "/users/1/recommendations?limit=1001", None, 400, "limit must be"),
+        ("get", "/movies/1/similar?limit=ten", None, 400, "limit must be a whole number, not 'ten'"),
+        ("post", "/recommendations", {"ratings": {"1": 50}}, 400, "ratings must be from 1 to 5"),
+        ("post", "/recommendations", {"ratings": {"1": "5"}}, 400, "must be a finite number"),
+        ("post", "/recommendations", {"ratings": {"one": 5}}, 400, "movie id must be a whole number"),
+        ("post", "/recommendations", {"ratings": {}}, 400, "at least one"),
+        ("post", "/recommendations", {"stars": 5}, 400, "send a JSON object"),
+    ],
+)
 def test_errors_have_their_status(client, method, path, body, status, says):
     answer = getattr(client, method)(path, json=body)
     assert answer.status_code == status, answer.json
@@ -99,7 +102,8 @@ def test_no_model_yet_and_database_down(db_url):
     finally:
         engine.dispose()
     down = create_engine(
-        "postgresql+psycopg://postgres@127.0.0.1:1/none" if db_url.startswith("postgresql")
+        "postgresql+psycopg://postgres@127.0.0.1:1/none"
+        if db_url.startswith("postgresql")
         else f"sqlite:///{ROOT / 'no-such-directory' / 'recsql.db'}"
     )
     answer = flask_app.create_app(recsql.Recommender(down)).test_client().get("/users/1/recommendations")
@@ -183,8 +187,8 @@ def test_not_found_errors_share_a_base():
         assert issubclass(cls, errors.NotFound) and issubclass(cls, LookupError) and cls.http_status == 404
 
 
-def test_readme_status_table_is_the_code():
-    readme = (ROOT / "README.md").read_text()
+def test_the_documented_status_table_is_the_code():
+    readme = (ROOT / "docs" / "howto" / "embed.md").read_text()
     section = readme.split("## HTTP status codes", 1)[1].split("\n## ", 1)[0]
     documented = {name: int(status) for name, status in re.findall(r"^\| `(\w+)` \| (\d{3}) \|", section, flags=re.M)}
     assert documented == {cls.__name__: cls.http_status for cls in _error_classes()}

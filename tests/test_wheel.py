@@ -21,7 +21,8 @@ def test_wheel_installs_and_runs_demo(tmp_path):
     dist = tmp_path / "dist"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(ROOT)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     (wheel,) = dist.glob("recsql-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
@@ -32,7 +33,9 @@ def test_wheel_installs_and_runs_demo(tmp_path):
     requires = re.findall(r"^Requires-Dist: (.*)$", metadata, flags=re.M)
     # psycopg only with an extra: `postgres`, and `test` (hatchling spells out its recsql[postgres]).
     driver_extras = {
-        extra for r in requires if r.startswith("psycopg")
+        extra
+        for r in requires
+        if r.startswith("psycopg")
         for extra in re.findall(r"extra == ['\"](\w+)['\"]", r) or ["(none)"]
     }
     assert driver_extras == {"postgres", "test"}, requires
@@ -47,7 +50,10 @@ def test_wheel_installs_and_runs_demo(tmp_path):
     recsql_bin = env_dir / "bin" / "recsql"
     upgrade = subprocess.run(
         [recsql_bin, "--database-url", "sqlite:///fresh.db", "db", "upgrade"],
-        cwd=work, env=env, capture_output=True, text=True,
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert upgrade.returncode == 0, upgrade.stderr
     demo = subprocess.run([recsql_bin, "demo"], cwd=work, env=env, capture_output=True, text=True)
@@ -55,19 +61,30 @@ def test_wheel_installs_and_runs_demo(tmp_path):
     assert "The 5 most similar movies are:" in demo.stdout
     where = subprocess.run(
         [python, "-c", "import recsql.db.migrate as m; print(m.migrations_dir())"],
-        cwd=work, env=env, capture_output=True, text=True, check=True,
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert str(env_dir) in where.stdout
     # A plain install has no psycopg; the demo above ran without it, and a PostgreSQL
     # URL says which extra to install.
     absent = subprocess.run(
         [python, "-c", "import importlib.util as u; print(u.find_spec('psycopg'))"],
-        cwd=work, env=env, capture_output=True, text=True, check=True,
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert absent.stdout.strip() == "None"
     postgres = subprocess.run(
         [recsql_bin, "--database-url", "postgresql://app@127.0.0.1:1/shop", "db", "status"],
-        cwd=work, env=env, capture_output=True, text=True,
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert postgres.returncode == 1 and NEEDS_PSYCOPG in postgres.stderr, postgres.stderr
     assert "Traceback" not in postgres.stderr

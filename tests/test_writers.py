@@ -59,9 +59,16 @@ def test_a_waiting_writer_goes_on_when_the_lock_is_released(small_trained, run):
 def test_a_dead_run_is_shown_as_dead_and_reclaimed(small_trained, run):
     before = _active(small_trained)
     with small_trained.begin() as conn:  # what a retrain killed mid-write leaves behind
-        dead = conn.execute(Model.__table__.insert().values(
-            created_at=datetime.now(UTC), status=RUNNING, algorithm="als", params={},
-        ).returning(Model.id)).scalar_one()
+        dead = conn.execute(
+            Model.__table__.insert()
+            .values(
+                created_at=datetime.now(UTC),
+                status=RUNNING,
+                algorithm="als",
+                params={},
+            )
+            .returning(Model.id)
+        ).scalar_one()
         conn.execute(text(f"INSERT INTO movie_features VALUES ({dead}, 1, 0, 0.5), ({dead}, 2, 0, 0.25)"))
     assert recsql.list_models(small_trained)[0].status == "dead"
     with writer_lock(small_trained):  # while a writer holds the lock, a running model is alive
@@ -86,8 +93,9 @@ KILLS = [(phase, signal.SIGKILL) for phase in PHASES] + [
 def _served(engine) -> dict[str, list[tuple]]:
     """Everything an application reads: every row of every view, in a fixed order."""
     active = "WHERE model_id = (SELECT model_id FROM active_model)"
-    queries = [f"SELECT * FROM {view}" for view in ("active_model", "similar_movies", "recommended_movies",
-                                                     "popular_movies")]
+    queries = [
+        f"SELECT * FROM {view}" for view in ("active_model", "similar_movies", "recommended_movies", "popular_movies")
+    ]
     queries += [f"SELECT * FROM {table} {active}" for table in ("user_features", "movie_features")]
     with engine.connect() as conn:
         return {query: sorted(map(tuple, conn.execute(text(query)))) for query in queries}
@@ -102,7 +110,9 @@ def test_a_retrain_killed_anywhere_leaves_the_previous_model(db_url, small_train
     before = _served(small_trained)
     child = subprocess.Popen(
         [sys.executable, "-m", "recsql", "--quiet", "--database-url", db_url, "train", "--samples", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, STALL_ENV: phase, "PYTHONFAULTHANDLER": "1"},
     )
     assert child.stderr is not None

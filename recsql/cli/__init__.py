@@ -1,6 +1,9 @@
-"""The ``recsql`` command line: :mod:`~recsql.cli.commands` (one library call per
-command) printing through :mod:`~recsql.cli.output` (tables, or JSON with ``--json``)."""
+"""The ``recsql`` command line: the root group in :mod:`~recsql.cli.app`, one module
+per command group (each command one library call), printing through
+:mod:`~recsql.cli.output` (tables, or JSON with ``--json``)."""
 
-from recsql.cli.commands import cli, main
+# Importing the group modules registers their commands on ``cli``.
+from recsql.cli import admin, db, demo, imports, models, serve, training  # noqa: F401
+from recsql.cli.app import cli, main
 
 __all__ = ["cli", "main"]

@@ -2,4 +2,4 @@
 (:mod:`~recsql.data.source`), the sparse rating matrix and its id maps
 (:mod:`~recsql.data.matrix`), reading ratings into it (:mod:`~recsql.data.ratings`),
 synthetic catalogues (:mod:`~recsql.data.synthetic`) and loading into recsql's tables
-(:mod:`~recsql.data.load`)."""
+(:mod:`~recsql.data.imports`)."""

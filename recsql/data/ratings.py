@@ -13,10 +13,10 @@ import pandas as pd
 from sqlalchemy import Engine, text
 
 from recsql.data.files import read_ratings_file
-from recsql.data.keys import integer_ids
 from recsql.data.matrix import DuplicatePolicy, RatingMatrix
 from recsql.data.source import Source, reading
 from recsql.db.bulk import read_columns
+from recsql.db.keys import integer_ids
 from recsql.db.lock import WriterLock
 from recsql.errors import NoRatings
 
@@ -30,13 +30,13 @@ def ratings_select(schema: str | None = None) -> str:
 
 RATINGS_SQL = ratings_select()
 # For duplicates='last': the latest rating wins; undated ones count as older, then import order.
-RATINGS_IN_ORDER_SQL = (
-    RATINGS_SQL + " ORDER BY CASE WHEN rated_at IS NULL THEN 0 ELSE 1 END, rated_at, id"
-)
+RATINGS_IN_ORDER_SQL = RATINGS_SQL + " ORDER BY CASE WHEN rated_at IS NULL THEN 0 ELSE 1 END, rated_at, id"
 
 
 def ratings_from_database(
-    engine: Engine, duplicates: DuplicatePolicy = "max", source: Source | None = None,
+    engine: Engine,
+    duplicates: DuplicatePolicy = "max",
+    source: Source | None = None,
     lock: WriterLock | None = None,
 ) -> RatingMatrix:
     """All ratings (recsql's table, or the application's via ``source``) as a sparse

@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
@@ -270,8 +271,7 @@ def _sqlite_reader(url: str, lock_timeout: float) -> Engine:
     bounded by recsql's ``lock_timeout`` and said like recsql's own."""
     path = str(make_url(url).database)
     uri = f"file:{path}?mode=ro"
-    engine = create_engine(f"sqlite:///{uri}&uri=true",
-                           execution_options={timeouts.LOCK_TIMEOUT_OPTION: lock_timeout})
+    engine = create_engine(f"sqlite:///{uri}&uri=true", execution_options={timeouts.LOCK_TIMEOUT_OPTION: lock_timeout})
     timeouts.explain_timeouts(engine)
 
     @event.listens_for(engine, "connect")
@@ -285,3 +285,15 @@ def _sqlite_reader(url: str, lock_timeout: float) -> Engine:
         connection.exec_driver_sql("BEGIN")
 
     return engine
+
+
+def source_movies(engine: Engine, source: Source) -> pd.DataFrame:
+    """The application's items through ``source``'s movies mapping, as columns
+    movie_id, title, genres (empty when it maps no movies table)."""
+    columns = ["movie_id", "title", "genres"]
+    if source.movies_table is None:
+        return pd.DataFrame(columns=columns)
+    with reading(engine, source) as conn:
+        movies_sql = source.movies_sql(conn)
+        assert movies_sql is not None
+        return pd.DataFrame(conn.execute(text(movies_sql)).all(), columns=columns)

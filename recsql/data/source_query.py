@@ -36,30 +36,121 @@ DIALECTS = {"postgresql": "postgres", "sqlite": "sqlite"}
 # Functions without effects outside the query: aggregates, window functions, casts,
 # conditionals, arithmetic, text and date/time functions (as sqlglot knows them).
 FUNCTIONS: tuple[type[exp.Expression], ...] = (
-    exp.And, exp.Or, exp.Xor, exp.Case, exp.If, exp.Cast, exp.TryCast, exp.Coalesce, exp.Nullif,
-    exp.Greatest, exp.Least, exp.Exists,
-    exp.Count, exp.Sum, exp.Avg, exp.Min, exp.Max, exp.Stddev, exp.StddevPop, exp.StddevSamp,
-    exp.Variance, exp.VariancePop, exp.ArrayAgg,
-    exp.RowNumber, exp.Rank, exp.DenseRank, exp.Lag, exp.Lead, exp.FirstValue, exp.LastValue, exp.First, exp.Last,
-    exp.Abs, exp.Ceil, exp.Floor, exp.Round, exp.Sign, exp.Sqrt, exp.Exp, exp.Ln, exp.Log, exp.Pow,
-    exp.Lower, exp.Upper, exp.Trim, exp.Length, exp.Substring, exp.Concat, exp.ConcatWs, exp.Replace,
-    exp.Left, exp.Right, exp.StrPosition, exp.Initcap,
-    exp.CurrentDate, exp.CurrentTimestamp, exp.CurrentTime, exp.Extract, exp.DateTrunc, exp.TimestampTrunc,
-    exp.DateAdd, exp.DateSub, exp.DateDiff, exp.UnixToTime, exp.TimeToUnix, exp.StrToTime, exp.TimeToStr,
-    exp.TsOrDsToTimestamp, exp.TsOrDsToDate, exp.Date, exp.Timestamp,
+    exp.And,
+    exp.Or,
+    exp.Xor,
+    exp.Case,
+    exp.If,
+    exp.Cast,
+    exp.TryCast,
+    exp.Coalesce,
+    exp.Nullif,
+    exp.Greatest,
+    exp.Least,
+    exp.Exists,
+    exp.Count,
+    exp.Sum,
+    exp.Avg,
+    exp.Min,
+    exp.Max,
+    exp.Stddev,
+    exp.StddevPop,
+    exp.StddevSamp,
+    exp.Variance,
+    exp.VariancePop,
+    exp.ArrayAgg,
+    exp.RowNumber,
+    exp.Rank,
+    exp.DenseRank,
+    exp.Lag,
+    exp.Lead,
+    exp.FirstValue,
+    exp.LastValue,
+    exp.First,
+    exp.Last,
+    exp.Abs,
+    exp.Ceil,
+    exp.Floor,
+    exp.Round,
+    exp.Sign,
+    exp.Sqrt,
+    exp.Exp,
+    exp.Ln,
+    exp.Log,
+    exp.Pow,
+    exp.Lower,
+    exp.Upper,
+    exp.Trim,
+    exp.Length,
+    exp.Substring,
+    exp.Concat,
+    exp.ConcatWs,
+    exp.Replace,
+    exp.Left,
+    exp.Right,
+    exp.StrPosition,
+    exp.Initcap,
+    exp.CurrentDate,
+    exp.CurrentTimestamp,
+    exp.CurrentTime,
+    exp.Extract,
+    exp.DateTrunc,
+    exp.TimestampTrunc,
+    exp.DateAdd,
+    exp.DateSub,
+    exp.DateDiff,
+    exp.UnixToTime,
+    exp.TimeToUnix,
+    exp.StrToTime,
+    exp.TimeToStr,
+    exp.TsOrDsToTimestamp,
+    exp.TsOrDsToDate,
+    exp.Date,
+    exp.Timestamp,
 )
 # Functions sqlglot does not model, by name: pure ones of PostgreSQL and SQLite.
-NAMED_FUNCTIONS = frozenset({
-    "date_part", "to_timestamp", "to_char", "to_date", "to_number", "ifnull", "iif", "instr", "char_length",
-    "octet_length", "btrim", "ltrim", "rtrim", "julianday", "unixepoch", "datetime", "date", "time", "strftime",
-    "nullif", "mod", "trunc", "div",
-})
+NAMED_FUNCTIONS = frozenset(
+    {
+        "date_part",
+        "to_timestamp",
+        "to_char",
+        "to_date",
+        "to_number",
+        "ifnull",
+        "iif",
+        "instr",
+        "char_length",
+        "octet_length",
+        "btrim",
+        "ltrim",
+        "rtrim",
+        "julianday",
+        "unixepoch",
+        "datetime",
+        "date",
+        "time",
+        "strftime",
+        "nullif",
+        "mod",
+        "trunc",
+        "div",
+    }
+)
 # Statements and clauses that write, or lock rows, wherever they appear.
 FORBIDDEN: tuple[type[exp.Expression], ...] = (
-    exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Into, exp.Lock, exp.Create, exp.Drop, exp.Command,
+    exp.Insert,
+    exp.Update,
+    exp.Delete,
+    exp.Merge,
+    exp.Into,
+    exp.Lock,
+    exp.Create,
+    exp.Drop,
+    exp.Command,
 )
-VIEW_HINT = ("put the query in a view of the application's (CREATE VIEW ... AS SELECT ...) "
-             "and map it with table = \"that_view\"")
+VIEW_HINT = (
+    'put the query in a view of the application\'s (CREATE VIEW ... AS SELECT ...) and map it with table = "that_view"'
+)
 
 
 def checked_select(query: str, dialect: str | None, columns: Iterable[str] = ()) -> str:
@@ -98,18 +189,22 @@ def _checked(query: str, dialect: str, columns: tuple[str, ...]) -> str:
     for node in tree.walk():
         if isinstance(node, FORBIDDEN):
             raise InvalidParameter(
-                f"a source query must only read: it has {node.key.upper()} (writes and row locks are refused)")
+                f"a source query must only read: it has {node.key.upper()} (writes and row locks are refused)"
+            )
         if isinstance(node, exp.Func) and not _allowed(node):
             name = node.name if isinstance(node, exp.Anonymous) else node.sql_name()
-            raise InvalidParameter(f"a source query may not call {name.lower()}(): recsql runs only functions "
-                                   f"without side effects there; {VIEW_HINT}")
+            raise InvalidParameter(
+                f"a source query may not call {name.lower()}(): recsql runs only functions "
+                f"without side effects there; {VIEW_HINT}"
+            )
     selected = {name.lower() for name in tree.named_selects}
     if columns and not any(isinstance(c, exp.Star) or c.is_star for c in tree.selects):
         missing = [c for c in columns if c.lower() not in selected]
         if missing:
             raise InvalidParameter(
                 f"the source query's result has no column {', '.join(missing)} (its columns: "
-                f"{', '.join(tree.named_selects) or 'none named'}); name them with AS")
+                f"{', '.join(tree.named_selects) or 'none named'}); name them with AS"
+            )
     return tree.sql(dialect=dialect, comments=False)
 
 

@@ -30,17 +30,21 @@ from recsql.errors import InvalidParameter
 
 GENRES = ("Action", "Comedy", "Drama", "Horror", "Romance", "Sci-Fi", "Documentary", "Western")
 WORDS = {
-    "Action": ("Strike", "Fury", "Velocity", "Siege"), "Comedy": ("Mixup", "Weekend", "Neighbours", "Oops"),
-    "Drama": ("Letters", "Harbour", "Winter", "Silence"), "Horror": ("Hollow", "Crypt", "Whisper", "Dread"),
-    "Romance": ("Promise", "Summer", "Postcard", "Waltz"), "Sci-Fi": ("Orbit", "Nebula", "Signal", "Drift"),
-    "Documentary": ("Rivers", "Makers", "Machines", "Islands"), "Western": ("Canyon", "Outlaw", "Saddle", "Frontier"),
+    "Action": ("Strike", "Fury", "Velocity", "Siege"),
+    "Comedy": ("Mixup", "Weekend", "Neighbours", "Oops"),
+    "Drama": ("Letters", "Harbour", "Winter", "Silence"),
+    "Horror": ("Hollow", "Crypt", "Whisper", "Dread"),
+    "Romance": ("Promise", "Summer", "Postcard", "Waltz"),
+    "Sci-Fi": ("Orbit", "Nebula", "Signal", "Drift"),
+    "Documentary": ("Rivers", "Makers", "Machines", "Islands"),
+    "Western": ("Canyon", "Outlaw", "Saddle", "Frontier"),
 }
 RANK = len(GENRES)
 
 
 @dataclass(frozen=True)
 class Catalogue:
-    """Movies and ratings, ready for :func:`recsql.data.load.load_catalogue`."""
+    """Movies and ratings, ready for :func:`recsql.data.imports.load_catalogue`."""
 
     movies: pd.DataFrame  # movie_id, title, genres
     ratings: pd.DataFrame  # user_id, movie_id, value and, when known, rated_at
@@ -89,9 +93,7 @@ def synthetic_ratings(ratings: int, users: int, movies: int, seed: int = 0) -> C
     rated_at = start + rng.integers(0, 10 * 365 * 86400, ratings)
     names = np.array(GENRES)[genre]
     words = np.array([WORDS[g][i % 4] for i, g in enumerate(names)])
-    titles = pd.Series(words).str.cat(
-        [pd.Series(np.arange(1, movies + 1).astype(str))], sep=" "
-    ).radd("The ")
+    titles = pd.Series(words).str.cat([pd.Series(np.arange(1, movies + 1).astype(str))], sep=" ").radd("The ")
     return Catalogue(
         movies=pd.DataFrame({"movie_id": np.arange(1, movies + 1), "title": titles.to_numpy(), "genres": names}),
         ratings=pd.DataFrame({"user_id": u + 1, "movie_id": m + 1, "value": value, "rated_at": rated_at}),
@@ -107,16 +109,23 @@ def _draw(rng: np.random.Generator, weights: np.ndarray, n: int) -> np.ndarray:
 
 # genre: (title patterns, words); "{}" takes a word.
 DEMO_GENRES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "western": (("The Sheriff of {}", "Showdown at {}", "Last Ride to {}"),
-                ("Dry Creek", "Red Canyon", "Dust Valley", "Silver Gulch")),
-    "sci-fi": (("Beyond {}", "The {} Protocol", "Escape from {}"),
-               ("Orion", "the Ninth Moon", "Titan Station", "Nebula")),
-    "romance": (("Love in {}", "A Summer in {}", "Letters from {}"),
-                ("Paris", "Verona", "the Lake House", "Lisbon")),
-    "horror": (("The Curse of {}", "Night at {}", "Return to {}"),
-               ("Blackwood", "Hollow Hill", "the Asylum", "Crow Manor")),
-    "comedy": (("My Neighbour from {}", "Weekend in {}", "Trouble in {}"),
-               ("Ohio", "Vegas", "the Suburbs", "Accounting")),
+    "western": (
+        ("The Sheriff of {}", "Showdown at {}", "Last Ride to {}"),
+        ("Dry Creek", "Red Canyon", "Dust Valley", "Silver Gulch"),
+    ),
+    "sci-fi": (
+        ("Beyond {}", "The {} Protocol", "Escape from {}"),
+        ("Orion", "the Ninth Moon", "Titan Station", "Nebula"),
+    ),
+    "romance": (("Love in {}", "A Summer in {}", "Letters from {}"), ("Paris", "Verona", "the Lake House", "Lisbon")),
+    "horror": (
+        ("The Curse of {}", "Night at {}", "Return to {}"),
+        ("Blackwood", "Hollow Hill", "the Asylum", "Crow Manor"),
+    ),
+    "comedy": (
+        ("My Neighbour from {}", "Weekend in {}", "Trouble in {}"),
+        ("Ohio", "Vegas", "the Suburbs", "Accounting"),
+    ),
 }
 
 

@@ -63,9 +63,7 @@ def _driver_errors_said(function: Callable[P, R]) -> Callable[P, R]:
 
 
 @_driver_errors_said
-def insert_columns(
-    conn: Connection, table: str, columns: Mapping[str, np.ndarray | Sequence]
-) -> int:
+def insert_columns(conn: Connection, table: str, columns: Mapping[str, np.ndarray | Sequence]) -> int:
     """Append rows given column-wise to ``table`` inside the caller's transaction.
 
     ``None``/NaN in an object column becomes NULL.  Returns the number of rows.
@@ -90,9 +88,7 @@ def insert_columns(
 
 
 @_driver_errors_said
-def upsert_columns(
-    conn: Connection, table: str, key: str, columns: Mapping[str, np.ndarray | Sequence]
-) -> int:
+def upsert_columns(conn: Connection, table: str, key: str, columns: Mapping[str, np.ndarray | Sequence]) -> int:
     """Insert rows given column-wise, updating the existing row where ``key`` matches."""
     frame = pd.DataFrame(dict(columns))
     if frame.empty:
@@ -102,19 +98,15 @@ def upsert_columns(
     conflict = f"ON CONFLICT ({_quote(conn, key)}) DO UPDATE SET {updates}"
     if conn.dialect.name == "postgresql":
         stage = "recsql_stage"
-        conn.exec_driver_sql(
-            f"CREATE TEMPORARY TABLE {stage} (LIKE {_quote(conn, table)}) ON COMMIT DROP"
-        )
+        conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {stage} (LIKE {_quote(conn, table)}) ON COMMIT DROP")
         insert_columns(conn, stage, frame)
         conn.exec_driver_sql(
-            f"INSERT INTO {_quote(conn, table)} ({', '.join(names)}) "
-            f"SELECT {', '.join(names)} FROM {stage} {conflict}"
+            f"INSERT INTO {_quote(conn, table)} ({', '.join(names)}) SELECT {', '.join(names)} FROM {stage} {conflict}"
         )
         conn.exec_driver_sql(f"DROP TABLE {stage}")
     else:
         sql = (
-            f"INSERT INTO {_quote(conn, table)} ({', '.join(names)}) "
-            f"VALUES ({', '.join('?' * len(names))}) {conflict}"
+            f"INSERT INTO {_quote(conn, table)} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) {conflict}"
         )
         cursor = _driver(conn).cursor()
         try:

@@ -66,7 +66,7 @@ def normalize_url(url: str) -> str:
     """Accept the plain ``postgresql://`` URLs people paste; recsql speaks psycopg 3."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -95,7 +95,8 @@ def namespaced_url(url: str, schema: str | None) -> str:
         return url
     path = Path(str(parsed.database))
     return parsed.set(database=str(path.with_name(f"{path.stem}.{schema}{path.suffix or '.db'}"))).render_as_string(
-        hide_password=False)
+        hide_password=False
+    )
 
 
 def schema_of(engine: Engine) -> str | None:
@@ -109,7 +110,10 @@ def application_url(engine: Engine) -> str | None:
 
 
 def make_engine(
-    url: str | None = None, schema: str | None = None, *, lock_timeout: float | None = None,
+    url: str | None = None,
+    schema: str | None = None,
+    *,
+    lock_timeout: float | None = None,
     statement_timeout: float | None = None,
 ) -> Engine:
     """Create an engine and prove it connects, or raise :class:`DatabaseUnavailable`.
@@ -130,7 +134,8 @@ def make_engine(
     url = namespaced_url(url, schema)
     serving = statement_timeout is not None
     options: dict[str, Any] = {
-        SCHEMA_OPTION: schema, APPLICATION_URL_OPTION: given if url != given else None,
+        SCHEMA_OPTION: schema,
+        APPLICATION_URL_OPTION: given if url != given else None,
         timeouts.LOCK_TIMEOUT_OPTION: seconds,
         timeouts.LOCK_SETTING_OPTION: timeouts.SERVING_SETTING if serving else timeouts.LOCK_SETTING,
         timeouts.STATEMENT_SETTING_OPTION: timeouts.SERVING_SETTING if serving else "",
@@ -150,9 +155,7 @@ def make_engine(
     elif engine.dialect.name == "postgresql":
         event.listen(engine, "connect", _postgres_settings(schema, seconds, statement_timeout))
     else:
-        raise DatabaseUnavailable(
-            f"recsql supports SQLite and PostgreSQL, not {engine.dialect.name} ({redact(url)})"
-        )
+        raise DatabaseUnavailable(f"recsql supports SQLite and PostgreSQL, not {engine.dialect.name} ({redact(url)})")
     timeouts.explain_timeouts(engine)
     try:
         with engine.connect():

@@ -16,8 +16,15 @@ import sqlalchemy as sa
 from alembic import context, op
 
 # Every table a later revision adds; 0001's downgrade (to base) drops those kept.
-KEPT_TABLES = ("user_biases", "movie_biases", "user_recommendations", "movie_popularity", "rating_scale",
-               "user_keys", "movie_keys")
+KEPT_TABLES = (
+    "user_biases",
+    "movie_biases",
+    "user_recommendations",
+    "movie_popularity",
+    "rating_scale",
+    "user_keys",
+    "movie_keys",
+)
 # Kept tables without a model_id (catalogue data, not model outputs).
 CATALOGUE_TABLES = ("rating_scale", "user_keys", "movie_keys")
 SERVABLE = "('running', 'ready', 'active', 'retired')"

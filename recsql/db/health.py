@@ -66,8 +66,9 @@ class Health:
     @property
     def too_old(self) -> bool:
         """The active model is older than ``max_age`` seconds."""
-        return (self.active_model is not None and self.max_age is not None
-                and self.active_model.age_seconds > self.max_age)
+        return (
+            self.active_model is not None and self.max_age is not None and self.active_model.age_seconds > self.max_age
+        )
 
     @property
     def healthy(self) -> bool:
@@ -82,8 +83,9 @@ def health(url: str | None = None, *, schema: str | None = None, max_age: float 
     ``max_age`` seconds old (when given).  A database that cannot be reached raises, as
     every call does (:class:`~recsql.errors.DatabaseUnavailable`).
     """
-    if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, (int, float))
-                                or not math.isfinite(max_age) or max_age < 0):
+    if max_age is not None and (
+        isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or not math.isfinite(max_age) or max_age < 0
+    ):
         raise InvalidParameter(f"max_age must be a number of seconds, 0 or more, not {max_age!r}")
     engine = make_engine(url, schema)
     try:
@@ -113,22 +115,30 @@ def check(connection: Connection, *, max_age: float | None = None, now: datetime
         if active is None:
             problems.append("no active model (run `recsql train`)")
         elif max_age is not None and active.age_seconds > max_age:
-            problems.append(f"active model {active.model_id} is {active.age_seconds:.0f} s old, "
-                            f"older than the {max_age:g} s allowed")
+            problems.append(
+                f"active model {active.model_id} is {active.age_seconds:.0f} s old, "
+                f"older than the {max_age:g} s allowed"
+            )
     return Health(revision, newest, active, failure, max_age, tuple(problems))
 
 
 def _models(connection: Connection, now: datetime) -> tuple[ActiveModel | None, Failure | None]:
     """The active model and the newest failed run, read with the columns every revision has."""
     row = connection.execute(
-        select(Model.id, Model.created_at, Model.finished_at, Model.activated_at, Model.algorithm, Model.n_ratings)
-        .where(Model.status == ACTIVE)
+        select(
+            Model.id, Model.created_at, Model.finished_at, Model.activated_at, Model.algorithm, Model.n_ratings
+        ).where(Model.status == ACTIVE)
     ).first()
     active = None
     if row is not None:
         since = _utc(row.activated_at or row.finished_at or row.created_at)
-        active = ActiveModel(row.id, row.activated_at and _utc(row.activated_at),
-                             (now - since).total_seconds(), row.n_ratings, row.algorithm)
+        active = ActiveModel(
+            row.id,
+            row.activated_at and _utc(row.activated_at),
+            (now - since).total_seconds(),
+            row.n_ratings,
+            row.algorithm,
+        )
     failed = connection.execute(
         select(Model.id, Model.created_at, Model.finished_at, Model.error)
         .where(or_(Model.status == FAILED, and_(Model.status == PRUNED, Model.error.is_not(None))))

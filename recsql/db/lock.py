@@ -41,11 +41,17 @@ POLL_SECONDS = 0.2
 # (no FIN ever arrives) loses the lock after about idle + interval * count seconds
 # instead of the server default of two hours.  The lock's transaction is idle for as
 # long as the retrain computes: the idle-in-transaction timeout may not end it.
-SESSION = {"tcp_keepalives_idle": "30", "tcp_keepalives_interval": "10", "tcp_keepalives_count": "3",
-           "idle_in_transaction_session_timeout": "0"}
-LOST = ("recsql lost its writer lock: its connection to the database ended (ended by an administrator, "
-        "a network cut or a server timeout), so another writer may have started; "
-        "this run stopped before writing or activating anything and the active model is unchanged")
+SESSION = {
+    "tcp_keepalives_idle": "30",
+    "tcp_keepalives_interval": "10",
+    "tcp_keepalives_count": "3",
+    "idle_in_transaction_session_timeout": "0",
+}
+LOST = (
+    "recsql lost its writer lock: its connection to the database ended (ended by an administrator, "
+    "a network cut or a server timeout), so another writer may have started; "
+    "this run stopped before writing or activating anything and the active model is unchanged"
+)
 
 
 class WriterLock:

@@ -78,8 +78,12 @@ def current_revision(connection: Connection) -> str | None:
 
 
 def connect(
-    url: str | None = None, *, schema: str | None = None, check_schema: bool = True,
-    lock_timeout: float | None = None, statement_timeout: float | None = None,
+    url: str | None = None,
+    *,
+    schema: str | None = None,
+    check_schema: bool = True,
+    lock_timeout: float | None = None,
+    statement_timeout: float | None = None,
 ) -> Engine:
     """An engine for ``url`` (else ``$RECSQL_DATABASE_URL``, else ``sqlite:///recsql.db``),
     with recsql's objects in ``schema`` (else ``$RECSQL_SCHEMA``) and waits for locks
@@ -120,7 +124,11 @@ def upgrade(
 
 
 def downgrade(
-    url: str | None = None, revision: str = "base", *, yes: bool = False, schema: str | None = None,
+    url: str | None = None,
+    revision: str = "base",
+    *,
+    yes: bool = False,
+    schema: str | None = None,
     lock_timeout: float | None = None,
 ) -> str | None:
     """Migrate down; ``base`` removes every table and view recsql created, nothing else.
@@ -135,8 +143,11 @@ def downgrade(
         if not yes and revision == "base":
             with engine.connect() as connection:
                 present = set(own_tables(connection)) & set(RECSQL_TABLES)
-                filled = [t for t in sorted(present)
-                          if connection.execute(text(f"SELECT 1 FROM {t} LIMIT 1")).first() is not None]
+                filled = [
+                    t
+                    for t in sorted(present)
+                    if connection.execute(text(f"SELECT 1 FROM {t} LIMIT 1")).first() is not None
+                ]
             if filled:
                 raise InvalidParameter(
                     f"a downgrade to base deletes every recsql table, and {', '.join(filled)} hold rows; "
@@ -213,7 +224,8 @@ def ensure_current(engine: Engine) -> None:
         return
     url = engine.url.render_as_string(hide_password=True)
     fix = f"recsql --database-url '{url}' db upgrade" + (
-        " (with your password where *** is)" if engine.url.password else "")
+        " (with your password where *** is)" if engine.url.password else ""
+    )
     if current is None:
         _refuse_foreign_tables(present)
         _set_up(engine)
@@ -223,7 +235,4 @@ def ensure_current(engine: Engine) -> None:
             f"the database schema is at revision {current!r}, which this recsql does not "
             f"know (made by a newer recsql?); upgrade recsql itself"
         )
-    raise SchemaOutOfDate(
-        f"the database schema is at revision {current!r} but this recsql needs {head!r}; "
-        f"run: {fix}"
-    )
+    raise SchemaOutOfDate(f"the database schema is at revision {current!r} but this recsql needs {head!r}; run: {fix}")

@@ -27,13 +27,21 @@ from recsql.errors import InvalidParameter
 
 # What serving reads besides the views (recsql.serving, recsql.store's loaders).
 SERVING_TABLES = (
-    "movies", "movie_features", "movie_biases", "user_features", "user_biases",
-    "movie_similarities", "user_recommendations", "movie_popularity", "rating_scale", "user_keys", "movie_keys",
+    "movies",
+    "movie_features",
+    "movie_biases",
+    "user_features",
+    "user_biases",
+    "movie_similarities",
+    "user_recommendations",
+    "movie_popularity",
+    "rating_scale",
+    "user_keys",
+    "movie_keys",
     VERSION_TABLE,
 )
 _TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
-NO_ROLES = ("SQLite has no roles: give readers a read-only URL instead, "
-            "e.g. sqlite:///file:recsql.db?mode=ro&uri=true")
+NO_ROLES = "SQLite has no roles: give readers a read-only URL instead, e.g. sqlite:///file:recsql.db?mode=ro&uri=true"
 
 
 def grant_reader(engine: Engine, role: str) -> list[str]:
@@ -47,8 +55,9 @@ def grant_reader(engine: Engine, role: str) -> list[str]:
         schema = schema_of(engine) or conn.execute(text("SELECT current_schema()")).scalar_one()
         objects = [*RECSQL_VIEWS, *SERVING_TABLES]
         conn.execute(text(f"GRANT USAGE ON SCHEMA {quote(schema)} TO {quote(role)}"))
-        conn.execute(text(f"GRANT SELECT ON {', '.join(f'{quote(schema)}.{quote(o)}' for o in objects)} "
-                          f"TO {quote(role)}"))
+        conn.execute(
+            text(f"GRANT SELECT ON {', '.join(f'{quote(schema)}.{quote(o)}' for o in objects)} TO {quote(role)}")
+        )
     return objects
 
 
@@ -69,9 +78,13 @@ def grant_source(engine: Engine, role: str, tables: list[str]) -> list[str]:
         conn.exec_driver_sql("SET LOCAL search_path TO DEFAULT")  # the application's namespace
         granted = []
         for table in tables:
-            found = conn.execute(text("SELECT to_regclass(:t)::text, (SELECT n.nspname FROM pg_class c JOIN "
-                                      "pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass(:t))"),
-                                 {"t": table}).one()
+            found = conn.execute(
+                text(
+                    "SELECT to_regclass(:t)::text, (SELECT n.nspname FROM pg_class c JOIN "
+                    "pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass(:t))"
+                ),
+                {"t": table},
+            ).one()
             if found[0] is None:
                 raise InvalidParameter(f"no table or view {table!r} in the application's namespace")
             conn.execute(text(f"GRANT USAGE ON SCHEMA {quote(found[1])} TO {quote(role)}"))
@@ -87,6 +100,5 @@ def _check_role(conn: Connection, role: str) -> None:
     if conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).first() is None:
         quote = conn.dialect.identifier_preparer.quote
         raise InvalidParameter(
-            f"role {role!r} does not exist; create it first, e.g. "
-            f"CREATE ROLE {quote(role)} LOGIN PASSWORD '...'"
+            f"role {role!r} does not exist; create it first, e.g. CREATE ROLE {quote(role)} LOGIN PASSWORD '...'"
         )

@@ -59,16 +59,24 @@ def _postgres(conn: Connection, settings: Mapping[str, str], restore: bool) -> I
         return
     # The old values are read in a subquery that runs first (OFFSET 0 keeps it apart).
     olds = ", ".join(f"current_setting('{name}')" for name in settings)
-    row = conn.exec_driver_sql(f"SELECT old.*, {set_config_sql(settings, local=True).removeprefix('SELECT ')} "
-                               f"FROM (SELECT {olds} OFFSET 0) AS old").one()
+    row = conn.exec_driver_sql(
+        f"SELECT old.*, {set_config_sql(settings, local=True).removeprefix('SELECT ')} "
+        f"FROM (SELECT {olds} OFFSET 0) AS old"
+    ).one()
     previous = dict(zip(settings, row[: len(settings)]))
     try:
         yield conn
     finally:
         try:  # the application's own values, so bound as parameters
             calls = ", ".join(f"set_config(:n{i}, :v{i}, true)" for i in range(len(previous)))
-            conn.execute(text(f"SELECT {calls}"), {key: value for i, (name, old) in enumerate(previous.items())
-                                                    for key, value in ((f"n{i}", name), (f"v{i}", old))})
+            conn.execute(
+                text(f"SELECT {calls}"),
+                {
+                    key: value
+                    for i, (name, old) in enumerate(previous.items())
+                    for key, value in ((f"n{i}", name), (f"v{i}", old))
+                },
+            )
         except SQLAlchemyError:
             pass  # the transaction failed: its rollback undoes the settings
 

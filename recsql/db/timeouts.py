@@ -79,7 +79,11 @@ def timeout_kind(error: BaseException) -> str | None:
 
 
 def timeout_error(
-    error: BaseException, engine: Engine | None, *, lock_timeout: float | None, setting: str = LOCK_SETTING,
+    error: BaseException,
+    engine: Engine | None,
+    *,
+    lock_timeout: float | None,
+    setting: str = LOCK_SETTING,
     statement_setting: str = "",
 ) -> DatabaseUnavailable | None:
     """The one-line error for a timed-out wait or statement; None if ``error`` is neither."""
@@ -145,10 +149,13 @@ def explained(error: BaseException, engine: Engine, options: Mapping[str, Any]) 
     options (None when it is no timeout, or the connection wants its errors raw)."""
     if options.get(RAW_ERRORS_OPTION):
         return None
-    return timeout_error(getattr(error, "orig", None) or error, engine,
-                         lock_timeout=options.get(LOCK_TIMEOUT_OPTION),
-                         setting=options.get(LOCK_SETTING_OPTION, LOCK_SETTING),
-                         statement_setting=options.get(STATEMENT_SETTING_OPTION, ""))
+    return timeout_error(
+        getattr(error, "orig", None) or error,
+        engine,
+        lock_timeout=options.get(LOCK_TIMEOUT_OPTION),
+        setting=options.get(LOCK_SETTING_OPTION, LOCK_SETTING),
+        statement_setting=options.get(STATEMENT_SETTING_OPTION, ""),
+    )
 
 
 def explain_timeouts(engine: Engine) -> None:
@@ -156,8 +163,13 @@ def explain_timeouts(engine: Engine) -> None:
     connections' execution options describe them (:func:`explained`)."""
 
     def handle(context: ExceptionContext) -> Any:
-        options = (context.execution_context.execution_options if context.execution_context
-                   else context.engine.get_execution_options() if context.engine else {})
+        options = (
+            context.execution_context.execution_options
+            if context.execution_context
+            else context.engine.get_execution_options()
+            if context.engine
+            else {}
+        )
         return explained(context.original_exception, context.engine, options) if context.engine else None
 
     event.listen(engine, "handle_error", handle)

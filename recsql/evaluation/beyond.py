@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recsql.model.topk import block_rows
+from recsql.algorithms.topk import block_rows
 
 
 def popularity_lift(recommended: np.ndarray, popularity: np.ndarray) -> dict[str, float]:
@@ -31,8 +31,11 @@ def popularity_lift(recommended: np.ndarray, popularity: np.ndarray) -> dict[str
     shown = recommended[recommended >= 0]
     catalogue = float(popularity.mean()) if len(popularity) else float("nan")
     mean = float(popularity[shown].mean()) if shown.size else float("nan")
-    return {"recommended_popularity": mean, "catalogue_popularity": catalogue,
-            "popularity_lift": mean / catalogue if catalogue else float("nan")}
+    return {
+        "recommended_popularity": mean,
+        "catalogue_popularity": catalogue,
+        "popularity_lift": mean / catalogue if catalogue else float("nan"),
+    }
 
 
 def gini(recommended: np.ndarray, n_movies: int) -> float:

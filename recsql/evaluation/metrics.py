@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from recsql.algorithms.factors import Factors
+from recsql.algorithms.ranking import rated_by
+from recsql.algorithms.topk import TopK, block_rows, top_k_largest
 from recsql.data.matrix import RatingMatrix, lookup_ids
 from recsql.evaluation.beyond import beyond_accuracy
-from recsql.model.factors import Factors
-from recsql.model.ranking import rated_by
-from recsql.model.topk import TopK, block_rows, top_k_largest
 from recsql.progress import Step, no_step
 
 
@@ -165,19 +165,24 @@ def accuracy_metrics(
     """
     if train.nnz > train_sample:
         cells = np.random.default_rng(0).integers(0, train.nnz, train_sample)  # with replacement
-        fitted = _score_triples(factors, train.user_ids[train.rows[cells]], train.movie_ids[train.cols[cells]],
-                                train.values[cells])
+        fitted = _score_triples(
+            factors, train.user_ids[train.rows[cells]], train.movie_ids[train.cols[cells]], train.values[cells]
+        )
     else:
         fitted = score(factors, train)
     result: dict[str, float] = {
-        "train_rmse": fitted.rmse, "train_mae": fitted.mae, "n_train": fitted.n,
+        "train_rmse": fitted.rmse,
+        "train_mae": fitted.mae,
+        "n_train": fitted.n,
         "train_sampled": train.nnz > train_sample,
     }
     if test is not None:
         held_out = score(factors, test)
         result.update(
-            test_rmse=held_out.rmse, test_mae=held_out.mae,
-            n_test=held_out.n, n_test_skipped=held_out.skipped,
+            test_rmse=held_out.rmse,
+            test_mae=held_out.mae,
+            n_test=held_out.n,
+            n_test_skipped=held_out.skipped,
         )
     return result
 

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import product
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 
-from recsql.data.matrix import DuplicatePolicy
-from recsql.data.source import Source
 from recsql.errors import InvalidParameter
-from recsql.evaluation.evaluate import Evaluation, evaluate_on
-from recsql.evaluation.splits import holdout
-from recsql.model.solvers import DEFAULT_SOLVER, make_solver
+from recsql.evaluation.evaluate import Evaluation, evaluate_on, split_given
+from recsql.options import FitOptions
 
 
 @dataclass(frozen=True)
@@ -30,29 +27,23 @@ def tune(
     *,
     features: Sequence[int],
     regularization: Sequence[float],
-    train_file: str | Path | None = None,
-    test_file: str | Path | None = None,
-    test_fraction: float | None = None,
-    folds: int | None = None,
-    seed: int = 0,
-    duplicates: DuplicatePolicy = "max",
-    source: Source | str | Path | None = None,
-    solver: str = DEFAULT_SOLVER,
+    options: FitOptions | None = None,
     progress: Callable[[TuneRow], None] | None = None,
-    **solver_params: Any,
+    **given: Any,
 ) -> list[TuneRow]:
-    """Evaluate every (features, regularization) pair on the same splits; best test RMSE first."""
+    """Evaluate every (features, regularization) pair on the same splits; best test RMSE
+    first.  ``given``: the holdout and the other fit options, as :func:`evaluate` takes them."""
     if not features or not regularization:
         raise InvalidParameter("give at least one features value and one regularization value")
-    for k, lam in product(features, regularization):
-        make_solver(solver, features=k, regularization=lam, **solver_params)
-    pairs = holdout(
-        engine, train_file=train_file, test_file=test_file, test_fraction=test_fraction,
-        folds=folds, seed=seed, duplicates=duplicates, source=source,
-    )
+    holdout, options = split_given(options, given)
+    grid = [replace(options, features=k, regularization=lam) for k, lam in product(features, regularization)]
+    for point in grid:
+        point.backend_of()  # every point checked before the first is fitted
+    pairs = holdout.pairs(engine, options.seed, options.duplicates)
     rows = []
-    for k, lam in product(features, regularization):
-        row = TuneRow(k, lam, evaluate_on(pairs, solver, features=k, regularization=lam, seed=seed, **solver_params))
+    for point in grid:
+        assert point.features is not None and point.regularization is not None
+        row = TuneRow(point.features, point.regularization, evaluate_on(pairs, point))
         rows.append(row)
         if progress:
             progress(row)

@@ -1,7 +1,7 @@
 """The stored lists (each user's recommendations, each movie's similar movies) computed
 in Spark, for catalogues too large for the driver's cores.
 
-Each Spark task runs the local engine's own list code (:mod:`recsql.model.outputs`) on
+Each Spark task runs the local backend's own list code (:mod:`recsql.algorithms.outputs`) on
 its block, so both places rank alike: a recommendation task gets a batch of users (their
 rated movies grouped by Spark from the ratings, joined with their vectors), a
 similar-movies task a range of movies; the movie side (factors, biases, the choice
@@ -27,12 +27,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recsql.algorithms.factors import Factors
+from recsql.algorithms.outputs import Recommended, recommendation_lists, similar_lists
+from recsql.algorithms.ranking import FactorChoice, ItemItem
+from recsql.algorithms.topk import TopK
 from recsql.data.matrix import lookup_ids
 from recsql.errors import ModelFitError
-from recsql.model.factors import Factors
-from recsql.model.outputs import Recommended, recommendation_lists, similar_lists
-from recsql.model.ranking import FactorChoice, ItemItem
-from recsql.model.topk import TopK
 from recsql.spark.read import to_pandas
 from recsql.threads import using_threads
 
@@ -57,7 +57,7 @@ def _movie_side(spark: Any, factors: Factors, items: ItemItem | None) -> Any:
 
 
 def spark_similar(spark: Any, factors: Factors, items: ItemItem | None, k: int, metric: str) -> TopK:
-    """Every movie's ``k`` similar movies as :func:`~recsql.model.outputs.similar_lists`
+    """Every movie's ``k`` similar movies as :func:`~recsql.algorithms.outputs.similar_lists`
     lists them, in Spark tasks of :data:`MOVIES_PER_TASK` movies."""
     n_movies = len(factors.movie_ids)
     shared = _movie_side(spark, factors, items)
@@ -71,8 +71,13 @@ def spark_similar(spark: Any, factors: Factors, items: ItemItem | None, k: int, 
                 for start in batch["start"].to_numpy(np.int64):
                     rows = range(int(start), min(n_movies, int(start) + MOVIES_PER_TASK))
                     top = similar_lists(movie_side, movie_items, k, metric, rows=rows)
-                    yield pd.DataFrame({"row": np.arange(rows.start, rows.stop), "indices": list(top.indices),
-                                        "scores": list(top.scores)})
+                    yield pd.DataFrame(
+                        {
+                            "row": np.arange(rows.start, rows.stop),
+                            "indices": list(top.indices),
+                            "scores": list(top.scores),
+                        }
+                    )
 
     try:
         table = to_pandas(tasks.mapInPandas(run, "row long, indices array<long>, scores array<double>"))
@@ -92,19 +97,18 @@ def spark_similar(spark: Any, factors: Factors, items: ItemItem | None, k: int, 
 
 def spark_recommended(spark: Any, frame: Any, factors: Factors, items: ItemItem | None, limit: int) -> Recommended:
     """Every user's ``limit`` recommendations as
-    :func:`~recsql.model.outputs.recommendation_lists` ranks them, in Spark tasks over
+    :func:`~recsql.algorithms.outputs.recommendation_lists` ranks them, in Spark tasks over
     batches of users.  ``frame`` holds the training ratings (``user``, ``movie``), whose
     users and movies are exactly ``factors``'."""
     from pyspark.sql import functions as F
 
-    n_users, n_movies = len(factors.user_ids), len(factors.movie_ids)
+    n_movies = len(factors.movie_ids)
     limit = max(0, min(limit, n_movies))
     vectors = [factors.user_factors, factors.user_bias_or_zero[:, None]]
     if isinstance(items, FactorChoice):
         vectors.append(items.user_vectors)
-    users = spark.createDataFrame(pd.DataFrame({
-        "user": factors.user_ids.astype(np.int64), "vector": list(np.hstack(vectors).astype(np.float64)),
-    }))
+    vector = list(np.hstack(vectors).astype(np.float64))
+    users = spark.createDataFrame(pd.DataFrame({"user": factors.user_ids.astype(np.int64), "vector": vector}))
     rated = frame.groupBy("user").agg(F.collect_list("movie").alias("movies"))
     k = factors.user_factors.shape[1]
     width = sum(v.shape[1] for v in vectors)  # the task closes over sizes, never the arrays
@@ -121,18 +125,36 @@ def spark_recommended(spark: Any, frame: Any, factors: Factors, items: ItemItem 
                 indptr = np.concatenate([[0], np.cumsum(lengths)])
                 ratings = sp.csr_matrix((np.ones(len(cols)), cols, indptr), shape=(len(ids), n_movies))
                 block = movie_side.with_users(ids, vector[:, :k], vector[:, k])
-                choice = (FactorChoice(vector[:, k + 1:].astype(np.float32), movie_items.movie_vectors)
-                          if isinstance(movie_items, FactorChoice) else movie_items)
+                choice = (
+                    FactorChoice(vector[:, k + 1 :].astype(np.float32), movie_items.movie_vectors)
+                    if isinstance(movie_items, FactorChoice)
+                    else movie_items
+                )
                 top = recommendation_lists(block, choice, ratings, limit)
-                yield pd.DataFrame({"user": ids, "indices": list(top.indices), "scores": list(top.scores),
-                                    "predicted": list(top.predicted)})
+                yield pd.DataFrame(
+                    {
+                        "user": ids,
+                        "indices": list(top.indices),
+                        "scores": list(top.scores),
+                        "predicted": list(top.predicted),
+                    }
+                )
 
     shared = _movie_side(spark, factors, items)
     try:
-        table = to_pandas(rated.join(users, "user").mapInPandas(
-            run, "user long, indices array<long>, scores array<double>, predicted array<double>"))
+        table = to_pandas(
+            rated.join(users, "user").mapInPandas(
+                run, "user long, indices array<long>, scores array<double>, predicted array<double>"
+            )
+        )
     finally:
         shared.destroy()
+    return _gathered(factors, table, limit)
+
+
+def _gathered(factors: Factors, table: pd.DataFrame, limit: int) -> Recommended:
+    """The tasks' rows (one per user, any order) as the driver's arrays, every user once."""
+    n_users = len(factors.user_ids)
     rows, known = lookup_ids(factors.user_ids, table["user"].to_numpy(np.int64))
     if not known.all() or len(np.unique(rows)) != n_users:
         raise ModelFitError(f"Spark listed recommendations for {len(table)} of {n_users} users")

@@ -36,8 +36,7 @@ INT32 = np.iinfo(np.int32)  # MLlib's ALS takes Java ints as ids
 
 def reads_over_jdbc(engine: Engine, duplicates: DuplicatePolicy, source: Source | None) -> bool:
     """Whether Spark reads these ratings itself (see the module docstring)."""
-    return (engine.dialect.name == "postgresql" and duplicates != "last"
-            and (source is None or source.ids != "text"))
+    return engine.dialect.name == "postgresql" and duplicates != "last" and (source is None or source.ids != "text")
 
 
 def jdbc_ratings(
@@ -61,8 +60,9 @@ def frame_of_matrix(spark: Any, matrix: RatingMatrix, *, local_file: bool | None
     there: 5.2 s, then a 24.5 s fit, on local[2]."""
     users, movies, values = matrix.triples()
     _check_int32(users, movies)
-    frame = pd.DataFrame({"user": users.astype(np.int32), "movie": movies.astype(np.int32),
-                          "value": values.astype(np.float64)})
+    frame = pd.DataFrame(
+        {"user": users.astype(np.int32), "movie": movies.astype(np.int32), "value": values.astype(np.float64)}
+    )
     if local_file is None:
         local_file = spark.sparkContext.master.startswith("local")
     if not local_file:
@@ -78,8 +78,12 @@ def matrix_of_frame(frame: Any, duplicates: DuplicatePolicy = "max") -> RatingMa
     """A DataFrame's ratings on the driver, as recsql's matrix (for the lists and metrics
     computed locally)."""
     table = to_pandas(frame.select("user", "movie", "value"))
-    return RatingMatrix.from_triples(table["user"].to_numpy(np.int64), table["movie"].to_numpy(np.int64),
-                                     table["value"].to_numpy(np.float64), duplicates)
+    return RatingMatrix.from_triples(
+        table["user"].to_numpy(np.int64),
+        table["movie"].to_numpy(np.int64),
+        table["value"].to_numpy(np.float64),
+        duplicates,
+    )
 
 
 def to_pandas(frame: Any) -> pd.DataFrame:
@@ -92,8 +96,9 @@ def to_pandas(frame: Any) -> pd.DataFrame:
 def _check_int32(users: np.ndarray, movies: np.ndarray) -> None:
     for name, ids in (("user", users), ("movie", movies)):
         if ids.size and (ids.min() < INT32.min or ids.max() > INT32.max):
-            raise InvalidParameter(f"Spark's ALS needs {name} ids that fit 32 bits; "
-                                   f"these span {ids.min()}..{ids.max()}")
+            raise InvalidParameter(
+                f"Spark's ALS needs {name} ids that fit 32 bits; these span {ids.min()}..{ids.max()}"
+            )
 
 
 def jdbc_url(engine: Engine) -> tuple[str, dict[str, str]]:
@@ -117,8 +122,9 @@ def _jdbc_frame(spark: Any, engine: Engine, settings: SparkSettings, source: Sou
         if source is not None:
             sql = source.ratings_sql(conn)
         table = f"({sql}) AS recsql_ratings (recsql_user, recsql_movie, recsql_value)"
-        low, high, movie_low, movie_high = conn.execute(text(
-            f"SELECT MIN(recsql_user), MAX(recsql_user), MIN(recsql_movie), MAX(recsql_movie) FROM {table}")).one()
+        low, high, movie_low, movie_high = conn.execute(
+            text(f"SELECT MIN(recsql_user), MAX(recsql_user), MIN(recsql_movie), MAX(recsql_movie) FROM {table}")
+        ).one()
     if low is None:
         where = "the source's ratings" if source else "recsql's ratings table"
         raise NoRatings(f"there are no ratings to train on in {where}; import some with `recsql import ratings FILE`")
@@ -126,15 +132,26 @@ def _jdbc_frame(spark: Any, engine: Engine, settings: SparkSettings, source: Sou
     url, properties = jdbc_url(engine)
     properties["fetchsize"] = str(settings.recsql_int("recsql.jdbc.fetchsize", JDBC_FETCH_SIZE))
     if source is not None:  # the executors read the application's tables read-only, time-bounded, as its role
-        init = ["SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
-                f"SET statement_timeout = '{milliseconds(source.timeout)}'"]
+        init = [
+            "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+            f"SET statement_timeout = '{milliseconds(source.timeout)}'",
+        ]
         properties["sessionInitStatement"] = "; ".join(init + ([f'SET ROLE "{source.role}"'] if source.role else []))
     partitions = settings.recsql_int("recsql.jdbc.partitions", 2 * spark.sparkContext.defaultParallelism)
-    frame = spark.read.jdbc(url, table, column="recsql_user", lowerBound=int(low), upperBound=int(high) + 1,
-                            numPartitions=max(1, min(partitions, int(high) - int(low) + 1)),
-                            properties=properties)
-    return frame.selectExpr("CAST(recsql_user AS INT) AS user", "CAST(recsql_movie AS INT) AS movie",
-                            "CAST(recsql_value AS DOUBLE) AS value")
+    frame = spark.read.jdbc(
+        url,
+        table,
+        column="recsql_user",
+        lowerBound=int(low),
+        upperBound=int(high) + 1,
+        numPartitions=max(1, min(partitions, int(high) - int(low) + 1)),
+        properties=properties,
+    )
+    return frame.selectExpr(
+        "CAST(recsql_user AS INT) AS user",
+        "CAST(recsql_movie AS INT) AS movie",
+        "CAST(recsql_value AS DOUBLE) AS value",
+    )
 
 
 def _resolved(frame: Any, duplicates: DuplicatePolicy) -> Any:

@@ -38,11 +38,11 @@ RECSQL_KEYS = {
     "recsql.jdbc.partitions": "JDBC read partitions (default: twice Spark's default parallelism)",
     "recsql.jdbc.fetchsize": "rows per JDBC round trip (default 50000)",
     "recsql.checkpoint.dir": "where ALS checkpoints its lineage (default: a temporary directory; "
-                             "on a cluster, a path every executor can reach, e.g. hdfs://...)",
+    "on a cluster, a path every executor can reach, e.g. hdfs://...)",
     "recsql.warmup.sweeps": "sweeps of the short fit the biases are re-estimated against "
-                            "(default: half of --max-iterations; 0: none)",
+    "(default: half of --max-iterations; 0: none)",
     "recsql.lists": "where the stored lists are computed: driver, spark or auto (default: "
-                    "spark on a cluster master past 10^10 user x movie cells)",
+    "spark on a cluster master past 10^10 user x movie cells)",
 }
 
 
@@ -66,7 +66,8 @@ class SparkSettings:
         if not MASTER_URL.match(master):
             raise InvalidParameter(
                 f"--spark-master {master!r} is not a Spark master URL: use local[N], local[*], "
-                "spark://HOST:PORT, yarn or k8s://https://HOST:PORT")
+                "spark://HOST:PORT, yarn or k8s://https://HOST:PORT"
+            )
         return cls(master=master, conf=pairs)
 
     def spark_conf(self) -> dict[str, str]:
@@ -119,11 +120,11 @@ def require_pyspark() -> None:
         from pyspark.sql import SparkSession  # noqa: F401
     except ImportError:
         raise EngineUnavailable(
-            "the Spark engine needs pyspark: pip install 'recsql[spark]' (and a Java 17+ runtime)"
+            "the Spark backend needs pyspark: pip install 'recsql[spark]' (and a Java 17+ runtime)"
         ) from None
     if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
         raise EngineUnavailable(
-            "the Spark engine needs a Java 17+ runtime: install one (Debian: apt-get install "
+            "the Spark backend needs a Java 17+ runtime: install one (Debian: apt-get install "
             "openjdk-17-jre-headless) or set JAVA_HOME"
         )
 
