@@ -10,7 +10,6 @@ from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 from recsql.algorithms.outputs import ListMetric, check_list_params
-from recsql.algorithms.ranking import DEFAULT_ITEM_REGULARIZATION
 from recsql.algorithms.solvers import DEFAULT_SOLVER
 from recsql.backends import Backend, BackendName, make_backend
 from recsql.data.matrix import DuplicatePolicy
@@ -23,10 +22,11 @@ Options = TypeVar("Options", bound="FitOptions")
 @dataclass(frozen=True)
 class FitOptions:
     """A fit: ``solver`` with its parameters (None: the solver's default for the data's
-    size), how repeated ratings resolve, how the lists are ordered (``metric``,
-    ``item_regularization``) and how long the similar-movie lists are, and where it runs
-    (``backend``, with Spark's ``spark_master`` and ``spark_conf``; ``threads`` caps this
-    process's threads and database connections)."""
+    size), how repeated ratings resolve, how the lists are ordered (``metric``;
+    ``item_regularization``, None: chosen from the data per fit) and how long the
+    similar-movie lists are, and where it runs (``backend``, with Spark's
+    ``spark_master`` and ``spark_conf``; ``threads`` caps this process's threads and
+    database connections)."""
 
     solver: str = DEFAULT_SOLVER
     features: int | None = None
@@ -39,7 +39,7 @@ class FitOptions:
     duplicates: DuplicatePolicy = "max"
     similar_k: int = 20
     metric: ListMetric = "items"
-    item_regularization: float = DEFAULT_ITEM_REGULARIZATION
+    item_regularization: float | None = None
     backend: BackendName = "local"
     spark_master: str | None = None
     spark_conf: Sequence[str] | Mapping[str, str] | None = None

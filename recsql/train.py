@@ -11,7 +11,7 @@ failed and re-raises; the previously active model stays active.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,7 @@ class Stored:
     engine: Engine
     model_id: int
     lock: WriterLock
+    params: dict[str, Any]
 
 
 def train(
@@ -143,7 +144,7 @@ def _train(
         log.info("fit plan: %s", plan)
         params = {**backend.params(), "plan": plan, **_settings(options, source)}
         model_id = store.start(engine, backend.solver.name, params, lock)
-        stored = Stored(engine, model_id, lock)
+        stored = Stored(engine, model_id, lock, params)
         try:
             with backend.session(ratings) as compute:
                 matrix, metrics = _run(stored, compute, backend, ratings, test, options, phase)
@@ -221,6 +222,8 @@ def _run(
     if not options.refits:
         return fitted.matrix, _store(stored, compute, fitted, lists, phase)
     metrics = {**_scored(compute, fitted, lists, phase), "refit": True, "scored_fit_ratings": matrix.nnz}
+    if fitted.items is not None and fitted.items.settings is not None:  # the refit keeps what the scored fit chose
+        lists = replace(lists, item_regularization=fitted.items.settings)
     compute.release(matrix)
     del fitted, matrix, test  # the scored fit's memory goes before the next fit's comes
     refitted = fit(compute, everything, None, lists, phase, backend.steps(), scale=scale, prefix="refit ")
@@ -258,9 +261,18 @@ def _store(
     outputs = ModelOutputs(
         fitted.clipped, out.similar, out.recommended, popularity(fitted.matrix), n_ratings=fitted.matrix.nnz
     )
+    if fitted.items is not None:  # what the item model chose completes the run's params (and its result's)
+        stored.params.update(fitted.items.facts())
     with phase("write", total=len(store.OUTPUT_TABLES)) as step:
         store.save_outputs(
-            stored.engine, stored.model_id, outputs, metrics=metrics, timings=phase.timings, lock=stored.lock, step=step
+            stored.engine,
+            stored.model_id,
+            outputs,
+            metrics=metrics,
+            params=stored.params,
+            timings=phase.timings,
+            lock=stored.lock,
+            step=step,
         )
     with phase("activate"):
         store.switch_active(stored.engine, stored.model_id, stored.lock)

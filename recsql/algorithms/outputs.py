@@ -18,7 +18,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsql.algorithms.factors import METRICS, Factors, Metric, check_similarity_params
-from recsql.algorithms.ranking import DEFAULT_ITEM_REGULARIZATION, ItemItem, blend, fit_item_model, rated_by
+from recsql.algorithms.item_tuning import fit_item_model
+from recsql.algorithms.ranking import ItemItem, ItemPenalty, blend, rated_by
 from recsql.algorithms.topk import TopK, block_rows, top_k_largest
 from recsql.data.matrix import RatingMatrix
 from recsql.progress import Step, no_step
@@ -67,13 +68,12 @@ def check_list_params(k: int, metric: str) -> None:
     check_similarity_params(k, metric, LIST_METRICS)
 
 
-def item_model(
-    matrix: RatingMatrix, metric: str, regularization: float = DEFAULT_ITEM_REGULARIZATION
-) -> ItemItem | None:
-    """The item-item model the lists use (None for the rating model's metrics)."""
+def item_model(matrix: RatingMatrix, metric: str, regularization: ItemPenalty = None, seed: int = 0) -> ItemItem | None:
+    """The item-item model the lists use (None for the rating model's metrics);
+    ``regularization`` None: its penalties chosen from the data."""
     if metric != "items":
         return None
-    return fit_item_model(matrix, regularization)
+    return fit_item_model(matrix, regularization, seed)
 
 
 def similar_lists(

@@ -23,23 +23,57 @@ of X^T X above (:class:`LowRankItemItem`), which on MovieLens 100K ranks as well
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.linalg import lapack
 
 from recsql.algorithms.sparse import top_singular
 from recsql.algorithms.topk import TopK, block_rows, top_k_largest
-from recsql.data.matrix import RatingMatrix
 from recsql.progress import Step, no_step
 from recsql.threads import parallel_blocks
 
-# Up to this many movies B is solved exactly (dense: movies^3 work, movies^2 memory);
-# above it, through the top ITEM_RANK eigenvectors of X^T X (low-rank EASE).
-ITEM_MODEL_LIMIT = 3_000
+# B is solved exactly (dense: movies^3 work, movies^2 memory) where it is affordable
+# (:func:`exact_affordable`): at most ITEM_MODEL_LIMIT movies, its n x n float32
+# buffer within EXACT_MEMORY and half the free memory, and its estimated seconds within
+# EXACT_SECONDS; above, through the top ITEM_RANK eigenvectors of X^T X (low-rank EASE).
+ITEM_MODEL_LIMIT = 20_000
+EXACT_MEMORY = 2 * 1024**3
+EXACT_SECONDS = 10.0
+# Rates measured on 2 cores (docs/benchmarks.md): the Cholesky inverse (n^3 / s), the
+# Gram's sparse product (co-rated pairs, the sum of users' counts squared / s) and
+# scoring every user against B (ratings x movies / s).
+SOLVE_RATE, GRAM_RATE, SCORE_RATE = 1.6e11, 1.3e8, 3.0e9
+GRAM_BLOCK_CELLS = 16_000_000  # dense Gram cells one sparse product block fills
 ITEM_RANK = 32
 DEFAULT_ITEM_REGULARIZATION = 500.0
 BLEND = 0.5
+
+
+@dataclass(frozen=True)
+class ItemSettings:
+    """The chosen penalties and lift, and the validation NDCG@10 of every lambda tried
+    (``recommend``: of recommendations; ``similar``: of similar lists at their best lift)."""
+
+    regularization: float = DEFAULT_ITEM_REGULARIZATION
+    similar_regularization: float = DEFAULT_ITEM_REGULARIZATION
+    similar_blend: float = BLEND
+    recommend: dict[float, float] = field(default_factory=dict, compare=False)
+    similar: dict[float, tuple[float, float]] = field(default_factory=dict, compare=False)  # lambda -> (ndcg, lift)
+
+    def tuning(self) -> dict[str, Any]:
+        """The validation NDCG@10 of every penalty tried, by list (JSON-ready)."""
+        return {
+            "recommend_ndcg": {str(k): round(v, 4) for k, v in sorted(self.recommend.items())},
+            "similar_ndcg": {str(k): round(v[0], 4) for k, v in sorted(self.similar.items())},
+        }
+
+
+# What an item model is told of its penalties: one for both lists, the settings an
+# earlier fit chose, or None: choose them from the data.
+ItemPenalty = float | ItemSettings | None
 
 
 class ItemItem(ABC):
@@ -62,6 +96,12 @@ class ItemItem(ABC):
 
     # How much a similar movie's own bias lifts it: B_ij * exp(similar_blend * b_j).
     similar_blend: float = BLEND
+    # The penalties and lift chosen from the data (None: given, or not EASE).
+    settings: ItemSettings | None = None
+
+    def facts(self) -> dict[str, Any]:
+        """How this model was made, stored in a run's parameters."""
+        return {"item_model": type(self).__name__}
 
     def similar_movies(self, k: int, movie_bias: np.ndarray, step: Step = no_step, rows: range | None = None) -> TopK:
         """Each movie's ``k`` best other movies by B_ij * exp(similar_blend * b_j), best
@@ -93,19 +133,25 @@ class ExactItemItem(ItemItem):
     """B from the dense inverse P = (X^T X + lambda I)^-1: B_ij = -P_ij / P_jj."""
 
     weights: np.ndarray  # n_movies x n_movies, float32, zero diagonal
+    regularization: float = DEFAULT_ITEM_REGULARIZATION
+    similar_blend: float = BLEND
+    settings: ItemSettings | None = None  # chosen from the data (None: given)
+
+    def facts(self) -> dict[str, Any]:
+        return {
+            "item_model": "exact",
+            "item_regularization": self.regularization,
+            "similar_blend": self.similar_blend,
+            **_tuning(self.settings),
+        }
 
     @property
     def n_movies(self) -> int:
         return len(self.weights)
 
     @classmethod
-    def fit(cls, rated: sp.csr_matrix, regularization: float) -> ExactItemItem:
-        gram = (rated.T @ rated).toarray().astype(np.float64)
-        gram[np.diag_indices_from(gram)] += regularization
-        precision = np.linalg.inv(gram)
-        weights = precision / (-np.diag(precision))[None, :]
-        np.fill_diagonal(weights, 0.0)
-        return cls(weights.astype(np.float32))
+    def fit(cls, rated: sp.csr_matrix, regularization: float, similar_blend: float = BLEND) -> ExactItemItem:
+        return cls(ease_weights(dense_gram(rated), regularization), regularization, similar_blend)
 
     def weight_rows(self, start: int, stop: int) -> np.ndarray:
         return self.weights[start:stop]
@@ -114,27 +160,110 @@ class ExactItemItem(ItemItem):
         return np.asarray(rated.astype(np.float32) @ self.weights)
 
 
+def dense_gram(rated: sp.csr_matrix, dtype: type = np.float32) -> np.ndarray:
+    """X^T X of a 0/1 users x movies matrix as a dense C-ordered array, built a block of
+    movies at a time so the sparse product never holds more than a block's columns."""
+    n = rated.shape[1]
+    gram = np.empty((n, n), dtype=dtype)
+    by_movie = rated.T.tocsr()
+    columns = rated.tocsc()
+    block = max(1, GRAM_BLOCK_CELLS // max(n, 1))
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        gram[:, start:stop] = (by_movie @ columns[:, start:stop]).toarray()
+    return gram
+
+
+def ease_weights(gram: np.ndarray, regularization: float) -> np.ndarray:
+    """EASE's B = -P / diag(P), diagonal 0, with P = (gram + lambda I)^-1, computed in
+    ``gram``'s own memory (overwritten and returned): a Cholesky factorization and its
+    inverse (LAPACK potrf, potri) in the array's precision, about n^3 flops, one n x n
+    buffer.  A symmetric C-ordered array is its own Fortran-ordered transpose, which is
+    what lets LAPACK work in place."""
+    n = len(gram)
+    gram[np.diag_indices(n)] += regularization
+    potrf, potri = lapack.get_lapack_funcs(("potrf", "potri"), (gram,))
+    upper = gram.T  # Fortran order, same memory
+    factor, info = potrf(upper, lower=False, overwrite_a=True, clean=False)
+    if info == 0:
+        inverse, info = potri(factor, lower=False, overwrite_c=True)
+    if info != 0 or not np.shares_memory(inverse, gram):
+        raise ArithmeticError(f"the item model's Gram matrix is not positive definite (LAPACK info {info})")
+    _mirror_upper(inverse)  # potri fills one triangle; gram now holds P (symmetric)
+    diagonal = np.diag(gram).copy()
+    gram /= -diagonal[None, :]
+    gram[np.diag_indices(n)] = 0.0
+    return gram
+
+
+def _mirror_upper(matrix: np.ndarray, block: int = 1024) -> None:
+    """Copy a Fortran-ordered matrix's upper triangle onto its lower one, a block at a time."""
+    n = len(matrix)
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        tile = matrix[start:stop, start:stop]
+        tile[:] = np.triu(tile) + np.triu(tile, 1).T
+        matrix[stop:, start:stop] = matrix[start:stop, stop:].T
+
+
+@dataclass(frozen=True)
+class Eigen:
+    """The top eigenpairs (w, V) of G = X^T X, from a randomized subspace iteration
+    through X (G is never formed), so the cost grows with the ratings, not movies^2."""
+
+    values: np.ndarray
+    vectors: np.ndarray  # n_movies x r
+
+    @classmethod
+    def of(cls, rated: sp.csr_matrix, rank: int = ITEM_RANK, seed: int = 0) -> Eigen:
+        rank = max(1, min(rank, rated.shape[1] - 1))
+        values, _, vectors = top_singular(rated, rank, seed, power=3)
+        return cls(values, vectors)
+
+
 @dataclass(frozen=True)
 class LowRankItemItem(ItemItem):
     """B through the top eigenpairs (V, w) of G = X^T X: with S = w / (w + lambda),
-    P ~ (I - V S V^T) / lambda, so B_ij = (V S V^T)_ij / d_j, d_j = 1 - (V S V^T)_jj.
-    The eigenpairs come from a randomized subspace iteration through X (G is never
-    formed), so the cost grows with the ratings, not with movies^2."""
+    P ~ (I - V S V^T) / lambda, so B_ij = (V S V^T)_ij / d_j, d_j = 1 - (V S V^T)_jj."""
 
     left: np.ndarray  # n_movies x r: V S
     right: np.ndarray  # r x n_movies: V^T / d
+    regularization: float = DEFAULT_ITEM_REGULARIZATION
+    similar_blend: float = BLEND
+    settings: ItemSettings | None = None
+
+    def facts(self) -> dict[str, Any]:
+        return {
+            "item_model": f"low-rank {self.left.shape[1]}",
+            "item_regularization": self.regularization,
+            "similar_blend": self.similar_blend,
+            **_tuning(self.settings),
+        }
 
     @property
     def n_movies(self) -> int:
         return len(self.left)
 
     @classmethod
-    def fit(cls, rated: sp.csr_matrix, regularization: float, rank: int = ITEM_RANK, seed: int = 0) -> LowRankItemItem:
-        rank = max(1, min(rank, rated.shape[1] - 1))
-        values, _, v = top_singular(rated, rank, seed, power=3)  # V, w: eigenpairs of X^T X
-        shrink = values / (values + regularization)
-        d = 1.0 - (v**2 * shrink).sum(axis=1)
-        return cls((v * shrink).astype(np.float32), (v / d[:, None]).T.astype(np.float32))
+    def fit(
+        cls,
+        rated: sp.csr_matrix,
+        regularization: float,
+        rank: int = ITEM_RANK,
+        seed: int = 0,
+        similar_blend: float = BLEND,
+    ) -> LowRankItemItem:
+        return cls.of_eigen(Eigen.of(rated, rank, seed), regularization, similar_blend)
+
+    @classmethod
+    def of_eigen(
+        cls, eigen: Eigen, regularization: float, similar_blend: float = BLEND, settings: ItemSettings | None = None
+    ) -> LowRankItemItem:
+        """The model for one penalty from eigenpairs shared by any number of penalties."""
+        shrink = eigen.values / (eigen.values + regularization)
+        d = 1.0 - (eigen.vectors**2 * shrink).sum(axis=1)
+        left, right = (eigen.vectors * shrink).astype(np.float32), (eigen.vectors / d[:, None]).T.astype(np.float32)
+        return cls(left, right, regularization, similar_blend, settings)
 
     def weight_rows(self, start: int, stop: int) -> np.ndarray:
         return self.left[start:stop] @ self.right
@@ -170,14 +299,42 @@ class FactorChoice(ItemItem):
         return FactorChoice(self.user_vectors[users], self.movie_vectors)
 
 
-def fit_item_model(
-    matrix: RatingMatrix, regularization: float = DEFAULT_ITEM_REGULARIZATION, seed: int = 0
-) -> ItemItem:
-    """The pick model of a rating matrix: exact up to ITEM_MODEL_LIMIT movies, low-rank above."""
-    rated = rated_by(matrix.csr)
-    if matrix.n_movies <= ITEM_MODEL_LIMIT:
-        return ExactItemItem.fit(rated, regularization)
-    return LowRankItemItem.fit(rated, regularization, seed=seed)
+@dataclass(frozen=True)
+class SplitItemItem(ItemItem):
+    """Two item models in one: ``recommend``'s choice scores order recommendations and
+    ``similar``'s weights the similar-movie lists, each with the penalty that ranks its
+    own list best (:mod:`recsql.algorithms.item_tuning`)."""
+
+    recommend: ItemItem
+    similar: ItemItem
+    settings: ItemSettings | None = None
+
+    @property
+    def n_movies(self) -> int:
+        return self.recommend.n_movies
+
+    @property
+    def similar_blend(self) -> float:  # type: ignore[override]
+        return self.similar.similar_blend
+
+    def weight_rows(self, start: int, stop: int) -> np.ndarray:
+        return self.similar.weight_rows(start, stop)
+
+    def choice_scores(self, users: np.ndarray, rated: sp.csr_matrix) -> np.ndarray:
+        return self.recommend.choice_scores(users, rated)
+
+    def facts(self) -> dict[str, Any]:
+        similar = self.similar.facts()
+        return {
+            **self.recommend.facts(),
+            "similar_regularization": similar.get("item_regularization"),
+            "similar_blend": self.similar_blend,
+            **_tuning(self.settings),
+        }
+
+
+def _tuning(settings: ItemSettings | None) -> dict[str, Any]:
+    return {"item_tuning": settings.tuning()} if settings is not None else {}
 
 
 def rated_by(ratings: sp.csr_matrix) -> sp.csr_matrix:
@@ -188,3 +345,32 @@ def rated_by(ratings: sp.csr_matrix) -> sp.csr_matrix:
 def blend(choice: np.ndarray, predictions: np.ndarray, global_mean: float) -> np.ndarray:
     """A recommendation's ranking score: choice score times exp(BLEND * (rating - mean))."""
     return choice * np.exp(BLEND * (predictions - global_mean))
+
+
+def exact_affordable(rated: sp.csr_matrix, copies: int = 1) -> bool:
+    """Whether ``copies`` exact item models of the 0/1 users x movies ``rated`` fit the
+    memory and the seconds they may take."""
+    n_movies = rated.shape[1]
+    cells = copies * n_movies * n_movies * np.dtype(np.float32).itemsize
+    fits = n_movies <= ITEM_MODEL_LIMIT and cells <= min(EXACT_MEMORY, _free_memory() // 2)
+    return fits and exact_seconds(rated, copies) <= EXACT_SECONDS
+
+
+def exact_seconds(rated: sp.csr_matrix, copies: int = 1) -> float:
+    """The exact item model's estimated seconds on 2 cores: Gram, solves, scoring."""
+    n_movies = rated.shape[1]
+    pairs = float((np.diff(rated.indptr).astype(np.float64) ** 2).sum())
+    solve = copies * float(n_movies) ** 3 / SOLVE_RATE
+    return pairs / GRAM_RATE + solve + rated.nnz * float(n_movies) / SCORE_RATE
+
+
+def _free_memory() -> int:
+    """Bytes of memory the system could hand out now (Linux's MemAvailable; else unlimited)."""
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 1 << 62

@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 
 from recsql.algorithms.factors import Factors
 from recsql.algorithms.outputs import Recommended
-from recsql.algorithms.ranking import ItemItem
+from recsql.algorithms.ranking import ItemItem, ItemPenalty
 from recsql.algorithms.solvers import Solver
 from recsql.algorithms.topk import TopK
 from recsql.data.matrix import DuplicatePolicy, RatingMatrix
@@ -73,7 +73,7 @@ class Compute(ABC):
         """The rating model of ``matrix`` (``step(1)`` per iteration, for progress)."""
 
     @abstractmethod
-    def items(self, matrix: RatingMatrix, metric: str, regularization: float) -> ItemItem | None:
+    def items(self, matrix: RatingMatrix, metric: str, regularization: ItemPenalty) -> ItemItem | None:
         """The lists' item-item choice model of ``matrix`` (None unless ``metric`` is ``items``)."""
 
     @abstractmethod

@@ -9,7 +9,7 @@ from typing import Any
 
 from recsql.algorithms.factors import Factors
 from recsql.algorithms.outputs import Recommended, item_model, recommendation_lists, similar_lists
-from recsql.algorithms.ranking import ItemItem
+from recsql.algorithms.ranking import ItemItem, ItemPenalty
 from recsql.algorithms.solvers import make_solver
 from recsql.algorithms.topk import TopK
 from recsql.backends.base import Backend, Compute, RatingsAt
@@ -54,8 +54,8 @@ class _LocalCompute(Compute):
     def fit(self, matrix: RatingMatrix, step: Step) -> Factors:
         return self.solver.fit(matrix, step)
 
-    def items(self, matrix: RatingMatrix, metric: str, regularization: float) -> ItemItem | None:
-        return item_model(matrix, metric, regularization)
+    def items(self, matrix: RatingMatrix, metric: str, regularization: ItemPenalty) -> ItemItem | None:
+        return item_model(matrix, metric, regularization, self.solver.seed)
 
     def similar(self, factors: Factors, items: ItemItem | None, k: int, metric: str, step: Step) -> TopK:
         return similar_lists(factors, items, k, metric, step)

@@ -16,7 +16,7 @@ from typing import Any
 
 from recsql.algorithms.factors import Factors
 from recsql.algorithms.outputs import Recommended, recommendation_lists, similar_lists
-from recsql.algorithms.ranking import ItemItem
+from recsql.algorithms.ranking import ItemItem, ItemPenalty
 from recsql.algorithms.topk import TopK
 from recsql.backends.base import Backend, Compute, RatingsAt
 from recsql.data.matrix import RatingMatrix
@@ -82,7 +82,7 @@ class _SparkCompute(Compute):
         self._settle_lists(matrix)
         return fit_frame(self.solver, self._frame(matrix), matrix, step)
 
-    def items(self, matrix: RatingMatrix, metric: str, regularization: float) -> ItemItem | None:
+    def items(self, matrix: RatingMatrix, metric: str, regularization: ItemPenalty) -> ItemItem | None:
         if metric != "items":
             return None
         return fit_choice_model(self._frame(matrix), matrix.user_ids, matrix.movie_ids, seed=self.solver.seed)

@@ -11,6 +11,7 @@ import recsql
 from recsql.cli.app import cli, engine_of, say, url_of
 from recsql.cli.output import show
 from recsql.cli.serve import SIMILAR_COLUMNS, say_similar_heading
+from recsql.data.synthetic import CHOICES
 from recsql.db.keys import ID_KINDS
 from recsql.demo import run_demo
 
@@ -28,6 +29,13 @@ from recsql.demo import run_demo
     show_default=True,
     help="text: every user and movie gets a UUID as its application key.",
 )
+@click.option(
+    "--choices",
+    type=click.Choice(CHOICES),
+    default="taste",
+    show_default=True,
+    help="taste: which movies a user rates follows their hidden tastes and popularity; popularity: popularity alone.",
+)
 @click.pass_context
 def generate(ctx: click.Context, **options: Any) -> None:
     """Fill the database with a realistic synthetic catalogue (benchmarks, load tests).
@@ -35,6 +43,7 @@ def generate(ctx: click.Context, **options: Any) -> None:
     \b
     Example:
         recsql generate --ratings 1000000 --users 6500 --movies 2400 --seed 0
+        recsql generate --ratings 5000000 --users 32500 --movies 30000 --replace
     """
     result = recsql.generate(engine_of(ctx), **options)
     say(

@@ -10,7 +10,6 @@ from sqlalchemy import Engine
 
 import recsql
 from recsql.algorithms.outputs import LIST_METRICS
-from recsql.algorithms.ranking import DEFAULT_ITEM_REGULARIZATION
 from recsql.algorithms.solvers import DEFAULT_SOLVER, SOLVERS
 from recsql.backends import BACKENDS
 from recsql.cli.app import Decorator, cli, engine_of, is_quiet, say, stacked
@@ -91,9 +90,9 @@ _list_options: Decorator = stacked(
     click.option(
         "--item-regularization",
         type=float,
-        default=DEFAULT_ITEM_REGULARIZATION,
-        show_default=True,
-        help="items: the item-item model's L2 penalty.",
+        default=None,
+        help="items: the item-item model's L2 penalty (EASE's lambda).  [default: chosen per retrain "
+        "on a held-back share of the ratings; the choice is stored in the model's params]",
     ),
 )
 

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine
 
 from recsql.data.files import ColumnsArg, LineNumbers, read_movies_file, read_ratings_file
 from recsql.data.source import Source, source_movies
-from recsql.data.synthetic import Catalogue, synthetic_ratings
+from recsql.data.synthetic import Catalogue, Choices, synthetic_ratings
 from recsql.db.catalogue import (
     Scale,
     append_ratings,
@@ -124,8 +124,13 @@ def generate(
     seed: int = 0,
     replace: bool = False,
     ids: IdKind = "integer",
+    choices: Choices = "taste",
 ) -> GenerateResult:
     """Fill the database with a synthetic catalogue (movies and ratings), in one transaction.
+
+    Which movies users rate follow their hidden tastes as well as popularity
+    (``choices="taste"``), or popularity alone (``"popularity"``): see
+    :func:`recsql.data.synthetic.synthetic_ratings`.
 
     Refuses a database that already holds ratings unless ``replace`` (which deletes them
     first, in the same transaction).  ``ids="text"`` gives every user and movie a UUID
@@ -133,7 +138,7 @@ def generate(
     """
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    catalogue = synthetic_ratings(ratings, users, movies, seed)
+    catalogue = synthetic_ratings(ratings, users, movies, seed, choices)
     timings["generate"] = round(time.perf_counter() - started, 3)
     started = time.perf_counter()
     with engine.begin() as conn:

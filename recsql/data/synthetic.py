@@ -5,13 +5,23 @@ The large one reproduces the shape of real rating data on purpose:
 
 * popularity is skewed: movie m's draw weight falls as a power of its rank (a few
   blockbusters, a long tail), and so does user activity (a few heavy raters);
-* ratings come from a hidden low-rank taste model plus user and movie biases and
-  noise, rounded to a 0.5-5 half-star scale, so factorization has something to find;
-* each movie's genre is its strongest hidden taste dimension, so "similar movies" can be
-  checked by eye; titles are built from genre words.
+* tastes have two grains: eight genres and :data:`NICHES` finer niches; a movie
+  belongs to one of each (its kind), so item-item models have neighbourhoods to find
+  beyond a handful of broad factors;
+* which movies a user rates follows their tastes as well as popularity (``choices``
+  ``"taste"``, the default): a rating picks a kind of movie with probability
+  proportional to the kind's popularity times exp(TASTE_PULL x the user's taste for
+  its genre and niche), then a movie of that kind by popularity; one draw in
+  :data:`BY_POPULARITY` ignores taste (everyone watches the blockbusters).  So
+  who-rated-what carries the tastes, as in real data, and a most-popular list cannot
+  win by construction; ``"popularity"`` draws by popularity alone (the generator before);
+* ratings come from the same hidden tastes plus user and movie biases and noise,
+  rounded to a 0.5-5 half-star scale, so factorization has something to find;
+* each movie's genre is its strongest genre taste, so "similar movies" can be checked
+  by eye; titles are built from genre words.
 
-Everything is vectorized: 25 million ratings are drawn in a few seconds.  No
-(user, movie) pair repeats.
+Everything is vectorized: 25 million ratings are drawn in seconds.  No (user, movie)
+pair repeats.
 
 The small one: movies belong to genres; each simulated user likes one or two genres and
 rates mostly movies of those, higher when the genre fits.  The factorization has to
@@ -22,6 +32,7 @@ out westerns: that is what the demo shows.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -40,6 +51,12 @@ WORDS = {
     "Western": ("Canyon", "Outlaw", "Saddle", "Frontier"),
 }
 RANK = len(GENRES)
+NICHES = 24
+NICHE_WEIGHT = 0.8  # a niche's pull beside its genre's, in tastes and in ratings
+TASTE_PULL = 4.0
+BY_POPULARITY = 0.2
+Choices = Literal["taste", "popularity"]
+CHOICES: tuple[str, ...] = ("taste", "popularity")
 
 
 @dataclass(frozen=True)
@@ -50,21 +67,20 @@ class Catalogue:
     ratings: pd.DataFrame  # user_id, movie_id, value and, when known, rated_at
 
 
-def synthetic_ratings(ratings: int, users: int, movies: int, seed: int = 0) -> Catalogue:
-    """``ratings`` distinct (user, movie) ratings of ``movies`` movies by ``users`` users."""
+def synthetic_ratings(ratings: int, users: int, movies: int, seed: int = 0, choices: Choices = "taste") -> Catalogue:
+    """``ratings`` distinct (user, movie) ratings of ``movies`` movies by ``users`` users,
+    chosen by taste and popularity (``choices="taste"``) or by popularity alone."""
     if min(ratings, users, movies) < 1:
         raise InvalidParameter("ratings, users and movies must all be at least 1")
+    if choices not in CHOICES:
+        raise InvalidParameter(f"choices must be one of {', '.join(CHOICES)}, not {choices!r}")
     if ratings > 0.5 * users * movies:
         raise InvalidParameter(
             f"{ratings} ratings would fill more than half of the {users} x {movies} matrix; "
             "ask for fewer ratings or more users/movies"
         )
     rng = np.random.default_rng(seed)
-    # Hidden tastes: a movie leans to one genre; users like some genres, dislike others.
-    genre = rng.integers(0, RANK, movies)
-    movie_taste = rng.normal(0, 0.25, (movies, RANK)).astype(np.float32)
-    movie_taste[np.arange(movies), genre] += 1.0
-    user_taste = rng.normal(0, 0.45, (users, RANK)).astype(np.float32)
+    genre, niche, movie_taste, user_taste = _tastes(rng, users, movies)
     movie_bias = rng.normal(0, 0.45, movies).astype(np.float32)
     user_bias = rng.normal(0, 0.35, users).astype(np.float32)
     # Skewed popularity and activity: power-law weights over a random ranking.
@@ -79,14 +95,21 @@ def synthetic_ratings(ratings: int, users: int, movies: int, seed: int = 0) -> C
     while len(keys) < ratings:
         need = int((ratings - len(keys)) * 1.5) + 1000
         u = _draw(rng, user_weight, need)
-        m = _draw(rng, movie_weight, need)
+        if choices == "taste":
+            m = _chosen(rng, u, user_taste, genre * NICHES + niche, movie_weight)
+        else:
+            m = _draw(rng, movie_weight, need)
         keys = np.concatenate([keys, u.astype(np.int64) * movies + m])
         keys.sort()
         keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]  # drop repeated pairs
     keys = rng.permutation(keys)[:ratings]
     keys.sort()  # by user, then movie: the order the database will store them in
     u, m = (keys // movies).astype(np.int64), (keys % movies).astype(np.int64)
-    raw = 3.5 + user_bias[u] + movie_bias[m] + np.einsum("ij,ij->i", user_taste[u], movie_taste[m])
+    # Chosen movies are liked movies: the mean would rise to ~3.9 without a lower intercept.
+    raw = (3.1 if choices == "taste" else 3.5) + user_bias[u] + movie_bias[m]
+    for start in range(0, ratings, 1_000_000):  # a chunk of tastes at a time: 25 M x 32 would be 3 GB
+        at = slice(start, start + 1_000_000)
+        raw[at] += np.einsum("ij,ij->i", user_taste[u[at]], movie_taste[m[at]])
     raw += rng.normal(0, 0.7, ratings).astype(np.float32)
     value = np.clip(np.round(raw * 2) / 2, 0.5, 5.0).astype(np.float64)
     start = 1_420_070_400  # 2015-01-01
@@ -100,11 +123,69 @@ def synthetic_ratings(ratings: int, users: int, movies: int, seed: int = 0) -> C
     )
 
 
+def _tastes(rng: np.random.Generator, users: int, movies: int) -> tuple[np.ndarray, ...]:
+    """Hidden tastes: a movie leans to one genre and one niche; users like some, dislike others."""
+    genre, niche = rng.integers(0, RANK, movies), rng.integers(0, NICHES, movies)
+    movie_taste = rng.normal(0, 0.25, (movies, RANK + NICHES)).astype(np.float32)
+    movie_taste[:, RANK:] *= 0.4
+    movie_taste[np.arange(movies), genre] += 1.0
+    movie_taste[np.arange(movies), RANK + niche] += NICHE_WEIGHT
+    user_taste = rng.normal(0, 0.45, (users, RANK + NICHES)).astype(np.float32)
+    user_taste[:, RANK:] *= 0.8
+    return genre, niche, movie_taste, user_taste
+
+
+def _chosen(
+    rng: np.random.Generator, users: np.ndarray, user_taste: np.ndarray, kind: np.ndarray, movie_weight: np.ndarray
+) -> np.ndarray:
+    """A movie for each draw's user: a kind (genre x niche) by popularity mass times
+    exp(TASTE_PULL * the user's taste for it), then a movie of that kind by popularity;
+    a BY_POPULARITY share of draws by popularity alone."""
+    kinds = RANK * NICHES
+    mass = np.bincount(kind, weights=movie_weight, minlength=kinds)
+    taste = user_taste[:, :RANK, None] + NICHE_WEIGHT * user_taste[:, None, RANK:]
+    pull = mass[None, :] * np.exp(TASTE_PULL * taste.reshape(len(user_taste), kinds))
+    picked_kind = _draw_rows(rng, pull, users)
+    by_kind = np.argsort(kind, kind="stable")
+    movie_in_kind = _draw_rows(rng, _grouped(kind[by_kind], movie_weight[by_kind], kinds), picked_kind)
+    starts = np.concatenate([[0], np.cumsum(np.bincount(kind, minlength=kinds))])
+    chosen = by_kind[starts[picked_kind] + movie_in_kind]
+    anyway = rng.random(len(users)) < BY_POPULARITY
+    chosen[anyway] = _draw(rng, movie_weight, int(anyway.sum()))
+    return chosen
+
+
+def _grouped(group: np.ndarray, weights: np.ndarray, groups: int) -> np.ndarray:
+    """Weights sorted by group as a groups x widest-group array, zero-padded."""
+    counts = np.bincount(group, minlength=groups)
+    table = np.zeros((groups, max(1, int(counts.max()))))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    table[group, np.arange(len(group)) - starts[group]] = weights
+    return table
+
+
+def _draw_rows(rng: np.random.Generator, weights: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """For each entry of ``rows``, a column of that row of ``weights`` drawn in
+    proportion to it: every row's CDF laid end to end (row r spans (r, r + 1]), one
+    sorted search for all draws."""
+    cdf = np.cumsum(weights, axis=1)
+    total = cdf[:, -1:].copy()
+    total[total == 0] = 1.0  # a row never drawn from (an empty kind) stays flat
+    cdf = cdf / total + np.arange(len(weights))[:, None]
+    queries = rows + rng.random(len(rows))
+    order = np.argsort(queries)
+    found = np.empty(len(rows), dtype=np.int64)
+    found[order] = np.searchsorted(cdf.ravel(), queries[order])
+    return np.clip(found - rows * weights.shape[1], 0, weights.shape[1] - 1)
+
+
 def _draw(rng: np.random.Generator, weights: np.ndarray, n: int) -> np.ndarray:
-    """n indices drawn with the given probabilities (inverse CDF: O(n log len))."""
+    """n indices drawn with the given probabilities: inverse CDF of sorted uniforms
+    (searchsorted walks sorted queries fast), then shuffled back to random order."""
     cdf = np.cumsum(weights)
     cdf /= cdf[-1]
-    return np.minimum(np.searchsorted(cdf, rng.random(n)), len(weights) - 1)
+    drawn = np.minimum(np.searchsorted(cdf, np.sort(rng.random(n))), len(weights) - 1)
+    return rng.permutation(drawn)
 
 
 # genre: (title patterns, words); "{}" takes a word.

@@ -14,8 +14,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsql.algorithms.factors import Factors
-from recsql.algorithms.ranking import rated_by
-from recsql.algorithms.topk import TopK, block_rows, top_k_largest
+from recsql.algorithms.quality import because_you_rated_top, top_k_quality
+from recsql.algorithms.topk import TopK
 from recsql.data.matrix import RatingMatrix, lookup_ids
 from recsql.evaluation.beyond import beyond_accuracy
 from recsql.progress import Step, no_step
@@ -92,26 +92,6 @@ class HeldOut:
         return cls(users, relevant, rated)
 
 
-def top_k_quality(top: np.ndarray, relevant: sp.csr_matrix, k: int = 10) -> dict[str, float]:
-    """precision@k, recall@k and NDCG@k of ranked lists against relevant sets.
-
-    ``top`` is one row of movie indices per user, best first (-1: an empty slot);
-    ``relevant`` has the same rows.  Averages over the rows (each has a relevant movie).
-    """
-    top = top[:, :k]
-    valid = top >= 0
-    hits = np.zeros(top.shape)
-    hits[valid] = np.asarray(relevant[np.nonzero(valid)[0], top[valid]]).ravel()
-    n_relevant = np.diff(relevant.indptr)
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    ideal = np.cumsum(discounts)[np.minimum(n_relevant, k) - 1]
-    return {
-        f"precision_at_{k}": float(np.mean(hits.sum(axis=1) / k)),
-        f"recall_at_{k}": float(np.mean(hits.sum(axis=1) / n_relevant)),
-        f"ndcg_at_{k}": float(np.mean((hits * discounts[: np.size(hits, 1)]).sum(axis=1) / ideal)),
-    }
-
-
 def because_you_rated(
     similar: TopK, held: HeldOut, *, larger_is_similar: bool = True, k: int = 10, step: Step = no_step
 ) -> float:
@@ -125,27 +105,8 @@ def because_you_rated(
     """
     if len(held.users) == 0:
         return float("nan")
-    n_movies = held.rated.shape[1]
-    n, width = similar.indices.shape[0], similar.indices.shape[1]
     weights = similar.scores if larger_is_similar else 1.0 / (1.0 + similar.scores)
-    lends = sp.csr_matrix(
-        (weights.ravel().astype(np.float32), similar.indices.ravel(), np.arange(0, n * width + 1, width)),
-        shape=(n_movies, n_movies),
-    )
-    on_a_list = rated_by(lends)  # scores can be 0; being listed is what lets a movie rank
-    top = np.full((len(held.users), k), -1, dtype=np.int64)
-    block = block_rows(n_movies)
-    for start in range(0, len(held.users), block):
-        rows = held.users[start : start + block]
-        rated = held.rated[rows]
-        scores = np.asarray((rated.astype(np.float32) @ lends).todense())
-        listed = np.asarray((rated @ on_a_list).todense()) > 0
-        scores[~listed] = -np.inf
-        scores[np.repeat(np.arange(len(rows)), np.diff(rated.indptr)), rated.indices] = -np.inf
-        best, value = top_k_largest(scores, k)
-        best[~np.isfinite(value)] = -1
-        top[start : start + len(rows), : best.shape[1]] = best
-        step(1)
+    top = because_you_rated_top(similar, held.rated[held.users], k, weights, step)
     return top_k_quality(top, held.relevant, k)[f"ndcg_at_{k}"]
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from recsql.algorithms.factors import Factors
 from recsql.algorithms.outputs import ListMetric, Recommended
-from recsql.algorithms.ranking import ItemItem
+from recsql.algorithms.ranking import ItemItem, ItemPenalty
 from recsql.algorithms.topk import TopK, block_count
 from recsql.backends import Compute
 from recsql.data.matrix import RatingMatrix
@@ -29,7 +29,7 @@ class Lists:
 
     similar_k: int
     metric: ListMetric
-    item_regularization: float
+    item_regularization: ItemPenalty
     recommend_n: int = 10
 
 

@@ -100,9 +100,11 @@ def save_outputs(
     metrics: dict[str, Any],
     timings: dict[str, float],
     lock: WriterLock,
+    params: dict[str, Any] | None = None,
     step: Step = no_step,
 ) -> None:
-    """Write every output row under ``model_id``, then mark the version ready.
+    """Write every output row under ``model_id``, then mark the version ready (with the
+    run's ``params`` completed by what the fit chose, if given).
 
     SQLite writes all tables in one transaction.  PostgreSQL writes them in parallel,
     two connections at a time, each table in its own transaction: the rows are
@@ -115,14 +117,14 @@ def save_outputs(
         _write_in_parallel(engine, model_id, tables, lock, step)
         with engine.begin() as conn:
             lock.check(conn)
-            _mark_ready(conn, model_id, outputs, metrics, timings)
+            _mark_ready(conn, model_id, outputs, metrics, timings, params)
         return
     with engine.begin() as conn:
         lock.check(conn)
         for table in OUTPUT_TABLES:
             bulk.insert_columns(conn, table, tables[table])
             step(1)
-        _mark_ready(conn, model_id, outputs, metrics, timings)
+        _mark_ready(conn, model_id, outputs, metrics, timings, params)
 
 
 def _write_in_parallel(
@@ -166,13 +168,20 @@ def json_safe(value: Any) -> Any:
 
 
 def _mark_ready(
-    conn: Connection, model_id: int, outputs: ModelOutputs, metrics: dict[str, Any], timings: dict[str, float]
+    conn: Connection,
+    model_id: int,
+    outputs: ModelOutputs,
+    metrics: dict[str, Any],
+    timings: dict[str, float],
+    params: dict[str, Any] | None,
 ) -> None:
     factors = outputs.factors
+    chosen = {} if params is None else {"params": json_safe(params)}
     marked = conn.execute(
         update(Model)
         .where(Model.id == model_id, Model.status == RUNNING)
         .values(
+            **chosen,
             status=READY,
             finished_at=now(),
             metrics=json_safe(metrics),

@@ -1,0 +1,200 @@
+"""The item model at every catalogue size: the exact solve in float32 and in place, the
+memory it is allowed, the penalties chosen per retrain (and stored), and the generator
+whose choices follow tastes, without which ranking at size means nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import recsql
+from recsql.algorithms import item_tuning, ranking
+from recsql.algorithms.head import HeadItemItem, affordable_head, head_gram
+from recsql.algorithms.item_tuning import choose_item_settings, fit_item_model
+from recsql.algorithms.quality import top_k_quality
+from recsql.algorithms.ranking import (
+    ExactItemItem,
+    LowRankItemItem,
+    SplitItemItem,
+    dense_gram,
+    ease_weights,
+    exact_affordable,
+)
+from recsql.algorithms.topk import top_k_largest
+from recsql.data.matrix import RatingMatrix
+from recsql.data.synthetic import synthetic_ratings
+from recsql.evaluation.evaluate import evaluate_on
+from recsql.evaluation.metrics import HeldOut
+from recsql.evaluation.splits import split_random
+from recsql.options import FitOptions
+
+
+def pattern(n_users: int, n_movies: int, density: float, seed: int = 0) -> sp.csr_matrix:
+    rng = np.random.default_rng(seed)
+    return sp.csr_matrix((rng.random((n_users, n_movies)) < density).astype(np.float32))
+
+
+@pytest.mark.parametrize("n_movies", [7, 1_100, 2_300])  # the mirrored triangle crosses blocks of 1,024
+def test_float32_cholesky_in_place_matches_the_dense_inverse(n_movies):
+    x = pattern(3 * n_movies, n_movies, 0.02, seed=n_movies)
+    gram = dense_gram(x)
+    assert gram.dtype == np.float32 and gram.flags.c_contiguous
+    reference = (x.T @ x).toarray().astype(np.float64)
+    np.testing.assert_array_equal(gram, reference)  # counts: exact in float32
+    reference[np.diag_indices(n_movies)] += 40.0
+    precision = np.linalg.inv(reference)
+    expected = -precision / np.diag(precision)[None, :]
+    np.fill_diagonal(expected, 0.0)
+    weights = ease_weights(gram, 40.0)
+    assert np.shares_memory(weights, gram)  # one n x n buffer
+    np.testing.assert_allclose(weights, expected, atol=2e-6 * np.abs(expected).max() + 1e-7)
+
+
+def test_a_gram_matrix_that_is_not_positive_definite_is_refused():
+    with pytest.raises(ArithmeticError, match="not positive definite"):
+        ease_weights(np.diag([1.0, -5.0, 1.0]).astype(np.float32), 1.0)
+
+
+def test_the_exact_model_is_used_only_where_its_memory_and_time_are(monkeypatch):
+    x = pattern(300, 3_001, 0.05, seed=1)
+    assert (x.getnnz(axis=0) > 0).all()
+    rows, cols = x.nonzero()
+    ratings = RatingMatrix.from_triples(rows, cols, np.full(len(rows), 4.0))
+    assert exact_affordable(x) and isinstance(fit_item_model(ratings, 100.0), ExactItemItem)
+    # Its cost: co-rated pairs for the Gram, n^3 per solve, ratings x movies to score.
+    pairs = float((x.getnnz(axis=1).astype(float) ** 2).sum())
+    expected = pairs / ranking.GRAM_RATE + 2 * 3_001.0**3 / ranking.SOLVE_RATE + x.nnz * 3_001.0 / ranking.SCORE_RATE
+    assert ranking.exact_seconds(x, copies=2) == pytest.approx(expected)
+    monkeypatch.setattr(ranking, "EXACT_SECONDS", ranking.exact_seconds(x) * 0.99)
+    assert not exact_affordable(x) and isinstance(fit_item_model(ratings, 100.0), HeadItemItem)
+    monkeypatch.setattr(ranking, "EXACT_SECONDS", 1e9)
+    monkeypatch.setattr(ranking, "_free_memory", lambda: 2 * 3_001 * 3_001 * 4)
+    assert exact_affordable(x) and not exact_affordable(x, copies=2)
+    monkeypatch.setattr(ranking, "_free_memory", lambda: 2 * 3_001 * 3_001 * 4 - 2)
+    assert not exact_affordable(x)
+    monkeypatch.setattr(ranking, "_free_memory", lambda: 1 << 40)
+    monkeypatch.setattr(ranking, "ITEM_MODEL_LIMIT", 3_000)
+    assert not exact_affordable(x)
+
+
+def test_the_search_walks_past_the_first_grid_to_the_best_penalty():
+    for peak in (8_000.0, 31.25, 500.0):
+        tried: dict[float, float] = {}
+
+        def measure(penalty: float, peak: float = peak, tried: dict[float, float] = tried) -> None:
+            tried.setdefault(penalty, -abs(np.log2(penalty / peak)))
+
+        item_tuning._search(measure, lambda tried=tried: tried)
+        assert max(tried, key=tried.__getitem__) == peak
+        assert len(tried) <= 3 + abs(np.log2(peak / 500.0)) + 2  # no wider than it needs
+
+
+def test_split_model_ranks_each_list_with_its_own_weights():
+    x = pattern(60, 30, 0.2, seed=4)
+    recommend, similar = ExactItemItem.fit(x, 5.0), ExactItemItem.fit(x, 80.0, similar_blend=0.25)
+    both = SplitItemItem(recommend, similar)
+    np.testing.assert_array_equal(both.weight_rows(0, 30), similar.weights)
+    rows = np.arange(60)
+    np.testing.assert_array_equal(both.choice_scores(rows, x), recommend.choice_scores(rows, x))
+    assert both.similar_blend == 0.25
+    assert both.facts()["item_regularization"] == 5.0 and both.facts()["similar_regularization"] == 80.0
+
+
+def taste_catalogue(choices: str = "taste") -> tuple[RatingMatrix, RatingMatrix]:
+    frame = synthetic_ratings(60_000, 1_500, 1_200, seed=3, choices=choices).ratings  # type: ignore[arg-type]
+    matrix = RatingMatrix.from_triples(frame.user_id.to_numpy(), frame.movie_id.to_numpy(), frame.value.to_numpy())
+    return split_random(matrix, 0.2, seed=0)
+
+
+def most_popular_ndcg(train: RatingMatrix, test: RatingMatrix) -> float:
+    held = HeldOut.of(train.user_ids, train.movie_ids, train, test)
+    counts = np.bincount(train.cols, minlength=train.n_movies).astype(float)
+    scores = np.broadcast_to(counts, (len(held.users), train.n_movies)).copy()
+    rated = held.rated[held.users]
+    scores[np.repeat(np.arange(len(held.users)), np.diff(rated.indptr)), rated.indices] = -np.inf
+    return top_k_quality(top_k_largest(scores, 10).indices, held.relevant)["ndcg_at_10"]
+
+
+def test_chosen_penalties_are_the_validation_best_and_stored(tmp_path):
+    train, _ = taste_catalogue()
+    settings = choose_item_settings(train.csr, seed=0)
+    assert settings.regularization == max(settings.recommend, key=settings.recommend.__getitem__)
+    best_similar = max(settings.similar, key=lambda k: settings.similar[k][0])
+    assert settings.similar_regularization == best_similar
+    assert settings.similar_blend == settings.similar[best_similar][1]
+    # A retrain chooses them the same way and says so in the model's params.
+    engine = recsql.connect(f"sqlite:///{tmp_path / 'r.db'}")
+    recsql.generate(engine, ratings=60_000, users=1_500, movies=1_200, seed=3)
+    recsql.train(engine, features=6, samples=0, max_iterations=3)
+    params = recsql.list_models(engine)[0].params
+    tried = {float(k): v for k, v in params["item_tuning"]["recommend_ndcg"].items()}
+    assert params["item_regularization"] == max(tried, key=tried.__getitem__)
+    assert params["item_model"] == "exact"
+    recsql.train(engine, features=6, samples=0, max_iterations=3, item_regularization=321.0)
+    given = recsql.list_models(engine)[0].params
+    assert given["item_regularization"] == 321.0 and "item_tuning" not in given
+
+
+def test_taste_choices_give_lists_something_to_find():
+    """Drawn by popularity alone, who-rated-what holds nothing beyond popularity and the
+    item model can barely beat a most-popular list; drawn by taste, it must beat it well."""
+    ratios = {}
+    for choices in ("taste", "popularity"):
+        train, test = taste_catalogue(choices)
+        fold = evaluate_on([(train, test)], FitOptions(features=6, samples=0, max_iterations=3)).folds[0]
+        ratios[choices] = fold.metrics["ndcg_at_10"] / most_popular_ndcg(train, test)
+    assert ratios["taste"] >= 1.3, ratios
+    assert ratios["taste"] > ratios["popularity"] + 0.2, ratios
+
+
+def shaped(ratings: int, users: int, movies: int) -> sp.csr_matrix:
+    """A users x movies pattern with the generator's skewed activity (power 0.6): only
+    its row counts matter to the cost estimate."""
+    weight = 1.0 / np.arange(1, users + 1) ** 0.6
+    counts = np.minimum(np.maximum(1, np.round(ratings * weight / weight.sum())), movies).astype(np.int64)
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    indices = np.zeros(indptr[-1], dtype=np.int32)
+    return sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=(users, movies))
+
+
+def test_which_catalogues_are_solved_exactly():
+    """docs/decisions.md: a 3,700-movie catalogue of a million ratings and a 9,000-movie
+    one of 100,000 are exact; 59,047 movies, or 11,809 with 5 M ratings, are not."""
+    assert exact_affordable(shaped(1_000_000, 6_040, 3_700))
+    assert exact_affordable(shaped(100_000, 2_000, 9_000))
+    assert not exact_affordable(shaped(5_000_000, 32_508, 11_809))
+    assert not exact_affordable(shaped(25_000_000, 162_541, 59_047))
+
+
+def test_head_model_is_exact_on_the_head_and_low_rank_elsewhere():
+    x = pattern(200, 60, 0.15, seed=9)
+    counts = x.getnnz(axis=0)
+    head = np.sort(np.argsort(-counts, kind="stable")[:25])
+    tail = np.setdiff1d(np.arange(60), head)
+    low = LowRankItemItem.fit(x, 10.0, rank=8)
+    model = HeadItemItem.fit(low, head, head_gram(x, head))
+    weights, low_weights = model.weight_rows(0, 60), low.weight_rows(0, 60)
+    exact = ExactItemItem.fit(x[:, head].tocsr(), 10.0).weights
+    np.testing.assert_allclose(weights[np.ix_(head, head)], exact, atol=1e-5)
+    np.testing.assert_array_equal(weights[tail], low_weights[tail])
+    np.testing.assert_array_equal(weights[:, tail], low_weights[:, tail])
+    np.testing.assert_allclose(model.weight_rows(17, 41), weights[17:41], atol=1e-6)  # any block of rows
+    rows = np.arange(200)
+    np.testing.assert_allclose(model.choice_scores(rows, x), x.toarray() @ weights, rtol=1e-4, atol=1e-4)
+
+
+def test_catalogues_too_large_for_the_exact_model_get_an_exact_head(monkeypatch):
+    x = pattern(400, 1_500, 0.03, seed=2)
+    rows, cols = x.nonzero()
+    ratings = RatingMatrix.from_triples(rows, cols, np.full(len(rows), 4.0))
+    rated = ranking.rated_by(ratings.csr)
+    budget = ranking.exact_seconds(rated) / 3  # the whole catalogue does not fit, a head does
+    monkeypatch.setattr(ranking, "EXACT_SECONDS", budget)
+    head = affordable_head(rated)
+    assert head is not None and 500 <= len(head) < 1_500
+    assert ranking.exact_seconds(rated[:, head].tocsr()) <= budget
+    model = fit_item_model(ratings, 50.0)
+    assert isinstance(model, HeadItemItem) and model.facts()["item_model"].startswith("exact head of")
+    monkeypatch.setattr(ranking, "EXACT_SECONDS", 0.0)  # not even a head
+    assert affordable_head(rated) is None and isinstance(fit_item_model(ratings, 50.0), LowRankItemItem)
