@@ -134,6 +134,19 @@ def test_chosen_penalties_are_the_validation_best_and_stored(tmp_path):
     recsql.train(engine, features=6, samples=0, max_iterations=3, item_regularization=321.0)
     given = recsql.list_models(engine)[0].params
     assert given["item_regularization"] == 321.0 and "item_tuning" not in given
+    assert given["similar_blend"] == 0.5 and "similar_regularization" not in given
+
+
+def test_a_refit_keeps_the_scored_fits_choice(tmp_path, monkeypatch):
+    searches = []
+    choose = item_tuning.choose_item_settings
+    monkeypatch.setattr(item_tuning, "choose_item_settings", lambda *a, **k: searches.append(1) or choose(*a, **k))
+    engine = recsql.connect(f"sqlite:///{tmp_path / 'r.db'}")
+    recsql.generate(engine, ratings=20_000, users=500, movies=400, seed=1)
+    result = recsql.train(engine, features=4, samples=0, max_iterations=2, test_fraction=0.2)
+    assert result.refitted and len(searches) == 1
+    assert str(result.params["item_regularization"]) in result.params["item_tuning"]["recommend_ndcg"]
+    assert recsql.list_models(engine)[0].params["item_tuning"] == result.params["item_tuning"]
 
 
 def test_taste_choices_give_lists_something_to_find():
@@ -159,10 +172,11 @@ def shaped(ratings: int, users: int, movies: int) -> sp.csr_matrix:
 
 
 def test_which_catalogues_are_solved_exactly():
-    """docs/decisions.md: a 3,700-movie catalogue of a million ratings and a 9,000-movie
-    one of 100,000 are exact; 59,047 movies, or 11,809 with 5 M ratings, are not."""
-    assert exact_affordable(shaped(1_000_000, 6_040, 3_700))
-    assert exact_affordable(shaped(100_000, 2_000, 9_000))
+    """docs/decisions.md: MovieLens 100K's shape is solved exactly; 3,700 movies with a
+    million ratings, 9,000 with 100,000, and anything larger get the head model."""
+    assert exact_affordable(shaped(100_000, 943, 1_682))
+    assert not exact_affordable(shaped(1_000_000, 6_040, 3_700))
+    assert not exact_affordable(shaped(100_000, 2_000, 9_000))
     assert not exact_affordable(shaped(5_000_000, 32_508, 11_809))
     assert not exact_affordable(shaped(25_000_000, 162_541, 59_047))
 
@@ -198,3 +212,18 @@ def test_catalogues_too_large_for_the_exact_model_get_an_exact_head(monkeypatch)
     assert isinstance(model, HeadItemItem) and model.facts()["item_model"].startswith("exact head of")
     monkeypatch.setattr(ranking, "EXACT_SECONDS", 0.0)  # not even a head
     assert affordable_head(rated) is None and isinstance(fit_item_model(ratings, 50.0), LowRankItemItem)
+
+
+def test_a_sample_of_users_tries_each_penalty_scaled_by_its_share(monkeypatch):
+    """Ridge penalties weigh against X^T X, which shrinks with the users sampled: a
+    lambda meant for all of them is tried as share x lambda on the sample."""
+    train, _ = taste_catalogue()
+    monkeypatch.setattr(item_tuning, "GRAM_USERS", 600)
+    validation = item_tuning._validation(train.csr, seed=0)
+    assert validation is not None and validation.share == 600 / train.n_users
+    assert validation.train.shape[0] == 600
+    seen: list[float] = []
+    monkeypatch.setattr(item_tuning, "ease_weights", lambda gram, penalty: seen.append(penalty) or gram)
+    settings = choose_item_settings(train.csr, seed=0)
+    assert set(settings.recommend) >= {125.0, 500.0, 2_000.0}
+    assert seen[:3] == pytest.approx([p * 600 / train.n_users for p in (125.0, 500.0, 2_000.0)])

@@ -15,7 +15,9 @@ judged (:mod:`recsql.algorithms.quality`):
 Relevant, as everywhere in recsql's metrics, is a held-back rating >= 4 (every
 held-back rating when the data has none, e.g. implicit 0/1 feedback).  The work is
 bounded whatever the catalogue: at most :data:`TUNING_MOVIES` movies (the most rated:
-where almost all choices are) and :data:`TUNING_USERS` scored users.
+where almost all choices are), :data:`TUNING_USERS` scored users, and the ratings of at
+most :data:`GRAM_USERS` users (a sample of f of them: X^T X shrinks by f, and so does
+the penalty that regularizes it as much, so lambda is tried as f x lambda).
 """
 
 from __future__ import annotations
@@ -41,12 +43,13 @@ from recsql.algorithms.ranking import (
     exact_affordable,
     rated_by,
 )
-from recsql.algorithms.topk import TopK, block_rows, top_k_largest
+from recsql.algorithms.topk import TopK, top_k_largest
 from recsql.data.matrix import RatingMatrix
 
 HELD_SHARE = 0.2
 TUNING_MOVIES = 1_500
-TUNING_USERS = 2_000
+TUNING_USERS = 2_000  # their rows are dense here: at most 2,000 x 1,500 floats
+GRAM_USERS = 20_000  # above, a sample of users: ridge penalties scale with the rows they weigh
 RELEVANT = 4.0
 START = (125.0, 500.0, 2_000.0)  # the first lambdas tried; then x2 / /2 around the best
 BOUNDS = (8.0, 64_000.0)
@@ -98,6 +101,7 @@ class _Validation:
     users: np.ndarray  # scored rows of train
     relevant: sp.csr_matrix  # one row per scored user
     bias: np.ndarray  # damped movie bias on the training share
+    share: float  # of the users: a penalty lambda for all of them is lambda x share here
 
 
 def choose_item_settings(ratings: sp.csr_matrix, seed: int = 0) -> ItemSettings:
@@ -113,7 +117,7 @@ def choose_item_settings(ratings: sp.csr_matrix, seed: int = 0) -> ItemSettings:
 
     def weights_at(penalty: float) -> np.ndarray:
         if penalty not in weights:  # at most TUNING_MOVIES^2 floats each, a handful of them
-            weights[penalty] = ease_weights(gram.copy(), penalty)
+            weights[penalty] = ease_weights(gram.copy(), penalty * validation.share)
         return weights[penalty]
 
     def measure_recommend(penalty: float) -> None:
@@ -150,6 +154,10 @@ def _search(measure: Callable[[float], None], scores: Callable[[], dict[float, f
 
 def _validation(ratings: sp.csr_matrix, seed: int) -> _Validation | None:
     rng = np.random.default_rng(seed)
+    share = 1.0
+    if ratings.shape[0] > GRAM_USERS:  # a sample of users: the Gram, and so lambda, shrink by its share
+        sample = np.sort(rng.choice(ratings.shape[0], GRAM_USERS, replace=False))
+        ratings, share = ratings[sample], GRAM_USERS / ratings.shape[0]
     held = rng.random(ratings.nnz) < HELD_SHARE
     coo = ratings.tocoo()
     shape = ratings.shape
@@ -176,21 +184,16 @@ def _validation(ratings: sp.csr_matrix, seed: int) -> _Validation | None:
     sums, n = np.asarray(head_train.sum(axis=0)).ravel(), np.diff(head_train.indptr)
     mean = float(train.data.mean())
     bias = (sums - n * mean) / (n + PRIOR)
-    return _Validation(train_head, users, relevant_matrix[users], bias)
+    return _Validation(train_head, users, relevant_matrix[users], bias, share)
 
 
 def _recommend_ndcg(validation: _Validation, weights: np.ndarray) -> float:
     """NDCG@10 of choice scores blended as the stored lists are, the movie's damped
     bias standing in for the predicted rating (a user's own bias does not reorder)."""
-    lift = np.exp(BLEND * validation.bias).astype(np.float32)[None, :]
-    top = np.empty((len(validation.users), 10), dtype=np.int64)
-    block = block_rows(len(weights))
-    for start in range(0, len(validation.users), block):
-        rated = validation.train[validation.users[start : start + block]]
-        scores = np.asarray(rated @ weights) * lift  # the blend, with the movie bias for the rating
-        scores[np.repeat(np.arange(rated.shape[0]), np.diff(rated.indptr)), rated.indices] = -np.inf
-        top[start : start + rated.shape[0]] = top_k_largest(scores, 10).indices
-    return top_k_quality(top, validation.relevant)["ndcg_at_10"]
+    rated = validation.train[validation.users]
+    scores = (rated.toarray() @ weights) * np.exp(BLEND * validation.bias).astype(np.float32)[None, :]
+    scores[np.repeat(np.arange(rated.shape[0]), np.diff(rated.indptr)), rated.indices] = -np.inf
+    return top_k_quality(top_k_largest(scores, 10).indices, validation.relevant)["ndcg_at_10"]
 
 
 def _similar_ndcg(validation: _Validation, weights: np.ndarray, lift: float) -> float:
