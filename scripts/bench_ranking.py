@@ -31,7 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsql.algorithms.quality import because_you_rated_top, top_k_quality
-from recsql.algorithms.ranking import dense_gram, ease_weights, rated_by
+from recsql.algorithms.ranking import ExactItemItem, FactorChoice, dense_gram, ease_weights, rated_by
 from recsql.algorithms.topk import TopK, block_rows, top_k_largest
 from recsql.data.matrix import RatingMatrix
 from recsql.data.synthetic import synthetic_ratings
@@ -66,26 +66,15 @@ def quality(held: HeldOut, scores: Scores, similar: TopK | None) -> dict[str, fl
     return result
 
 
-def similar_of(rows_of: Callable[[int, int], np.ndarray], n: int, k: int = 20) -> TopK:
-    indices, scores = np.empty((n, k), dtype=np.int64), np.empty((n, k))
-    block = block_rows(n)
-    for start in range(0, n, block):
-        stop = min(n, start + block)
-        weights = np.array(rows_of(start, stop), dtype=np.float32)
-        weights[np.arange(stop - start), np.arange(start, stop)] = -np.inf
-        indices[start:stop], scores[start:stop] = top_k_largest(weights, k)
-    return TopK(indices, scores)
-
-
 def popular(train: RatingMatrix, held: HeldOut) -> dict[str, float]:
     counts = np.bincount(train.cols, minlength=train.n_movies).astype(np.float32)
     return quality(held, lambda rows, users: np.broadcast_to(counts, (rows.shape[0], len(counts))), None)
 
 
 def ease(train: RatingMatrix, held: HeldOut, lam: float) -> dict[str, float]:
-    weights = ease_weights(dense_gram(rated_by(train.csr)), lam)
-    lists = similar_of(lambda start, stop: weights[start:stop], train.n_movies)
-    return quality(held, lambda rows, users: np.asarray(rows.astype(np.float32) @ weights), lists)
+    model = ExactItemItem(ease_weights(dense_gram(rated_by(train.csr)), lam), lam, similar_blend=0.0)
+    lists = model.similar_movies(20, np.zeros(train.n_movies))
+    return quality(held, lambda rows, users: model.choice_scores(users, rows), lists)
 
 
 def ials(train: RatingMatrix, held: HeldOut, factors: int, regularization: float, alpha: float) -> dict[str, float]:
@@ -97,7 +86,7 @@ def ials(train: RatingMatrix, held: HeldOut, factors: int, regularization: float
     model.fit(rated_by(train.csr), show_progress=False)
     users, items = np.asarray(model.user_factors), np.asarray(model.item_factors)
     unit = items / np.maximum(np.linalg.norm(items, axis=1, keepdims=True), 1e-12)
-    lists = similar_of(lambda start, stop: unit[start:stop] @ unit.T, train.n_movies)
+    lists = FactorChoice(users, unit).similar_movies(20, np.zeros(train.n_movies))  # cosine, no lift
     return quality(held, lambda rows, rows_users: users[rows_users] @ items.T, lists)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from sqlalchemy import text
 
 import recsql
 from recsql.algorithms import item_tuning, ranking
@@ -61,21 +62,22 @@ def test_the_exact_model_is_used_only_where_its_memory_and_time_are(monkeypatch)
     assert (x.getnnz(axis=0) > 0).all()
     rows, cols = x.nonzero()
     ratings = RatingMatrix.from_triples(rows, cols, np.full(len(rows), 4.0))
-    assert exact_affordable(x) and isinstance(fit_item_model(ratings, 100.0), ExactItemItem)
+    counts = x.getnnz(axis=1)
+    assert exact_affordable(counts, 3_001) and isinstance(fit_item_model(ratings, 100.0), ExactItemItem)
     # Its cost: co-rated pairs for the Gram, n^3 per solve, ratings x movies to score.
-    pairs = float((x.getnnz(axis=1).astype(float) ** 2).sum())
+    pairs = float((counts.astype(float) ** 2).sum())
     expected = pairs / ranking.GRAM_RATE + 2 * 3_001.0**3 / ranking.SOLVE_RATE + x.nnz * 3_001.0 / ranking.SCORE_RATE
-    assert ranking.exact_seconds(x, copies=2) == pytest.approx(expected)
-    monkeypatch.setattr(ranking, "EXACT_SECONDS", ranking.exact_seconds(x) * 0.99)
-    assert not exact_affordable(x) and isinstance(fit_item_model(ratings, 100.0), HeadItemItem)
+    assert ranking.exact_seconds(counts, 3_001, copies=2) == pytest.approx(expected)
+    monkeypatch.setattr(ranking, "EXACT_SECONDS", ranking.exact_seconds(counts, 3_001) * 0.99)
+    assert not exact_affordable(counts, 3_001) and isinstance(fit_item_model(ratings, 100.0), HeadItemItem)
     monkeypatch.setattr(ranking, "EXACT_SECONDS", 1e9)
     monkeypatch.setattr(ranking, "_free_memory", lambda: 2 * 3_001 * 3_001 * 4)
-    assert exact_affordable(x) and not exact_affordable(x, copies=2)
+    assert exact_affordable(counts, 3_001) and not exact_affordable(counts, 3_001, copies=2)
     monkeypatch.setattr(ranking, "_free_memory", lambda: 2 * 3_001 * 3_001 * 4 - 2)
-    assert not exact_affordable(x)
+    assert not exact_affordable(counts, 3_001)
     monkeypatch.setattr(ranking, "_free_memory", lambda: 1 << 40)
     monkeypatch.setattr(ranking, "ITEM_MODEL_LIMIT", 3_000)
-    assert not exact_affordable(x)
+    assert not exact_affordable(counts, 3_001)
 
 
 def test_the_search_walks_past_the_first_grid_to_the_best_penalty():
@@ -120,9 +122,8 @@ def test_chosen_penalties_are_the_validation_best_and_stored(tmp_path):
     train, _ = taste_catalogue()
     settings = choose_item_settings(train.csr, seed=0)
     assert settings.regularization == max(settings.recommend, key=settings.recommend.__getitem__)
-    best_similar = max(settings.similar, key=lambda k: settings.similar[k][0])
-    assert settings.similar_regularization == best_similar
-    assert settings.similar_blend == settings.similar[best_similar][1]
+    assert settings.similar_regularization == max(settings.similar, key=settings.similar.__getitem__)
+    assert settings.similar_blend in item_tuning.LIFTS
     # A retrain chooses them the same way and says so in the model's params.
     engine = recsql.connect(f"sqlite:///{tmp_path / 'r.db'}")
     recsql.generate(engine, ratings=60_000, users=1_500, movies=1_200, seed=3)
@@ -161,24 +162,20 @@ def test_taste_choices_give_lists_something_to_find():
     assert ratios["taste"] > ratios["popularity"] + 0.2, ratios
 
 
-def shaped(ratings: int, users: int, movies: int) -> sp.csr_matrix:
-    """A users x movies pattern with the generator's skewed activity (power 0.6): only
-    its row counts matter to the cost estimate."""
+def skewed(ratings: int, users: int) -> np.ndarray:
+    """Users' rating counts with the generator's skewed activity (power 0.6)."""
     weight = 1.0 / np.arange(1, users + 1) ** 0.6
-    counts = np.minimum(np.maximum(1, np.round(ratings * weight / weight.sum())), movies).astype(np.int64)
-    indptr = np.concatenate([[0], np.cumsum(counts)])
-    indices = np.zeros(indptr[-1], dtype=np.int32)
-    return sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=(users, movies))
+    return np.maximum(1, np.round(ratings * weight / weight.sum()))
 
 
 def test_which_catalogues_are_solved_exactly():
     """docs/decisions.md: MovieLens 100K's shape is solved exactly; 3,700 movies with a
     million ratings, 9,000 with 100,000, and anything larger get the head model."""
-    assert exact_affordable(shaped(100_000, 943, 1_682))
-    assert not exact_affordable(shaped(1_000_000, 6_040, 3_700))
-    assert not exact_affordable(shaped(100_000, 2_000, 9_000))
-    assert not exact_affordable(shaped(5_000_000, 32_508, 11_809))
-    assert not exact_affordable(shaped(25_000_000, 162_541, 59_047))
+    assert exact_affordable(skewed(100_000, 943), 1_682)
+    assert not exact_affordable(skewed(1_000_000, 6_040), 3_700)
+    assert not exact_affordable(skewed(100_000, 2_000), 9_000)
+    assert not exact_affordable(skewed(5_000_000, 32_508), 11_809)
+    assert not exact_affordable(skewed(25_000_000, 162_541), 59_047)
 
 
 def test_head_model_is_exact_on_the_head_and_low_rank_elsewhere():
@@ -203,11 +200,13 @@ def test_catalogues_too_large_for_the_exact_model_get_an_exact_head(monkeypatch)
     rows, cols = x.nonzero()
     ratings = RatingMatrix.from_triples(rows, cols, np.full(len(rows), 4.0))
     rated = ranking.rated_by(ratings.csr)
-    budget = ranking.exact_seconds(rated) / 3  # the whole catalogue does not fit, a head does
+    budget = ranking.exact_seconds(rated.getnnz(axis=1), 1_500) / 3  # the whole catalogue does not fit, a head does
     monkeypatch.setattr(ranking, "EXACT_SECONDS", budget)
     head = affordable_head(rated)
     assert head is not None and 500 <= len(head) < 1_500
-    assert ranking.exact_seconds(rated[:, head].tocsr()) <= budget
+    assert ranking.exact_seconds(rated[:, head].tocsr().getnnz(axis=1), len(head)) <= budget
+    bigger = np.sort(np.argsort(-rated.getnnz(axis=0), kind="stable")[: len(head) + 80])
+    assert ranking.exact_seconds(rated[:, bigger].tocsr().getnnz(axis=1), len(bigger)) > budget  # the largest
     model = fit_item_model(ratings, 50.0)
     assert isinstance(model, HeadItemItem) and model.facts()["item_model"].startswith("exact head of")
     monkeypatch.setattr(ranking, "EXACT_SECONDS", 0.0)  # not even a head
@@ -227,3 +226,24 @@ def test_a_sample_of_users_tries_each_penalty_scaled_by_its_share(monkeypatch):
     settings = choose_item_settings(train.csr, seed=0)
     assert set(settings.recommend) >= {125.0, 500.0, 2_000.0}
     assert seen[:3] == pytest.approx([p * 600 / train.n_users for p in (125.0, 500.0, 2_000.0)])
+
+
+def test_an_item_model_that_fails_leaves_the_serving_model_as_it_was(engine, monkeypatch):
+    """A Gram that LAPACK refuses mid-retrain, on a database already serving a model:
+    the run is recorded as failed with the reason, the active model and its lists stay."""
+    recsql.generate(engine, ratings=20_000, users=500, movies=400, seed=1)
+    first = recsql.train(engine, features=4, samples=0, max_iterations=2, item_regularization=200.0)
+    with engine.connect() as conn:
+        before = conn.execute(text("SELECT COUNT(*), SUM(score) FROM similar_movies")).one()
+
+    def refused(gram: np.ndarray, penalty: float) -> np.ndarray:
+        raise ArithmeticError("the item model's Gram matrix is not positive definite (LAPACK info 7)")
+
+    monkeypatch.setattr(item_tuning, "ease_weights", refused)
+    with pytest.raises(ArithmeticError, match="not positive definite"):
+        recsql.train(engine, features=4, samples=0, max_iterations=2)
+    models = recsql.list_models(engine)
+    assert [m.status for m in models] == ["failed", "active"] and models[1].model_id == first.model_id
+    assert "not positive definite" in models[0].error
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*), SUM(score) FROM similar_movies")).one() == before

@@ -72,16 +72,7 @@ def test_stored_recommendations_are_the_blend_brute_forced():
     ratings = sp.csr_matrix(
         (rng.integers(1, 6, pattern.nnz).astype(float), pattern.indices, pattern.indptr), shape=pattern.shape
     )
-    factors = Factors(
-        np.arange(n_users),
-        np.arange(n_movies),
-        rng.normal(size=(n_users, 3)),
-        rng.normal(size=(n_movies, 3)),
-        global_mean=3.2,
-        user_bias=rng.normal(size=n_users),
-        movie_bias=rng.normal(size=n_movies),
-        clip=(1.0, 5.0),
-    )
+    factors = _random_factors(rng, n_users, n_movies)
     items = ExactItemItem.fit(rated_by(ratings), 2.0)
     got = recommendation_lists(factors, items, ratings, 4)
 

@@ -20,6 +20,7 @@ array (head^2 floats).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -69,8 +70,9 @@ class HeadItemItem(ItemItem):
     def n_movies(self) -> int:
         return self.low.n_movies
 
-    @property
+    @cached_property
     def _position(self) -> np.ndarray:
+        """Each movie's row in the correction (-1: not in the head)."""
         position = np.full(self.n_movies, -1)
         position[self.head] = np.arange(len(self.head))
         return position
@@ -103,11 +105,13 @@ def affordable_head(rated: sp.csr_matrix, copies: int = 1) -> np.ndarray | None:
     fits the exact budget (:func:`~recsql.algorithms.ranking.exact_affordable`), by
     bisection on its size; None when even SMALLEST_HEAD does not fit."""
     by_count = np.argsort(-rated.getnnz(axis=0), kind="stable")
+    users_of = np.repeat(np.arange(rated.shape[0]), np.diff(rated.indptr))
 
     def fits(size: int) -> bool:
         head = np.zeros(rated.shape[1], dtype=bool)
         head[by_count[:size]] = True
-        return exact_affordable(_columns(rated, head), copies)
+        counts = np.bincount(users_of[head[rated.indices]], minlength=rated.shape[0])
+        return exact_affordable(counts, size, copies)
 
     low, high = SMALLEST_HEAD, rated.shape[1]
     if not fits(low):
@@ -116,12 +120,3 @@ def affordable_head(rated: sp.csr_matrix, copies: int = 1) -> np.ndarray | None:
         middle = (low + high) // 2
         low, high = (middle, high) if fits(middle) else (low, middle)
     return np.sort(by_count[:low])
-
-
-def _columns(rated: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
-    """The users x kept-movies pattern, as cheaply as the cost estimate needs."""
-    rows = np.repeat(np.arange(rated.shape[0]), np.diff(rated.indptr))
-    counts = np.bincount(rows[keep[rated.indices]], minlength=rated.shape[0])
-    indptr = np.concatenate([[0], np.cumsum(counts)])
-    indices = np.zeros(int(indptr[-1]), dtype=np.int32)
-    return sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=(rated.shape[0], int(keep.sum())))

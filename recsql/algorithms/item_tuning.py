@@ -73,7 +73,7 @@ def fit_item_model(matrix: RatingMatrix, regularization: float | ItemSettings | 
     penalties = sorted({settings.regularization, settings.similar_regularization})
     copies, lift = len(penalties), settings.similar_blend
     models: dict[float, ItemItem] = {}
-    if exact_affordable(rated, copies):
+    if exact_affordable(np.diff(rated.indptr), rated.shape[1], copies):
         gram = dense_gram(rated)
         for n, penalty in enumerate(penalties):
             weights = ease_weights(gram if n == copies - 1 else gram.copy(), penalty)
@@ -113,7 +113,7 @@ def choose_item_settings(ratings: sp.csr_matrix, seed: int = 0) -> ItemSettings:
     gram = dense_gram(validation.train)
     weights: dict[float, np.ndarray] = {}
     recommend: dict[float, float] = {}
-    similar: dict[float, tuple[float, float]] = {}
+    similar: dict[float, float] = {}
 
     def weights_at(penalty: float) -> np.ndarray:
         if penalty not in weights:  # at most TUNING_MOVIES^2 floats each, a handful of them
@@ -126,15 +126,15 @@ def choose_item_settings(ratings: sp.csr_matrix, seed: int = 0) -> ItemSettings:
 
     def measure_similar(penalty: float) -> None:  # at the default lift; the lift is chosen last
         if penalty not in similar:
-            similar[penalty] = (_similar_ndcg(validation, weights_at(penalty), BLEND), BLEND)
+            similar[penalty] = _similar_ndcg(validation, weights_at(penalty), BLEND)
 
     _search(measure_recommend, lambda: recommend)
-    _search(measure_similar, lambda: {k: v[0] for k, v in similar.items()})
+    _search(measure_similar, lambda: similar)
     best = max(recommend, key=recommend.__getitem__)
-    best_similar = max(similar, key=lambda k: similar[k][0])
+    best_similar = max(similar, key=similar.__getitem__)
     lifted = weights_at(best_similar)
-    similar[best_similar] = max((_similar_ndcg(validation, lifted, lift), lift) for lift in LIFTS)
-    return ItemSettings(best, best_similar, similar[best_similar][1], recommend, similar)
+    similar[best_similar], lift = max((_similar_ndcg(validation, lifted, lift), lift) for lift in LIFTS)
+    return ItemSettings(best, best_similar, lift, recommend, similar)
 
 
 def _search(measure: Callable[[float], None], scores: Callable[[], dict[float, float]]) -> None:
@@ -174,14 +174,14 @@ def _validation(ratings: sp.csr_matrix, seed: int) -> _Validation | None:
     keep = cols >= 0
     relevant_matrix = sp.csr_matrix((np.ones(int(keep.sum())), (rows[keep], cols[keep])), shape=(shape[0], len(head)))
     relevant_matrix.sum_duplicates()
-    train_head = rated_by(train[:, head].tocsr())
+    head_train = train[:, head].tocsr()
+    train_head = rated_by(head_train)
     users = np.flatnonzero((np.diff(relevant_matrix.indptr) > 0) & (np.diff(train_head.indptr) > 0))
     if len(users) < 20:
         return None
     if len(users) > TUNING_USERS:
         users = np.sort(rng.choice(users, TUNING_USERS, replace=False))
-    head_train = train[:, head].tocsc()
-    sums, n = np.asarray(head_train.sum(axis=0)).ravel(), np.diff(head_train.indptr)
+    sums, n = np.asarray(head_train.sum(axis=0)).ravel(), head_train.getnnz(axis=0)
     mean = float(train.data.mean())
     bias = (sums - n * mean) / (n + PRIOR)
     return _Validation(train_head, users, relevant_matrix[users], bias, share)

@@ -55,19 +55,20 @@ BLEND = 0.5
 @dataclass(frozen=True)
 class ItemSettings:
     """The chosen penalties and lift, and the validation NDCG@10 of every lambda tried
-    (``recommend``: of recommendations; ``similar``: of similar lists at their best lift)."""
+    (``recommend``: of recommendations; ``similar``: of similar lists at lift BLEND,
+    the chosen lambda's at the chosen lift)."""
 
     regularization: float = DEFAULT_ITEM_REGULARIZATION
     similar_regularization: float = DEFAULT_ITEM_REGULARIZATION
     similar_blend: float = BLEND
     recommend: dict[float, float] = field(default_factory=dict, compare=False)
-    similar: dict[float, tuple[float, float]] = field(default_factory=dict, compare=False)  # lambda -> (ndcg, lift)
+    similar: dict[float, float] = field(default_factory=dict, compare=False)
 
     def tuning(self) -> dict[str, Any]:
         """The validation NDCG@10 of every penalty tried, by list (JSON-ready)."""
         return {
             "recommend_ndcg": {str(k): round(v, 4) for k, v in sorted(self.recommend.items())},
-            "similar_ndcg": {str(k): round(v[0], 4) for k, v in sorted(self.similar.items())},
+            "similar_ndcg": {str(k): round(v, 4) for k, v in sorted(self.similar.items())},
         }
 
 
@@ -347,21 +348,20 @@ def blend(choice: np.ndarray, predictions: np.ndarray, global_mean: float) -> np
     return choice * np.exp(BLEND * (predictions - global_mean))
 
 
-def exact_affordable(rated: sp.csr_matrix, copies: int = 1) -> bool:
-    """Whether ``copies`` exact item models of the 0/1 users x movies ``rated`` fit the
-    memory and the seconds they may take."""
-    n_movies = rated.shape[1]
+def exact_affordable(user_counts: np.ndarray, n_movies: int, copies: int = 1) -> bool:
+    """Whether ``copies`` exact item models of ``n_movies`` movies, rated ``user_counts``
+    times by each user, fit the memory and the seconds they may take."""
     cells = copies * n_movies * n_movies * np.dtype(np.float32).itemsize
     fits = n_movies <= ITEM_MODEL_LIMIT and cells <= min(EXACT_MEMORY, _free_memory() // 2)
-    return fits and exact_seconds(rated, copies) <= EXACT_SECONDS
+    return fits and exact_seconds(user_counts, n_movies, copies) <= EXACT_SECONDS
 
 
-def exact_seconds(rated: sp.csr_matrix, copies: int = 1) -> float:
-    """The exact item model's estimated seconds on 2 cores: Gram, solves, scoring."""
-    n_movies = rated.shape[1]
-    pairs = float((np.diff(rated.indptr).astype(np.float64) ** 2).sum())
+def exact_seconds(user_counts: np.ndarray, n_movies: int, copies: int = 1) -> float:
+    """The exact item model's estimated seconds on 2 cores: the Gram (co-rated pairs,
+    the sum of users' counts squared), the solves (n^3 each), scoring (ratings x n)."""
+    counts = np.asarray(user_counts, dtype=np.float64)
     solve = copies * float(n_movies) ** 3 / SOLVE_RATE
-    return pairs / GRAM_RATE + solve + rated.nnz * float(n_movies) / SCORE_RATE
+    return float((counts**2).sum()) / GRAM_RATE + solve + counts.sum() * float(n_movies) / SCORE_RATE
 
 
 def _free_memory() -> int:
