@@ -21,6 +21,9 @@ from recsql.algorithms.ranking import (
     dense_gram,
     ease_weights,
     exact_affordable,
+    liked_grams,
+    liked_pattern,
+    rated_by,
 )
 from recsql.algorithms.topk import top_k_largest
 from recsql.data.matrix import RatingMatrix
@@ -36,7 +39,7 @@ def pattern(n_users: int, n_movies: int, density: float, seed: int = 0) -> sp.cs
     return sp.csr_matrix((rng.random((n_users, n_movies)) < density).astype(np.float32))
 
 
-@pytest.mark.parametrize("n_movies", [7, 1_100, 2_300])  # the mirrored triangle crosses blocks of 1,024
+@pytest.mark.parametrize("n_movies", [7, 1_100, 2_300])  # the mirrored triangle: one band, bands of 128 and a part
 def test_float32_cholesky_in_place_matches_the_dense_inverse(n_movies):
     x = pattern(3 * n_movies, n_movies, 0.02, seed=n_movies)
     gram = dense_gram(x)
@@ -124,6 +127,23 @@ def test_chosen_penalties_are_the_validation_best_and_stored(tmp_path):
     assert settings.regularization == max(settings.recommend, key=settings.recommend.__getitem__)
     assert settings.similar_regularization == max(settings.similar, key=settings.similar.__getitem__)
     assert settings.similar_blend in item_tuning.LIFTS
+    # The similar lists' liked weight and lift: the validation's best pair, recomputed here
+    # from the definitions (both weights tried: the generator's ratings are liked and not).
+    validation = item_tuning._validation(train.csr, 0)
+    penalty = settings.similar_regularization * validation.share
+    by_weight = {
+        1.0: ease_weights(dense_gram(validation.train), penalty),
+        item_tuning.SIMILAR_WEIGHT: ease_weights(dense_gram(liked_pattern(validation.ratings, 0.5)), penalty),
+    }
+    scored = {
+        (lift, weight): item_tuning._similar_ndcg(validation, b, lift)
+        for weight, b in by_weight.items()
+        for lift in item_tuning.LIFTS
+    }
+    best = max(scored.values())
+    assert scored[settings.similar_blend, settings.similar_weight] == pytest.approx(best, abs=1e-6)
+    assert settings.similar[settings.similar_regularization] == pytest.approx(best, abs=1e-6)
+    assert set(settings.weights) == set(by_weight)
     # A retrain chooses them the same way and says so in the model's params.
     engine = recsql.connect(f"sqlite:///{tmp_path / 'r.db'}")
     recsql.generate(engine, ratings=60_000, users=1_500, movies=1_200, seed=3)
@@ -132,6 +152,10 @@ def test_chosen_penalties_are_the_validation_best_and_stored(tmp_path):
     tried = {float(k): v for k, v in params["item_tuning"]["recommend_ndcg"].items()}
     assert params["item_regularization"] == max(tried, key=tried.__getitem__)
     assert params["item_model"] == "exact"
+    assert params["similar_weight"] in (1.0, 0.5) and set(params["item_tuning"]["similar_weight_ndcg"]) == {
+        "0.5",
+        "1.0",
+    }
     recsql.train(engine, features=6, samples=0, max_iterations=3, item_regularization=321.0)
     given = recsql.list_models(engine)[0].params
     assert given["item_regularization"] == 321.0 and "item_tuning" not in given
@@ -247,3 +271,79 @@ def test_an_item_model_that_fails_leaves_the_serving_model_as_it_was(engine, mon
     assert "not positive definite" in models[0].error
     with engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*), SUM(score) FROM similar_movies")).one() == before
+
+
+def test_both_grams_come_from_one_set_of_products():
+    """liked_grams: X^T X and X_w^T X_w (a rating below liked weighing w) from the liked
+    and other parts' products, equal to each computed alone; the ratings untouched."""
+    rng = np.random.default_rng(5)
+    values = (rng.random((400, 90)) < 0.15) * rng.integers(1, 6, (400, 90))
+    ratings = sp.csr_matrix(values.astype(np.float64))
+    before = (ratings.data.copy(), ratings.indices.copy(), ratings.indptr.copy())
+    for weight in (0.5, 0.25):
+        plain, weighted = liked_grams(ratings, weight)
+        np.testing.assert_allclose(plain, dense_gram(rated_by(ratings)), atol=1e-4)
+        np.testing.assert_allclose(weighted, dense_gram(liked_pattern(ratings, weight)), atol=1e-4)
+        assert np.isclose(weighted[0, 0], sum(1.0 if v >= 4 else weight**2 for v in values[:, 0] if v))
+    for got, kept in zip((ratings.data, ratings.indices, ratings.indptr), before):
+        np.testing.assert_array_equal(got, kept)
+    ones = sp.csr_matrix((values > 0).astype(np.float64))  # implicit feedback: nothing is liked
+    plain, weighted = liked_grams(ones, 0.5)
+    np.testing.assert_array_equal(plain, weighted)
+    np.testing.assert_array_equal(liked_pattern(ones, 0.5).toarray(), rated_by(ones).toarray())
+
+
+@pytest.mark.parametrize("path", ["exact", "head"])
+def test_the_similar_lists_model_is_fitted_on_the_liked_gram(monkeypatch, path):
+    """With a liked weight chosen, the similar lists come from the Gram in which a rating
+    below liked weighs it (the exact model, or its head's exact part), recommendations
+    from the 0/1 one."""
+    rng = np.random.default_rng(8)
+    values = (rng.random((500, 700)) < 0.08) * rng.integers(1, 6, (500, 700))
+    rows, cols = np.nonzero(values)
+    ratings = RatingMatrix.from_triples(rows, cols, values[rows, cols].astype(float))
+    if path == "head":  # only a head of the catalogue fits
+        monkeypatch.setattr("recsql.algorithms.head.SMALLEST_HEAD", 100)
+        monkeypatch.setattr(ranking, "EXACT_SECONDS", ranking.exact_seconds(ratings.csr.getnnz(axis=1), 700, 2) / 2)
+    settings = ranking.ItemSettings(300.0, 300.0, 0.25, 0.5)
+    model = fit_item_model(ratings, settings)
+    assert isinstance(model, SplitItemItem) and model.settings is settings
+    liked, plain = liked_pattern(ratings.csr, 0.5), rated_by(ratings.csr)
+    if path == "exact":
+        assert isinstance(model.similar, ExactItemItem)
+        np.testing.assert_allclose(model.similar.weights, ExactItemItem.fit(liked, 300.0).weights, atol=1e-5)
+        np.testing.assert_allclose(model.recommend.weights, ExactItemItem.fit(plain, 300.0).weights, atol=1e-5)
+    else:
+        similar = model.similar
+        assert isinstance(similar, HeadItemItem) and 100 <= len(similar.head) < 700
+        head = similar.head
+        exact = ExactItemItem.fit(liked[:, head].tocsr(), 300.0).weights
+        np.testing.assert_allclose(similar.weight_rows(0, 700)[np.ix_(head, head)], exact, atol=1e-5)
+    assert model.facts()["similar_weight"] == 0.5
+
+
+def test_the_heads_bound_is_where_solving_and_scoring_alone_stop_fitting():
+    in_head = np.cumsum(np.linspace(9_000, 100, 5_000).round())  # ratings of the head of each size
+    for copies in (1, 2):
+        bound = ranking.largest_affordable(in_head, copies)
+        alone = [ranking.exact_seconds(np.zeros(0), n, copies, ratings=in_head[n - 1]) for n in (bound, bound + 1)]
+        assert 0 < bound < 5_000 and alone[0] <= ranking.EXACT_SECONDS < alone[1]
+
+
+def test_a_low_rank_model_alone_takes_the_unweighted_choice(monkeypatch):
+    """Low-rank alone has nothing exact to weigh liked ratings in: the similar lists then
+    come from the 0/1 pattern at the lift that was best for it, and say so."""
+    rng = np.random.default_rng(8)
+    values = (rng.random((300, 400)) < 0.08) * rng.integers(1, 6, (300, 400))
+    rows, cols = np.nonzero(values)
+    ratings = RatingMatrix.from_triples(rows, cols, values[rows, cols].astype(float))
+    chosen = ranking.ItemSettings(
+        300.0, 300.0, 0.0, 0.5, similar={300.0: 0.3}, weights={1.0: 0.25, 0.5: 0.3}, lifts={1.0: 0.5, 0.5: 0.0}
+    )
+    assert isinstance(fit_item_model(ratings, chosen), SplitItemItem)  # exact: weighted similar lists
+    monkeypatch.setattr(ranking, "ITEM_MODEL_LIMIT", 0)  # neither the catalogue nor a head is exact
+    model = fit_item_model(ratings, chosen)
+    assert isinstance(model, LowRankItemItem)  # one model: same penalty, no weight
+    assert model.similar_blend == 0.5 and model.settings is not None and model.settings.similar_weight == 1.0
+    facts = model.facts()
+    assert facts["similar_weight"] == 1.0 and facts["item_tuning"]["similar_ndcg"] == {"300.0": 0.25}

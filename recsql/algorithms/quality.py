@@ -15,7 +15,11 @@ import scipy.sparse as sp
 
 from recsql.algorithms.topk import TopK, block_rows, top_k_largest
 from recsql.progress import Step, no_step
+from recsql.threads import parallel_blocks, thread_count
 
+# A held-back rating this high is a relevant choice (every one, when none is: implicit
+# feedback); the item model's similar lists weigh ratings below it less.
+RELEVANT = 4.0
 DENSE_LENDS = 4_096  # up to this many movies the lent scores are a dense movies x movies array
 
 
@@ -58,8 +62,10 @@ def because_you_rated_top(
     if n_movies <= DENSE_LENDS:  # a sparse x dense product is several times faster than sparse x sparse
         lends, on_a_list = lends.toarray(), on_a_list.toarray()
     top = np.full((rated.shape[0], k), -1, dtype=np.int64)
-    block = block_rows(n_movies)
-    for start in range(0, rated.shape[0], block):
+    # Blocks of rows on every thread: scipy's sparse products run one thread each.
+    block = max(1, min(block_rows(n_movies), -(-rated.shape[0] // thread_count())))
+
+    def one_block(start: int) -> None:
         rows = rated[start : start + block]
         scores = _dense(rows.astype(np.float32) @ lends)
         listed = _dense(rows.astype(np.float32) @ on_a_list) > 0
@@ -68,7 +74,8 @@ def because_you_rated_top(
         best, value = top_k_largest(scores, k)
         best[~np.isfinite(value)] = -1
         top[start : start + rows.shape[0], : best.shape[1]] = best
-        step(1)
+
+    parallel_blocks(range(0, rated.shape[0], block), one_block, step)
     return top
 
 

@@ -23,17 +23,18 @@ of X^T X above (:class:`LowRankItemItem`), which on MovieLens 100K ranks as well
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import lapack
 
+from recsql.algorithms.quality import RELEVANT
 from recsql.algorithms.sparse import top_singular
 from recsql.algorithms.topk import TopK, block_rows, top_k_largest
 from recsql.progress import Step, no_step
-from recsql.threads import parallel_blocks
+from recsql.threads import parallel_blocks, thread_count
 
 # B is solved exactly (dense: movies^3 work, movies^2 memory) where it is affordable
 # (:func:`exact_affordable`): at most ITEM_MODEL_LIMIT movies, its n x n float32
@@ -41,11 +42,11 @@ from recsql.threads import parallel_blocks
 # EXACT_SECONDS; above, through the top ITEM_RANK eigenvectors of X^T X (low-rank EASE).
 ITEM_MODEL_LIMIT = 20_000
 EXACT_MEMORY = 2 * 1024**3
-EXACT_SECONDS = 3.0
+EXACT_SECONDS = 1.0
 # Rates measured on 2 cores (docs/benchmarks.md): the Cholesky inverse (n^3 / s), the
 # Gram's sparse product (co-rated pairs, the sum of users' counts squared / s) and
 # scoring every user against B (ratings x movies / s).
-SOLVE_RATE, GRAM_RATE, SCORE_RATE = 1.6e11, 1.3e8, 3.0e9
+SOLVE_RATE, GRAM_RATE, SCORE_RATE = 1.4e11, 6.0e8, 1.0e10
 GRAM_BLOCK_CELLS = 16_000_000  # dense Gram cells one sparse product block fills
 ITEM_RANK = 32
 DEFAULT_ITEM_REGULARIZATION = 500.0
@@ -54,21 +55,36 @@ BLEND = 0.5
 
 @dataclass(frozen=True)
 class ItemSettings:
-    """The chosen penalties and lift, and the validation NDCG@10 of every lambda tried
-    (``recommend``: of recommendations; ``similar``: of similar lists at lift BLEND,
-    the chosen lambda's at the chosen lift)."""
+    """The chosen penalties, lift and liked weight, and the validation NDCG@10 of every
+    choice tried (``recommend``: of recommendations by lambda; ``similar``: of similar
+    lists by lambda, unweighted at lift BLEND, the chosen lambda's at the chosen weight
+    and lift; ``weights``: of similar lists by liked weight, each at its best lift,
+    ``lifts``)."""
 
     regularization: float = DEFAULT_ITEM_REGULARIZATION
     similar_regularization: float = DEFAULT_ITEM_REGULARIZATION
     similar_blend: float = BLEND
+    similar_weight: float = 1.0  # in the similar model's Gram, a rating below liked weighs this (liked: 1)
     recommend: dict[float, float] = field(default_factory=dict, compare=False)
     similar: dict[float, float] = field(default_factory=dict, compare=False)
+    weights: dict[float, float] = field(default_factory=dict, compare=False)
+    lifts: dict[float, float] = field(default_factory=dict, compare=False)
+
+    def unweighted(self) -> ItemSettings:
+        """The same choice for a model that cannot weigh liked ratings (low-rank alone):
+        similar lists from the 0/1 pattern, at the lift that was best for it."""
+        similar = dict(self.similar)
+        if 1.0 in self.weights:
+            similar[self.similar_regularization] = self.weights[1.0]
+        lift = self.lifts.get(1.0, BLEND)
+        return replace(self, similar_blend=lift, similar_weight=1.0, similar=similar)
 
     def tuning(self) -> dict[str, Any]:
-        """The validation NDCG@10 of every penalty tried, by list (JSON-ready)."""
+        """The validation NDCG@10 of every choice tried, by list (JSON-ready)."""
         return {
             "recommend_ndcg": {str(k): round(v, 4) for k, v in sorted(self.recommend.items())},
             "similar_ndcg": {str(k): round(v, 4) for k, v in sorted(self.similar.items())},
+            "similar_weight_ndcg": {str(k): round(v, 4) for k, v in sorted(self.weights.items())},
         }
 
 
@@ -143,7 +159,7 @@ class ExactItemItem(ItemItem):
             "item_model": "exact",
             "item_regularization": self.regularization,
             "similar_blend": self.similar_blend,
-            **_tuning(self.settings),
+            **tuning_facts(self.settings),
         }
 
     @property
@@ -161,18 +177,58 @@ class ExactItemItem(ItemItem):
         return np.asarray(rated.astype(np.float32) @ self.weights)
 
 
-def dense_gram(rated: sp.csr_matrix, dtype: type = np.float32) -> np.ndarray:
-    """X^T X of a 0/1 users x movies matrix as a dense C-ordered array, built a block of
-    movies at a time so the sparse product never holds more than a block's columns."""
+def dense_gram(rated: sp.csr_matrix, dtype: type = np.float32, right: sp.csr_matrix | None = None) -> np.ndarray:
+    """X^T X of a users x movies matrix (X^T Y given ``right`` = Y, of the same shape) as
+    a dense C-ordered array, built a block of movies at a time so the sparse product
+    never holds more than a block's columns, the blocks on every thread (scipy's sparse
+    product runs one thread each)."""
     n = rated.shape[1]
     gram = np.empty((n, n), dtype=dtype)
     by_movie = rated.T.tocsr()
-    columns = rated.tocsc()
-    block = max(1, GRAM_BLOCK_CELLS // max(n, 1))
-    for start in range(0, n, block):
+    columns = (rated if right is None else right).tocsc()
+    block = max(1, min(GRAM_BLOCK_CELLS // max(n, 1), -(-n // thread_count())))
+
+    def one_block(start: int) -> None:
         stop = min(n, start + block)
         gram[:, start:stop] = (by_movie @ columns[:, start:stop]).toarray()
+
+    parallel_blocks(range(0, n, block), one_block)
     return gram
+
+
+def liked_grams(ratings: sp.csr_matrix, weight: float) -> tuple[np.ndarray, np.ndarray]:
+    """The Grams of the 0/1 pattern and of the liked pattern (:func:`liked_pattern`) of
+    ``ratings``, together for less than two Grams' work.
+
+    With L the pattern of the liked ratings and N of the others, X = L + N and
+    X_w = L + wN, so X^T X = A + S + D and X_w^T X_w = A + wS + w^2 D, where A = L^T L,
+    S = L^T N + (L^T N)^T and D = N^T N: three sparse products whose co-rated pairs
+    (l^2 + ln + n^2 per user) are at most one Gram's ((l + n)^2).  Four n x n arrays at
+    the peak."""
+    liked = ratings.data >= RELEVANT
+    if not liked.any():
+        plain = dense_gram(rated_by(ratings))
+        return plain, plain.copy()
+
+    def part(cells: np.ndarray) -> sp.csr_matrix:
+        pattern = sp.csr_matrix(
+            (cells.astype(np.float32), ratings.indices.copy(), ratings.indptr.copy()), shape=ratings.shape
+        )
+        pattern.eliminate_zeros()  # in its own arrays: the ratings' stay as they are
+        return pattern
+
+    liked_part, other = part(liked), part(~liked)
+    a, cross, plain = dense_gram(liked_part), dense_gram(liked_part, right=other), dense_gram(other)
+    weighted = cross + cross.T
+    del cross
+    plain += a
+    plain += weighted  # A + S + D
+    a *= 1.0 - weight * weight
+    weighted *= weight - weight * weight
+    weighted += a
+    np.multiply(plain, weight * weight, out=a)
+    weighted += a  # w^2 (A + S + D) + (1 - w^2) A + (w - w^2) S = A + wS + w^2 D
+    return plain, weighted
 
 
 def ease_weights(gram: np.ndarray, regularization: float) -> np.ndarray:
@@ -197,14 +253,18 @@ def ease_weights(gram: np.ndarray, regularization: float) -> np.ndarray:
     return gram
 
 
-def _mirror_upper(matrix: np.ndarray, block: int = 1024) -> None:
-    """Copy a Fortran-ordered matrix's upper triangle onto its lower one, a block at a time."""
-    n = len(matrix)
+def _mirror_upper(matrix: np.ndarray, block: int = 128) -> None:
+    """Copy a Fortran-ordered matrix's upper triangle onto its lower one, a band of
+    ``block`` rows at a time (small bands: their diagonal tiles are copied by index,
+    which on large tiles cost more than the whole off-diagonal copy)."""
+    rows = matrix.T  # C-ordered: its lower triangle is the one to copy up
+    n = len(rows)
     for start in range(0, n, block):
         stop = min(n, start + block)
-        tile = matrix[start:stop, start:stop]
-        tile[:] = np.triu(tile) + np.triu(tile, 1).T
-        matrix[stop:, start:stop] = matrix[start:stop, stop:].T
+        rows[start:stop, stop:] = rows[stop:, start:stop].T
+        tile = rows[start:stop, start:stop]
+        upper = np.triu_indices(stop - start, 1)
+        tile[upper] = tile.T[upper]
 
 
 @dataclass(frozen=True)
@@ -238,7 +298,7 @@ class LowRankItemItem(ItemItem):
             "item_model": f"low-rank {self.left.shape[1]}",
             "item_regularization": self.regularization,
             "similar_blend": self.similar_blend,
-            **_tuning(self.settings),
+            **tuning_facts(self.settings),
         }
 
     @property
@@ -330,12 +390,15 @@ class SplitItemItem(ItemItem):
             **self.recommend.facts(),
             "similar_regularization": similar.get("item_regularization"),
             "similar_blend": self.similar_blend,
-            **_tuning(self.settings),
+            **tuning_facts(self.settings),
         }
 
 
-def _tuning(settings: ItemSettings | None) -> dict[str, Any]:
-    return {"item_tuning": settings.tuning()} if settings is not None else {}
+def tuning_facts(settings: ItemSettings | None) -> dict[str, Any]:
+    """What a model records of the settings chosen from the data (nothing when given)."""
+    if settings is None:
+        return {}
+    return {"similar_weight": settings.similar_weight, "item_tuning": settings.tuning()}
 
 
 def rated_by(ratings: sp.csr_matrix) -> sp.csr_matrix:
@@ -343,25 +406,53 @@ def rated_by(ratings: sp.csr_matrix) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(ratings.nnz, dtype=np.float32), ratings.indices, ratings.indptr), shape=ratings.shape)
 
 
+def liked_pattern(ratings: sp.csr_matrix, weight: float) -> sp.csr_matrix:
+    """The pattern of a ratings matrix with 1 where a rating is liked (>= RELEVANT, what
+    the lists are judged by) and ``weight`` where it is not; the plain 0/1 pattern when
+    nothing is liked (implicit feedback)."""
+    liked = ratings.data >= RELEVANT
+    if not liked.any():
+        return rated_by(ratings)
+    data = np.where(liked, 1.0, weight).astype(np.float32)
+    return sp.csr_matrix((data, ratings.indices, ratings.indptr), shape=ratings.shape)
+
+
 def blend(choice: np.ndarray, predictions: np.ndarray, global_mean: float) -> np.ndarray:
     """A recommendation's ranking score: choice score times exp(BLEND * (rating - mean))."""
     return choice * np.exp(BLEND * (predictions - global_mean))
 
 
-def exact_affordable(user_counts: np.ndarray, n_movies: int, copies: int = 1) -> bool:
-    """Whether ``copies`` exact item models of ``n_movies`` movies, rated ``user_counts``
-    times by each user, fit the memory and the seconds they may take."""
-    cells = copies * n_movies * n_movies * np.dtype(np.float32).itemsize
+def exact_affordable(user_counts: np.ndarray, n_movies: int, copies: int = 1, grams: int = 1) -> bool:
+    """Whether ``copies`` exact item models of ``n_movies`` movies from ``grams`` Gram
+    matrices, rated ``user_counts`` times by each user, fit the memory and the seconds
+    they may take.  Each model's weights take a Gram's memory or a copy of it; two Grams
+    are made together (:func:`liked_grams`) in four n x n arrays."""
+    buffers = copies if grams == 1 else max(copies, 4)
+    cells = buffers * n_movies * n_movies * np.dtype(np.float32).itemsize
     fits = n_movies <= ITEM_MODEL_LIMIT and cells <= min(EXACT_MEMORY, _free_memory() // 2)
     return fits and exact_seconds(user_counts, n_movies, copies) <= EXACT_SECONDS
 
 
-def exact_seconds(user_counts: np.ndarray, n_movies: int, copies: int = 1) -> float:
+def largest_affordable(ratings_by_size: np.ndarray, copies: int = 1) -> int:
+    """The largest n for which the solves and the scoring of the exact models of the
+    first n movies fit :data:`EXACT_SECONDS` (``ratings_by_size[n - 1]``: their ratings;
+    the Gram's term, which needs each user's count, comes on top)."""
+    sizes = np.arange(1, len(ratings_by_size) + 1, dtype=np.float64)
+    seconds = exact_seconds(np.zeros(0), sizes, copies, ratings=ratings_by_size)
+    return int(np.searchsorted(seconds > EXACT_SECONDS, True))  # seconds grow with n
+
+
+def exact_seconds(user_counts: np.ndarray, n_movies: Any, copies: int = 1, ratings: Any = None) -> Any:
     """The exact item model's estimated seconds on 2 cores: the Gram (co-rated pairs,
-    the sum of users' counts squared), the solves (n^3 each), scoring (ratings x n)."""
+    the sum of users' counts squared; the liked Gram beside it adds no pairs, see
+    :func:`liked_grams`), the solves (n^3 each), scoring (ratings x n).  ``n_movies``
+    and ``ratings`` (default: the counts' sum) may be arrays of sizes and their
+    ratings, for the solves' and scoring's terms of many sizes at once."""
     counts = np.asarray(user_counts, dtype=np.float64)
-    solve = copies * float(n_movies) ** 3 / SOLVE_RATE
-    return float((counts**2).sum()) / GRAM_RATE + solve + counts.sum() * float(n_movies) / SCORE_RATE
+    n = np.asarray(n_movies, dtype=np.float64)
+    rated = counts.sum() if ratings is None else np.asarray(ratings, dtype=np.float64)
+    seconds = float((counts**2).sum()) / GRAM_RATE + copies * n**3 / SOLVE_RATE + rated * n / SCORE_RATE
+    return float(seconds) if seconds.ndim == 0 else seconds
 
 
 def _free_memory() -> int:

@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsql.algorithms.factors import Factors
-from recsql.algorithms.quality import because_you_rated_top, top_k_quality
+from recsql.algorithms.quality import RELEVANT, because_you_rated_top, top_k_quality
 from recsql.algorithms.topk import TopK
 from recsql.data.matrix import RatingMatrix, lookup_ids
 from recsql.evaluation.beyond import beyond_accuracy
@@ -50,9 +50,6 @@ def _score_triples(factors: Factors, user_ids: np.ndarray, movie_ids: np.ndarray
         n=int(known.sum()),
         skipped=int((~known).sum()),
     )
-
-
-RELEVANT = 4.0
 
 
 @dataclass(frozen=True)
