@@ -4,6 +4,7 @@
     python scripts/bench_ranking.py                                   # 1 M ratings, 10k movies
     python scripts/bench_ranking.py --sizes 1000000:6500:10000,5000000:32500:30000
     python scripts/bench_ranking.py --sizes 5000000:32500:30000 --no-ials
+    python scripts/bench_ranking.py --sizes 25000000:162541:60000 --no-ease --ials-regs 50,500 --ials-alphas 10
 
 Each size is RATINGS:USERS:MOVIES of the taste-following synthetic catalogue
 (``recsql generate``'s, seed 0: which movies users rate follows their hidden tastes,
@@ -106,6 +107,8 @@ def main() -> None:
     parser.add_argument("--ease-lambdas", default="250,500,1000,2000")
     parser.add_argument("--no-ials", action="store_true")
     parser.add_argument("--no-ease", action="store_true")
+    parser.add_argument("--ials-regs", default="0.5,5,50,500", help="iALS penalties of the grid")
+    parser.add_argument("--ials-alphas", default="2,10", help="iALS confidence weights of the grid")
     args = parser.parse_args()
     for size in args.sizes.split(","):
         ratings, users, movies = (int(x) for x in size.split(":"))
@@ -134,8 +137,8 @@ def main() -> None:
                 grid = {
                     f"{f} factors, reg {r}, alpha {a}": ials(train, held, f, r, a)
                     for f in (128,)
-                    for r in (0.5, 5.0, 50.0)
-                    for a in (2.0, 10.0)
+                    for r in (float(x) for x in args.ials_regs.split(","))
+                    for a in (float(x) for x in args.ials_alphas.split(","))
                 }
             except ImportError:
                 print("  (implicit not installed: iALS skipped; pip install 'recsql[bench]')")

@@ -1160,3 +1160,15 @@ def test_a_junk_source_file_is_one_line_through_the_cli(run, tmp_path):
     path = _source_file(tmp_path, b"\xff\xfe[\x00r\x00")
     result = run("train", "--source", path, ok=False)
     assert result.output.startswith(f"Error: {path}: not valid TOML") and len(result.output.strip().splitlines()) == 1
+
+
+def test_a_misread_encodings_first_line_is_quoted_short(tmp_path):
+    """Found by the fuzzer: UTF-16 with a byte dropped decodes to a first line of
+    characters that repr escapes six-fold; the message quotes at most 80 of its own."""
+    data = codecs.BOM_UTF16_LE + b'0\x00|\x00"T\x00o\x00y' + "\u3000|".encode("utf-16-le") * 60 + b"\n\x00"
+    path = tmp_path / "movies.csv"
+    path.write_bytes(data)
+    with pytest.raises(InputError) as refused:
+        read_movies_file(path)
+    message = str(refused.value)
+    assert "cannot tell the movies format" in message and len(message) < 400 + len(str(path)), message

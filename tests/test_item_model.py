@@ -92,7 +92,7 @@ def test_the_search_walks_past_the_first_grid_to_the_best_penalty():
 
         item_tuning._search(measure, lambda tried=tried: tried)
         assert max(tried, key=tried.__getitem__) == peak
-        assert len(tried) <= 3 + abs(np.log2(peak / 500.0)) + 2  # no wider than it needs
+        assert len(tried) <= 3 + abs(np.log2(peak / 500.0)) + 1  # one step past the peak, on one side
 
 
 def test_split_model_ranks_each_list_with_its_own_weights():
@@ -347,3 +347,12 @@ def test_a_low_rank_model_alone_takes_the_unweighted_choice(monkeypatch):
     assert model.similar_blend == 0.5 and model.settings is not None and model.settings.similar_weight == 1.0
     facts = model.facts()
     assert facts["similar_weight"] == 1.0 and facts["item_tuning"]["similar_ndcg"] == {"300.0": 0.25}
+
+
+def test_implicit_feedback_is_never_weighted():
+    """Nothing rated >= 4: every rating counts as chosen, so there is no weight to try."""
+    train, _ = taste_catalogue()
+    ones = train.csr.copy()
+    ones.data[:] = 1.0
+    settings = choose_item_settings(ones, seed=0)
+    assert settings.similar_weight == 1.0 and set(settings.weights) == {1.0} == set(settings.lifts)

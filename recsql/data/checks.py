@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsql.data.formats import ML100K_GENRES
+from recsql.data.formats import ML100K_GENRES, shown
 from recsql.data.reader import JOIN, Column
 from recsql.errors import InputError
 
@@ -25,11 +25,6 @@ BIGINT_MAX = "9223372036854775807"
 BIGINT_MIN_DIGITS = "9223372036854775808"  # -2^63 is a BIGINT too
 
 _POW10 = 10 ** np.arange(19, dtype=np.int64)
-
-
-def shown(raw: str) -> str:
-    """A field as a message quotes it: repr, cut short (a field can be megabytes of junk)."""
-    return repr(raw) if len(raw) <= 40 else repr(raw[:40]) + "..."
 
 
 def _by_batch(column: Column, lines: np.ndarray, check: Callable[[str, np.ndarray], np.ndarray]) -> np.ndarray:
@@ -187,7 +182,9 @@ def ml100k_genre_names(item_path: Path) -> tuple[str, ...]:
         if "|" in line:
             name, _, index = line.rpartition("|")
             if not re.fullmatch(r"[0-9]+", index.strip()) or int(index) >= len(ML100K_GENRES) or int(index) in pairs:
-                raise InputError(genre_file, f"expected name|index with a new index 0-18, found {line[:80]!r}", number)
+                raise InputError(
+                    genre_file, f"expected name|index with a new index 0-18, found {shown(line, 80)}", number
+                )
             pairs[int(index)] = name
     if len(pairs) != len(ML100K_GENRES):
         raise InputError(genre_file, f"expected {len(ML100K_GENRES)} genres, found {len(pairs)}")

@@ -154,10 +154,19 @@ def detect(path: Path, data: bytes, kind: str) -> str:
     )
     raise InputError(
         path,
-        f"cannot tell the {kind} format from the first line {first[:80]!r} "
+        f"cannot tell the {kind} format from the first line {shown(first)} "
         f"(expected {expected}); {layout_hint(kind, first)}",
         1,
     )
+
+
+def shown(text: str, limit: int = 40) -> str:
+    """Text as a message quotes it: repr, cut short (a field can be megabytes of junk,
+    and a misread encoding's line is all escapes, each character quoted as up to ten)."""
+    cut = text[:limit]
+    while len(repr(cut)) > 2 * limit + 2:
+        cut = cut[: len(cut) // 2]
+    return repr(cut) + ("..." if len(cut) < len(text) else "")
 
 
 # ------------------------------------------------------------------ suggested options
