@@ -356,3 +356,19 @@ def test_implicit_feedback_is_never_weighted():
     ones.data[:] = 1.0
     settings = choose_item_settings(ones, seed=0)
     assert settings.similar_weight == 1.0 and set(settings.weights) == {1.0} == set(settings.lifts)
+
+
+def test_the_exact_budget_grows_with_the_ratings(monkeypatch):
+    """1 s up to 12.5 M ratings, then in proportion (about 4 % of a retrain); a catalogue
+    whose head alone fits the floor is solved whole when its ratings buy three times it."""
+    assert ranking.exact_budget(100_000) == ranking.exact_budget(12_500_000) == ranking.EXACT_SECONDS
+    assert ranking.exact_budget(25_000_000) == pytest.approx(2 * ranking.EXACT_SECONDS)
+    x = pattern(400, 1_500, 0.03, seed=2)
+    rows, cols = x.nonzero()
+    ratings = RatingMatrix.from_triples(rows, cols, np.full(len(rows), 4.0))
+    whole = ranking.exact_seconds(x.getnnz(axis=1), 1_500)
+    monkeypatch.setattr(ranking, "EXACT_SECONDS", whole / 2)
+    head = affordable_head(ranking.rated_by(ratings.csr))
+    assert head is not None and len(head) < 1_500 and isinstance(fit_item_model(ratings, 50.0), HeadItemItem)
+    monkeypatch.setattr(ranking, "BUDGET_RATINGS", x.nnz / 3)  # these ratings now buy 3 x the floor
+    assert isinstance(fit_item_model(ratings, 50.0), ExactItemItem)

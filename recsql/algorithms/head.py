@@ -35,6 +35,7 @@ from recsql.algorithms.ranking import (
     dense_gram,
     ease_weights,
     exact_affordable,
+    exact_budget,
     largest_affordable,
     tuning_facts,
 )
@@ -120,7 +121,7 @@ def head_gram(rated: sp.csr_matrix, head: np.ndarray) -> np.ndarray:
 
 def affordable_head(rated: sp.csr_matrix, copies: int = 1, grams: int = 1) -> np.ndarray | None:
     """The most-rated movies (ascending indices) of the largest head whose exact model
-    fits the exact budget (:func:`~recsql.algorithms.ranking.exact_affordable`), by
+    fits the exact budget of its ratings (:func:`~recsql.algorithms.ranking.exact_budget`), by
     bisection on its size; None when even SMALLEST_HEAD does not fit.
 
     Only the Gram's term of the estimate needs each user's count in the head; the
@@ -128,7 +129,8 @@ def affordable_head(rated: sp.csr_matrix, copies: int = 1, grams: int = 1) -> np
     every size from the movies' counts at once.  So the bisection starts below the
     largest size those two terms allow, and counts only the ratings of movies under it."""
     by_count = np.argsort(-rated.getnnz(axis=0), kind="stable")
-    high = largest_affordable(np.cumsum(rated.getnnz(axis=0)[by_count]), copies)
+    budget = exact_budget(rated.nnz)
+    high = largest_affordable(np.cumsum(rated.getnnz(axis=0)[by_count]), copies, budget)
     rank = np.empty(rated.shape[1], dtype=np.int64)
     rank[by_count] = np.arange(rated.shape[1])
     rating_rank = rank[rated.indices]
@@ -138,7 +140,7 @@ def affordable_head(rated: sp.csr_matrix, copies: int = 1, grams: int = 1) -> np
 
     def fits(size: int) -> bool:
         counts = np.bincount(users_of[rating_rank < size], minlength=rated.shape[0])
-        return exact_affordable(counts, size, copies, grams)
+        return exact_affordable(counts, size, copies, grams, budget)
 
     low = SMALLEST_HEAD
     if low > high or not fits(low):

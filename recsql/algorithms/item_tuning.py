@@ -43,6 +43,7 @@ from recsql.algorithms.ranking import (
     dense_gram,
     ease_weights,
     exact_affordable,
+    exact_budget,
     liked_grams,
     rated_by,
 )
@@ -110,7 +111,7 @@ class _Plan:
 def _plan(rated: sp.csr_matrix, settings: ItemSettings) -> _Plan:
     keys = set(_keys(settings))
     copies, grams = len(keys), len({weight for _, weight in keys})
-    if exact_affordable(np.diff(rated.indptr), rated.shape[1], copies, grams):
+    if exact_affordable(np.diff(rated.indptr), rated.shape[1], copies, grams, exact_budget(rated.nnz)):
         return _Plan(True, None, copies, grams)
     return _Plan(False, affordable_head(rated, copies, grams), copies, grams)
 

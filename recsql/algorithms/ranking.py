@@ -39,10 +39,13 @@ from recsql.threads import parallel_blocks, thread_count
 # B is solved exactly (dense: movies^3 work, movies^2 memory) where it is affordable
 # (:func:`exact_affordable`): at most ITEM_MODEL_LIMIT movies, its n x n float32
 # buffer within EXACT_MEMORY and half the free memory, and its estimated seconds within
-# EXACT_SECONDS; above, through the top ITEM_RANK eigenvectors of X^T X (low-rank EASE).
+# the exact budget (:func:`exact_budget`: EXACT_SECONDS for every BUDGET_RATINGS
+# ratings, at least EXACT_SECONDS: about 4 % of a retrain at any size); above, through
+# the top ITEM_RANK eigenvectors of X^T X (low-rank EASE).
 ITEM_MODEL_LIMIT = 20_000
 EXACT_MEMORY = 2 * 1024**3
 EXACT_SECONDS = 1.0
+BUDGET_RATINGS = 12_500_000
 # Rates measured on 2 cores (docs/benchmarks.md): the Cholesky inverse (n^3 / s), the
 # Gram's sparse product (co-rated pairs, the sum of users' counts squared / s) and
 # scoring every user against B (ratings x movies / s).
@@ -422,24 +425,37 @@ def blend(choice: np.ndarray, predictions: np.ndarray, global_mean: float) -> np
     return choice * np.exp(BLEND * (predictions - global_mean))
 
 
-def exact_affordable(user_counts: np.ndarray, n_movies: int, copies: int = 1, grams: int = 1) -> bool:
+def exact_budget(n_ratings: int) -> float:
+    """Seconds the exact part of the item model may take for ``n_ratings`` ratings: a
+    retrain costs about 2 microseconds a rating on 2 cores, so EXACT_SECONDS (1 s) is
+    some 4 % of it at 12.5 M ratings; it grows with the ratings above, and stays 1 s
+    below, where the search and eigenpairs cost more than it anyway."""
+    return EXACT_SECONDS * max(1.0, n_ratings / BUDGET_RATINGS)
+
+
+def exact_affordable(
+    user_counts: np.ndarray, n_movies: int, copies: int = 1, grams: int = 1, budget: float | None = None
+) -> bool:
     """Whether ``copies`` exact item models of ``n_movies`` movies from ``grams`` Gram
     matrices, rated ``user_counts`` times by each user, fit the memory and the seconds
-    they may take.  Each model's weights take a Gram's memory or a copy of it; two Grams
-    are made together (:func:`liked_grams`) in four n x n arrays."""
+    they may take (``budget``, default EXACT_SECONDS).  Each model's weights take a
+    Gram's memory or a copy of it; two Grams are made together (:func:`liked_grams`) in
+    four n x n arrays."""
     buffers = copies if grams == 1 else max(copies, 4)
     cells = buffers * n_movies * n_movies * np.dtype(np.float32).itemsize
     fits = n_movies <= ITEM_MODEL_LIMIT and cells <= min(EXACT_MEMORY, _free_memory() // 2)
-    return fits and exact_seconds(user_counts, n_movies, copies) <= EXACT_SECONDS
+    seconds = EXACT_SECONDS if budget is None else budget
+    return fits and exact_seconds(user_counts, n_movies, copies) <= seconds
 
 
-def largest_affordable(ratings_by_size: np.ndarray, copies: int = 1) -> int:
+def largest_affordable(ratings_by_size: np.ndarray, copies: int = 1, budget: float | None = None) -> int:
     """The largest n for which the solves and the scoring of the exact models of the
-    first n movies fit :data:`EXACT_SECONDS` (``ratings_by_size[n - 1]``: their ratings;
-    the Gram's term, which needs each user's count, comes on top)."""
+    first n movies fit ``budget`` (default EXACT_SECONDS; ``ratings_by_size[n - 1]``:
+    their ratings; the Gram's term, which needs each user's count, comes on top)."""
     sizes = np.arange(1, len(ratings_by_size) + 1, dtype=np.float64)
     seconds = exact_seconds(np.zeros(0), sizes, copies, ratings=ratings_by_size)
-    return int(np.searchsorted(seconds > EXACT_SECONDS, True))  # seconds grow with n
+    limit = EXACT_SECONDS if budget is None else budget
+    return int(np.searchsorted(seconds > limit, True))  # seconds grow with n
 
 
 def exact_seconds(user_counts: np.ndarray, n_movies: Any, copies: int = 1, ratings: Any = None) -> Any:
