@@ -35,6 +35,7 @@ from recsql.inspection import (
     inspect_movie,
     inspect_user,
 )
+from recsql.memory import Model, fit
 from recsql.options import FitOptions
 from recsql.report import write_report
 from recsql.serving import Contribution, MovieInfo, PopularMovie, Recommendation, Recommender, SimilarMovie
@@ -66,6 +67,8 @@ __all__ = [
     "TrainResult",
     "evaluate",
     "Evaluation",
+    "fit",
+    "Model",
     "tune",
     "TuneRow",
     "plot_tuning",

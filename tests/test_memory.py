@@ -1,0 +1,82 @@
+"""recsql.fit: the model and lists of a DataFrame in memory, as `recsql train` would
+store them from the same ratings, with predictions for any pairs (unknown ones flagged)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import recsql
+from recsql.errors import InvalidParameter
+
+
+@pytest.fixture(scope="module")
+def u1(ml100k):
+    return pd.read_csv(ml100k / "u1.base", sep="\t", names=["userId", "movieId", "rating", "timestamp"])
+
+
+def test_fit_in_memory_is_the_model_train_stores(tmp_path, ml100k, u1):
+    """The same ratings, the same defaults and seed: the same RMSE, predictions and lists."""
+    engine = recsql.connect(f"sqlite:///{tmp_path / 'r.db'}")
+    recsql.import_ratings(engine, ml100k / "u1.base")
+    trained = recsql.train(engine)
+    model = recsql.fit(u1, columns={"user": "userId", "movie": "movieId", "rating": "rating"})
+    assert model.fitted.items is not None and trained.params["item_model"] == model.fitted.items.facts()["item_model"]
+    users, movies = u1.userId.to_numpy()[:5000], u1.movieId.to_numpy()[:5000]
+    predicted = model.predict(users, movies)
+    assert predicted.known.all()
+    rmse = float(np.sqrt(np.mean((predicted.predicted_rating - u1.rating[:5000]) ** 2)))
+    with recsql.Recommender(engine) as served:
+        for i, (user, movie) in enumerate(zip(users[:50], movies[:50])):  # rows come in input order
+            assert served.predict(int(user), int(movie)) == pytest.approx(predicted.predicted_rating[i], abs=1e-6)
+        for movie in (1, 50, 181, 1000):
+            listed = model.similar([movie], k=10)
+            assert listed.similar_movie_id.tolist() == [s.movie_id for s in served.similar(movie, limit=10)]
+        for user in (1, 13, 405, 943):
+            mine = model.recommend([user], n=10)
+            assert mine.movie_id.tolist() == [r.movie_id for r in served.recommend(user, limit=10)]
+            assert mine["rank"].tolist() == list(range(1, 11))
+    assert rmse < 0.9 and trained.metrics["train_rmse"] < 0.9
+
+
+def test_unknown_ids_get_the_mean_and_a_flag_not_an_exception():
+    ratings = pd.DataFrame({"user_id": [1, 1, 2, 2, 3], "movie_id": [10, 20, 10, 30, 20], "rating": [5, 3, 4, 2, 1]})
+    model = recsql.fit(ratings, samples=0, features=2, max_iterations=3, item_regularization=10.0)
+    got = model.predict([1, 99, 1], [10, 10, 77])
+    assert got.known.tolist() == [True, False, False]
+    assert got.predicted_rating[1] == got.predicted_rating[2] == pytest.approx(model.fitted.factors.global_mean)
+    assert model.recommend([99]).empty and model.similar([77]).empty
+    assert set(model.similar([10], k=2).similar_movie_id) <= {20, 30}
+
+
+def test_what_cannot_be_fitted_is_refused_with_one_message():
+    ratings = pd.DataFrame({"user_id": [1, 2], "movie_id": [10, 20], "value": [4.0, 5.0]})
+    cases = [
+        (lambda: recsql.fit([(1, 2, 3.0)]), "must be a pandas DataFrame"),
+        (lambda: recsql.fit(ratings.rename(columns={"value": "stars"})), "no column value"),
+        (lambda: recsql.fit(ratings, columns={"item": "movie_id"}), "unknown column role item"),
+        (lambda: recsql.fit(ratings.assign(user_id=["a", "b"])), "whole numbers"),
+        (lambda: recsql.fit(ratings.assign(value=[4.0, np.nan])), "not a finite number"),
+        (lambda: recsql.fit(ratings.iloc[:0]), "no ratings"),
+        (lambda: recsql.fit(ratings, speed=3), "unknown option speed"),
+    ]
+    for call, message in cases:
+        with pytest.raises(InvalidParameter, match=message):
+            call()
+
+
+def test_predicting_a_hundred_thousand_pairs_is_one_vectorised_call(u1):
+    """Not a timing test (scripts measure speed): the answer for 100,000 pairs is one
+    frame in input order, equal to predicting them one at a time."""
+    model = recsql.fit(u1.rename(columns={"userId": "user_id", "movieId": "movie_id"}), samples=0, max_iterations=2)
+    rng = np.random.default_rng(0)
+    users, movies = rng.integers(1, 1000, 100_000), rng.integers(1, 1700, 100_000)
+    started = time.perf_counter()
+    got = model.predict(users, movies)
+    assert len(got) == 100_000 and (got.user_id.to_numpy() == users).all() and time.perf_counter() - started < 30
+    for i in (0, 17, 99_999):
+        one = model.predict(users[i], movies[i])
+        assert one.predicted_rating[0] == got.predicted_rating[i] and one.known[0] == got.known[i]
