@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recsql.data.matrix import RatingMatrix, lookup_ids
+from recsql.data.frames import frame_matrix, integer_ids
+from recsql.data.matrix import lookup_ids
 from recsql.errors import InvalidParameter
 from recsql.evaluation.run import Fitted, Listed, Lists, listed
 from recsql.evaluation.run import fit as fit_steps
@@ -30,7 +31,6 @@ from recsql.progress import Phases
 from recsql.threads import using_threads
 
 RECOMMEND_N = 10  # recommendations kept per user, as `recsql train` stores them
-COLUMNS = {"user": "user_id", "movie": "movie_id", "rating": "value"}
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class Model:
     def predict(self, users: Any, movies: Any) -> pd.DataFrame:
         """Predicted ratings of (user, movie) pairs, one row each, in order.  A pair with
         an id the model has not seen gets the ratings' mean and ``known`` False."""
-        user_ids, movie_ids = _ids(users, "users"), _ids(movies, "movies")
+        user_ids, movie_ids = integer_ids(users, "users"), integer_ids(movies, "movies")
         if len(user_ids) != len(movie_ids):
             raise InvalidParameter(f"{len(user_ids)} users but {len(movie_ids)} movies: give one of each per pair")
         rows, known_user = lookup_ids(self.user_ids, user_ids)
@@ -68,7 +68,7 @@ class Model:
         best), movie_id, the score that orders them and the predicted rating."""
         if not 1 <= n <= RECOMMEND_N:
             raise InvalidParameter(f"n must be between 1 and {RECOMMEND_N}, not {n}")
-        rows, known = lookup_ids(self.user_ids, _ids(users, "users"))
+        rows, known = lookup_ids(self.user_ids, integer_ids(users, "users"))
         rows = rows[known]
         recommended = self.lists.recommended
         picks = recommended.indices[rows, :n]  # fewer columns when the catalogue is smaller
@@ -91,7 +91,7 @@ class Model:
         k = similar.indices.shape[1] if k is None else k
         if not 1 <= k <= similar.indices.shape[1]:
             raise InvalidParameter(f"k must be between 1 and {similar.indices.shape[1]}, not {k}")
-        rows, known = lookup_ids(self.movie_ids, _ids(movies, "movies"))
+        rows, known = lookup_ids(self.movie_ids, integer_ids(movies, "movies"))
         rows = rows[known]
         return pd.DataFrame(
             {
@@ -118,46 +118,12 @@ def fit(
     over ``options``, with the defaults ``recsql train`` uses."""
     options = FitOptions.given(options, given)
     backend = options.backend_of()
-    matrix = _matrix(ratings, columns, options)
+    matrix = frame_matrix(ratings, columns, options.duplicates)
     lists = Lists(options.similar_k, options.metric, options.item_regularization, RECOMMEND_N)
     with using_threads(options.threads), backend.session(None) as compute:
         phase = Phases()
         fitted = fit_steps(compute, matrix, None, lists, phase, backend.steps())
         return Model(fitted, listed(compute, fitted, lists, phase), options)
-
-
-def _matrix(ratings: pd.DataFrame, columns: Mapping[str, str] | None, options: FitOptions) -> RatingMatrix:
-    if not isinstance(ratings, pd.DataFrame):
-        raise InvalidParameter(f"ratings must be a pandas DataFrame, not {type(ratings).__name__}")
-    names = dict(COLUMNS)
-    if columns is None and "value" not in ratings and "rating" in ratings:
-        names["rating"] = "rating"
-    unknown = sorted(set(columns or {}) - set(COLUMNS))
-    if unknown:
-        raise InvalidParameter(f"unknown column role {', '.join(unknown)} (roles: user, movie, rating)")
-    names.update(columns or {})
-    missing = [name for name in names.values() if name not in ratings]
-    if missing:
-        raise InvalidParameter(
-            f"the ratings have no column {', '.join(missing)} (columns: {', '.join(map(str, ratings))})"
-        )
-    if len(ratings) == 0:
-        raise InvalidParameter("there are no ratings to fit")
-    user, movie = _ids(ratings[names["user"]], "user ids"), _ids(ratings[names["movie"]], "movie ids")
-    values = pd.to_numeric(ratings[names["rating"]], errors="coerce").to_numpy(dtype=np.float64)
-    if not np.isfinite(values).all():
-        raise InvalidParameter(f"column {names['rating']} holds a value that is not a finite number")
-    return RatingMatrix.from_triples(user, movie, values, options.duplicates)
-
-
-def _ids(ids: Any, what: str) -> np.ndarray:
-    """Integer ids from a scalar, a sequence, an array or a Series."""
-    values = np.atleast_1d(np.asarray(ids.to_numpy() if isinstance(ids, pd.Series) else ids))
-    if values.dtype.kind not in "iu":
-        if values.dtype.kind == "f" and np.isfinite(values).all() and (values == np.round(values)).all():
-            return values.astype(np.int64)
-        raise InvalidParameter(f"{what} must be whole numbers (text ids are not supported in memory yet)")
-    return values.astype(np.int64)
 
 
 __all__ = ["Model", "fit"]

@@ -80,3 +80,37 @@ def test_predicting_a_hundred_thousand_pairs_is_one_vectorised_call(u1):
     for i in (0, 17, 99_999):
         one = model.predict(users[i], movies[i])
         assert one.predicted_rating[0] == got.predicted_rating[i] and one.known[0] == got.known[i]
+
+
+def test_evaluate_takes_dataframes_as_it_takes_files(ml100k, u1):
+    """The same split from DataFrames or from files: the same figures."""
+    names = ["user_id", "movie_id", "rating", "timestamp"]
+    test = pd.read_csv(ml100k / "u1.test", sep="\t", names=names)
+    frames = recsql.evaluate(train=u1.set_axis(names, axis=1), test=test, samples=0, max_iterations=3).mean
+    files = recsql.evaluate(
+        train_file=ml100k / "u1.base", test_file=ml100k / "u1.test", samples=0, max_iterations=3
+    ).mean
+    for metric in ("test_rmse", "ndcg_at_10", "similar_ndcg_at_10", "coverage"):
+        assert frames[metric] == pytest.approx(files[metric], abs=1e-9), metric
+
+
+def test_evaluate_on_a_dataframe_holds_out_a_share_or_refuses_clearly():
+    rng = np.random.default_rng(1)
+    ratings = pd.DataFrame(
+        {
+            "user_id": rng.integers(1, 60, 3_000),
+            "movie_id": rng.integers(1, 80, 3_000),
+            "value": rng.integers(1, 6, 3_000),
+        }
+    )
+    held = recsql.evaluate(train=ratings, test_fraction=0.2, samples=0, features=3, max_iterations=2).mean
+    assert 0 < held["n_test"] + held["n_test_skipped"] < 3_000 * 0.3
+    for given, message in [
+        ({}, "either test"),
+        ({"test": ratings, "test_fraction": 0.2}, "either test"),
+        ({"test_fraction": 0.2, "train_file": "x.csv"}, "not train_file"),
+        ({"test_fraction": 1.5}, "between 0 and 1"),
+        ({"test_fraction": 0.2, "speed": 1}, "unknown option speed"),
+    ]:
+        with pytest.raises(InvalidParameter, match=message):
+            recsql.evaluate(train=ratings, **given)

@@ -15,8 +15,10 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine
 
+from recsql.data.frames import frame_matrix
+from recsql.errors import InvalidParameter
 from recsql.evaluation.run import Lists, fit, listed, scored
-from recsql.evaluation.splits import Holdout, Split
+from recsql.evaluation.splits import Holdout, Split, check_fraction, split_random
 from recsql.options import FitOptions
 from recsql.progress import Phases
 from recsql.threads import using_threads
@@ -68,10 +70,14 @@ def evaluate_on(pairs: Sequence[Split], options: FitOptions | None = None, **giv
 
 
 def evaluate(engine: Engine | None = None, options: FitOptions | None = None, **given: Any) -> Evaluation:
-    """Evaluate a fit on held-out ratings, from the database or from files.  ``given``
-    names the :class:`~recsql.evaluation.splits.Holdout` (``train_file``, ``test_file``,
-    ``test_fraction``, ``folds``, ``source``) and any :class:`~recsql.options.FitOptions`
-    over ``options``."""
+    """Evaluate a fit on held-out ratings, from the database, from files or from
+    DataFrames.  ``given`` names the :class:`~recsql.evaluation.splits.Holdout`
+    (``train_file``, ``test_file``, ``test_fraction``, ``folds``, ``source``), or a
+    ``train`` DataFrame with a ``test`` one or a ``test_fraction`` (``columns`` mapped
+    as for :func:`recsql.fit`), and any :class:`~recsql.options.FitOptions` over
+    ``options``."""
+    if "train" in given:
+        return _evaluate_frames(options, dict(given))
     holdout, options = split_given(options, given)
     options.backend_of()  # bad options are refused before anything is read
     return evaluate_on(holdout.pairs(engine, options.seed, options.duplicates), options)
@@ -82,3 +88,22 @@ def split_given(options: FitOptions | None, given: Mapping[str, Any]) -> tuple[H
     holdout = Holdout(**{k: v for k, v in given.items() if k in HOLDOUT_OPTIONS})
     holdout.check()
     return holdout, FitOptions.given(options, {k: v for k, v in given.items() if k not in HOLDOUT_OPTIONS})
+
+
+def _evaluate_frames(options: FitOptions | None, given: dict[str, Any]) -> Evaluation:
+    """``evaluate(train=frame, test=frame | test_fraction=f)``: in memory, no files."""
+    train, test, fraction = given.pop("train"), given.pop("test", None), given.pop("test_fraction", None)
+    columns = given.pop("columns", None)
+    files = sorted(set(given) & HOLDOUT_OPTIONS)
+    if files or (test is None) == (fraction is None):
+        raise InvalidParameter(
+            "with train (a DataFrame) give either test (a DataFrame) or test_fraction"
+            + (f", not {', '.join(files)}" if files else "")
+        )
+    options = FitOptions.given(options, given)
+    options.backend_of()  # bad options are refused before anything is fitted
+    matrix = frame_matrix(train, columns, options.duplicates)
+    if fraction is not None:
+        check_fraction(fraction)
+        return evaluate_on([split_random(matrix, fraction, options.seed)], options)
+    return evaluate_on([(matrix, frame_matrix(test, columns, options.duplicates))], options)
