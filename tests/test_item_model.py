@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 import recsql
 from recsql.algorithms import item_tuning, ranking
-from recsql.algorithms.head import HeadItemItem, affordable_head, head_gram
+from recsql.algorithms.head import HeadItemItem, affordable_head
 from recsql.algorithms.item_tuning import choose_item_settings, fit_item_model
 from recsql.algorithms.quality import top_k_quality
 from recsql.algorithms.ranking import (
@@ -208,7 +208,7 @@ def test_head_model_is_exact_on_the_head_and_low_rank_elsewhere():
     head = np.sort(np.argsort(-counts, kind="stable")[:25])
     tail = np.setdiff1d(np.arange(60), head)
     low = LowRankItemItem.fit(x, 10.0, rank=8)
-    model = HeadItemItem.fit(low, head, head_gram(x, head))
+    model = HeadItemItem.fit(low, head, dense_gram(x[:, head].tocsr()))
     weights, low_weights = model.weight_rows(0, 60), low.weight_rows(0, 60)
     exact = ExactItemItem.fit(x[:, head].tocsr(), 10.0).weights
     np.testing.assert_allclose(weights[np.ix_(head, head)], exact, atol=1e-5)

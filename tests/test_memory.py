@@ -3,8 +3,6 @@ store them from the same ratings, with predictions for any pairs (unknown ones f
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -69,14 +67,14 @@ def test_what_cannot_be_fitted_is_refused_with_one_message():
 
 
 def test_predicting_a_hundred_thousand_pairs_is_one_vectorised_call(u1):
-    """Not a timing test (scripts measure speed): the answer for 100,000 pairs is one
-    frame in input order, equal to predicting them one at a time."""
+    """Not a timing test (scripts/bench_memory.py measures speed): the answer for 100,000
+    pairs is one frame in input order, equal to predicting them one at a time."""
     model = recsql.fit(u1.rename(columns={"userId": "user_id", "movieId": "movie_id"}), samples=0, max_iterations=2)
     rng = np.random.default_rng(0)
     users, movies = rng.integers(1, 1000, 100_000), rng.integers(1, 1700, 100_000)
-    started = time.perf_counter()
     got = model.predict(users, movies)
-    assert len(got) == 100_000 and (got.user_id.to_numpy() == users).all() and time.perf_counter() - started < 30
+    assert len(got) == 100_000 and (got.user_id.to_numpy() == users).all()
+    assert (got.movie_id.to_numpy() == movies).all() and 0 < got.known.sum() < 100_000  # both kinds of pair
     for i in (0, 17, 99_999):
         one = model.predict(users[i], movies[i])
         assert one.predicted_rating[0] == got.predicted_rating[i] and one.known[0] == got.known[i]

@@ -32,7 +32,6 @@ from recsql.algorithms.ranking import (
     ItemItem,
     ItemSettings,
     LowRankItemItem,
-    dense_gram,
     ease_weights,
     exact_affordable,
     exact_budget,
@@ -63,7 +62,7 @@ class HeadItemItem(ItemItem):
         similar_blend: float = BLEND,
         settings: ItemSettings | None = None,
     ) -> HeadItemItem:
-        """The model from the low-rank one and the head's Gram matrix (:func:`head_gram`),
+        """The model from the low-rank one and the head's Gram matrix (X^T X of its columns),
         which is overwritten: it becomes the correction."""
         exact = ease_weights(gram, low.regularization)
         exact -= low.left[head] @ low.right[:, head]  # in place: one head x head buffer
@@ -112,11 +111,6 @@ class HeadItemItem(ItemItem):
             "item_model": f"exact head of {len(self.head)} + {low['item_model']}",
             **tuning_facts(self.settings),
         }
-
-
-def head_gram(rated: sp.csr_matrix, head: np.ndarray) -> np.ndarray:
-    """X^T X of the head's columns (dense float32)."""
-    return dense_gram(rated[:, head].tocsr())
 
 
 def affordable_head(rated: sp.csr_matrix, copies: int = 1, grams: int = 1) -> np.ndarray | None:

@@ -104,16 +104,15 @@ class _Plan:
 
     exact: bool
     head: np.ndarray | None
-    copies: int  # models
-    grams: int  # Gram matrices they come from (one per liked weight)
 
 
 def _plan(rated: sp.csr_matrix, settings: ItemSettings) -> _Plan:
+    """Models: one per distinct key; Grams: one per liked weight among them."""
     keys = set(_keys(settings))
     copies, grams = len(keys), len({weight for _, weight in keys})
     if exact_affordable(np.diff(rated.indptr), rated.shape[1], copies, grams, exact_budget(rated.nnz)):
-        return _Plan(True, None, copies, grams)
-    return _Plan(False, affordable_head(rated, copies, grams), copies, grams)
+        return _Plan(True, None)
+    return _Plan(False, affordable_head(rated, copies, grams))
 
 
 def _fit_models(
