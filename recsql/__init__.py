@@ -35,7 +35,7 @@ from recsql.inspection import (
     inspect_movie,
     inspect_user,
 )
-from recsql.memory import Model, fit
+from recsql.memory import Model, fit, load_model
 from recsql.options import FitOptions
 from recsql.report import write_report
 from recsql.serving import Contribution, MovieInfo, PopularMovie, Recommendation, Recommender, SimilarMovie
@@ -69,6 +69,7 @@ __all__ = [
     "Evaluation",
     "fit",
     "Model",
+    "load_model",
     "tune",
     "TuneRow",
     "plot_tuning",

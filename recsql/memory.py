@@ -1,53 +1,68 @@
-"""A model fitted in memory, for a notebook: ``recsql.fit`` on a DataFrame, then
-predictions, recommendations and similar movies as DataFrames, with no database.
+"""A model in memory, for a notebook: ``recsql.fit`` on a DataFrame, then predictions,
+recommendations and similar movies as DataFrames, with no database; ``save`` stores it
+as a new model version, ``recsql.load_model`` reads one back.
 
 It takes the same steps as ``recsql train`` (:mod:`recsql.evaluation.run`: the rating
 model, the item model, the lists) on the same options, so a model fitted here from the
-ratings a database holds is the model a retrain of that database stores.
+ratings a database holds is the model a retrain of that database stores, and saved it
+is the version a retrain would have written (:func:`recsql.train.save_model`).
 
     import recsql
     model = recsql.fit(ratings)                    # user_id, movie_id, value (or rating)
     model.predict([1, 2], [50, 99999])             # unknown ids: the mean, known=False
     model.recommend([1, 2], n=5)
     model.similar([50], k=5)
+    model.save("sqlite:///shop.db")                # the active model of the views
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import Engine
 
+from recsql import store
+from recsql.algorithms.outputs import ModelOutputs, popularity
 from recsql.data.frames import frame_matrix, integer_ids
 from recsql.data.matrix import lookup_ids
+from recsql.db import keys
+from recsql.db.catalogue import stored_scale
+from recsql.db.migrate import connect
 from recsql.errors import InvalidParameter
-from recsql.evaluation.run import Fitted, Listed, Lists, listed
+from recsql.evaluation.run import Fitted, fit_facts, listed, scored
 from recsql.evaluation.run import fit as fit_steps
 from recsql.options import FitOptions
 from recsql.progress import Phases
 from recsql.threads import using_threads
-
-RECOMMEND_N = 10  # recommendations kept per user, as `recsql train` stores them
+from recsql.train import TrainOptions, run_settings, save_model
 
 
 @dataclass(frozen=True)
 class Model:
-    """A fit and the lists ``recsql train`` would store from it, in memory."""
+    """A model version in memory: what ``recsql train`` stores (``outputs``: factors and
+    lists; its ``params`` and ``metrics`` as the run's record holds them) and, when it
+    was fitted here, the fit itself (``fitted``; None for a model read back by
+    :func:`load_model`, whose ``model_id`` it keeps)."""
 
-    fitted: Fitted
-    lists: Listed
-    options: FitOptions
+    outputs: ModelOutputs
+    algorithm: str
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    timings: dict[str, float]
+    fitted: Fitted | None = None
+    model_id: int | None = None
 
     @property
     def user_ids(self) -> np.ndarray:
-        return self.fitted.matrix.user_ids
+        return self.outputs.factors.user_ids
 
     @property
     def movie_ids(self) -> np.ndarray:
-        return self.fitted.matrix.movie_ids
+        return self.outputs.factors.movie_ids
 
     def predict(self, users: Any, movies: Any) -> pd.DataFrame:
         """Predicted ratings of (user, movie) pairs, one row each, in order.  A pair with
@@ -58,19 +73,20 @@ class Model:
         rows, known_user = lookup_ids(self.user_ids, user_ids)
         cols, known_movie = lookup_ids(self.movie_ids, movie_ids)
         known = known_user & known_movie
-        factors = self.fitted.clipped
+        factors = self.outputs.factors
         predicted = np.full(len(user_ids), factors.global_mean, dtype=np.float64)
         predicted[known] = factors.predict(rows[known], cols[known])
         return pd.DataFrame({"user_id": user_ids, "movie_id": movie_ids, "predicted_rating": predicted, "known": known})
 
-    def recommend(self, users: Any, n: int = RECOMMEND_N) -> pd.DataFrame:
-        """Each known user's stored top ``n`` (at most RECOMMEND_N): user_id, rank (1 =
-        best), movie_id, the score that orders them and the predicted rating."""
-        if not 1 <= n <= RECOMMEND_N:
-            raise InvalidParameter(f"n must be between 1 and {RECOMMEND_N}, not {n}")
+    def recommend(self, users: Any, n: int = store.DEFAULT_RECOMMEND_N) -> pd.DataFrame:
+        """Each known user's stored top ``n`` (the stored lists hold ``recommend_n``, 10,
+        or every unrated movie when there are fewer): user_id, rank (1 = best),
+        movie_id, the score that orders them and the predicted rating."""
+        if n < 1:
+            raise InvalidParameter(f"n must be at least 1, not {n}")
+        recommended = self.outputs.recommended
         rows, known = lookup_ids(self.user_ids, integer_ids(users, "users"))
         rows = rows[known]
-        recommended = self.lists.recommended
         picks = recommended.indices[rows, :n]  # fewer columns when the catalogue is smaller
         filled = picks >= 0
         user_rows = np.broadcast_to(rows[:, None], picks.shape)[filled]
@@ -85,22 +101,81 @@ class Model:
         )
 
     def similar(self, movies: Any, k: int | None = None) -> pd.DataFrame:
-        """Each known movie's ``k`` (default all stored) most similar movies: movie_id,
-        rank (1 = most similar), similar_movie_id and score."""
-        similar = self.lists.similar
+        """Each known movie's ``k`` (default: all stored, ``similar_k``) most similar
+        movies: movie_id, rank (1 = most similar), similar_movie_id and score."""
+        similar = self.outputs.similar
         k = similar.indices.shape[1] if k is None else k
-        if not 1 <= k <= similar.indices.shape[1]:
-            raise InvalidParameter(f"k must be between 1 and {similar.indices.shape[1]}, not {k}")
+        if k < 1:
+            raise InvalidParameter(f"k must be at least 1, not {k}")
         rows, known = lookup_ids(self.movie_ids, integer_ids(movies, "movies"))
-        rows = rows[known]
+        picks = similar.indices[rows[known], :k]
+        filled = picks >= 0  # a list read back from a database may be shorter than k
         return pd.DataFrame(
             {
-                "movie_id": np.repeat(self.movie_ids[rows], k),
-                "rank": np.tile(np.arange(1, k + 1), len(rows)),
-                "similar_movie_id": self.movie_ids[similar.indices[rows, :k]].ravel(),
-                "score": similar.scores[rows, :k].ravel(),
+                "movie_id": np.broadcast_to(self.movie_ids[rows[known]][:, None], picks.shape)[filled],
+                "rank": np.broadcast_to(np.arange(1, picks.shape[1] + 1), picks.shape)[filled],
+                "similar_movie_id": self.movie_ids[picks[filled]],
+                "score": similar.scores[rows[known], :k][filled],
             }
         )
+
+    def lists(self) -> dict[str, pd.DataFrame]:
+        """The stored lists, as the tables ``movie_similarities``, ``user_recommendations``
+        and ``movie_popularity`` hold them (without the model_id column)."""
+        return {
+            table: pd.DataFrame({name: column for name, column in rows.items() if name != "model_id"})
+            for table, rows in store.list_rows(0, self.outputs).items()
+        }
+
+    def save(
+        self,
+        database: Engine | str,
+        *,
+        activate: bool = True,
+        wait: float = 0.0,
+        keep: int = store.DEFAULT_KEEP,
+    ) -> int:
+        """Store this model in a recsql database (an Engine or a URL) as a new version,
+        written as ``recsql train`` writes one, and make it the active one (unless
+        ``activate`` is False: ``recsql models activate ID`` does it later).  The
+        database's ratings are not touched; answers that read a user's ratings
+        (``Recommender.explain``) read the database's.  Returns the new model_id.
+
+        Refused, with nothing written, when the database's rating scale is not the
+        model's (fit with ``rating_scale`` set to it) or its catalogue maps text ids."""
+        engine = connect(database) if isinstance(database, str) else database
+        try:
+            self._check_fits(engine)
+            return save_model(
+                engine,
+                self.outputs,
+                self.algorithm,
+                self.params,
+                self.metrics,
+                self.timings,
+                activate=activate,
+                wait=wait,
+                keep=keep,
+            )
+        finally:
+            if engine is not database:
+                engine.dispose()
+
+    def _check_fits(self, engine: Engine) -> None:
+        """Refuse a database whose ratings this model cannot stand for."""
+        with engine.connect() as conn:
+            scale, kind = stored_scale(conn), keys.stored_id_kind(conn)
+        if kind == "text":
+            raise InvalidParameter(
+                "this database's catalogue maps text ids to integers; a model fitted in memory on integer ids "
+                "would not join its keys"
+            )
+        clip = self.outputs.factors.clip
+        if scale is not None and clip is not None and tuple(clip) != tuple(scale):
+            raise InvalidParameter(
+                f"this database's ratings are on the scale {scale[0]:g} to {scale[1]:g} but the model predicts "
+                f"{clip[0]:g} to {clip[1]:g}: fit it with rating_scale=({scale[0]:g}, {scale[1]:g})"
+            )
 
 
 def fit(
@@ -108,22 +183,66 @@ def fit(
     options: FitOptions | None = None,
     *,
     columns: Mapping[str, str] | None = None,
+    rating_scale: tuple[float, float] | None = None,
     **given: Any,
 ) -> Model:
     """Fit recsql's model and lists to a DataFrame of ratings (integer ids), in memory.
 
     ``columns`` names the frame's user, movie and rating columns as ``--columns`` does
     (``{"user": "userId", "movie": "movieId", "rating": "rating"}``; default
-    user_id, movie_id and value, or rating); ``given``: :class:`FitOptions` by name,
-    over ``options``, with the defaults ``recsql train`` uses."""
-    options = FitOptions.given(options, given)
+    user_id, movie_id and value, or rating); ``rating_scale`` bounds the predictions
+    (default: the ratings' own lowest and highest, as a first import sets a database's
+    scale); ``given``: :class:`FitOptions` by name, over ``options``, with the defaults
+    ``recsql train`` uses."""
+    fit_options = FitOptions.given(options, given)
+    options = TrainOptions(**{f.name: getattr(fit_options, f.name) for f in fields(FitOptions)})
     backend = options.backend_of()
     matrix = frame_matrix(ratings, columns, options.duplicates)
-    lists = Lists(options.similar_k, options.metric, options.item_regularization, RECOMMEND_N)
+    if rating_scale is not None:
+        rating_scale = _checked_scale(rating_scale, matrix.values)
+    lists = options.lists()
+    plan = backend.solver.plan(matrix.n_users, matrix.n_movies, matrix.nnz)
+    params = {**backend.params(), "plan": plan, **run_settings(options, None)}
     with using_threads(options.threads), backend.session(None) as compute:
         phase = Phases()
-        fitted = fit_steps(compute, matrix, None, lists, phase, backend.steps())
-        return Model(fitted, listed(compute, fitted, lists, phase), options)
+        fitted = fit_steps(compute, matrix, None, lists, phase, backend.steps(), scale=rating_scale)
+        out = listed(compute, fitted, lists, phase)
+        metrics = {**scored(fitted, lists, out, phase), **fit_facts(fitted)}
+    if fitted.items is not None:
+        params.update(fitted.items.facts())
+    outputs = ModelOutputs(fitted.clipped, out.similar, out.recommended, popularity(matrix), n_ratings=matrix.nnz)
+    return Model(outputs, backend.solver.name, params, metrics, phase.timings, fitted)
 
 
-__all__ = ["Model", "fit"]
+def _checked_scale(scale: tuple[float, float], values: np.ndarray) -> tuple[float, float]:
+    low, high = (float(v) for v in scale)
+    if not low < high:
+        raise InvalidParameter(f"rating_scale must be (low, high) with low < high, not {scale}")
+    if values.min() < low or values.max() > high:
+        raise InvalidParameter(
+            f"the ratings run {values.min():g} to {values.max():g}, outside rating_scale ({low:g}, {high:g})"
+        )
+    return (low, high)
+
+
+def load_model(database: Engine | str, model_id: int | None = None) -> Model:
+    """A stored model version (default: the active one) in memory, to predict, list and
+    compare in a notebook as a fitted one, or to save into another database."""
+    engine = connect(database) if isinstance(database, str) else database
+    try:
+        with engine.connect() as conn:
+            info = (
+                store.get_model(conn, store.active_model_id(conn))
+                if model_id is None
+                else store.complete_model(conn, model_id, "loaded")
+            )
+            factors = store.load_factors(conn, info)
+            similar, recommended, popular = store.load_lists(conn, info, factors)
+    finally:
+        if engine is not database:
+            engine.dispose()
+    outputs = ModelOutputs(factors, similar, recommended, popular, n_ratings=int(info.n_ratings or 0))
+    return Model(outputs, info.algorithm, info.params, info.metrics or {}, info.timings or {}, None, info.model_id)
+
+
+__all__ = ["Model", "fit", "load_model"]

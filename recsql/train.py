@@ -11,6 +11,8 @@ failed and re-raises; the previously active model stays active.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -142,24 +144,12 @@ def _train(
         with phase("read"):
             plan = backend.plan(ratings)
         log.info("fit plan: %s", plan)
-        params = {**backend.params(), "plan": plan, **_settings(options, source)}
-        model_id = store.start(engine, backend.solver.name, params, lock)
-        stored = Stored(engine, model_id, lock, params)
-        try:
+        params = {**backend.params(), "plan": plan, **run_settings(options, source)}
+        with _new_version(engine, lock, backend.solver.name, params, options.keep, phase) as stored:
             with backend.session(ratings) as compute:
                 matrix, metrics = _run(stored, compute, backend, ratings, test, options, phase)
-        except BaseException as exc:
-            store.fail(engine, model_id, exc)  # never masks exc: see store.fail
-            raise
-        log.info("model %d is active (%s)", model_id, Phases.summary_of(phase.timings))
-        # The new model is active whatever happens now; an interrupted prune is finished by the next one.
-        try:
-            with phase("prune"):
-                store.prune(engine, lock, options.keep)
-        finally:
-            store.record_timings(engine, model_id, phase.timings)
     return TrainResult(
-        model_id=model_id,
+        model_id=stored.model_id,
         algorithm=backend.solver.name,
         params=params,
         metrics=metrics,
@@ -172,7 +162,64 @@ def _train(
     )
 
 
-def _settings(options: TrainOptions, source: Source | None) -> dict[str, Any]:
+@contextmanager
+def _new_version(
+    engine: Engine,
+    lock: WriterLock,
+    algorithm: str,
+    params: dict[str, Any],
+    keep: int,
+    phase: Phases,
+    activate: bool = True,
+) -> Iterator[Stored]:
+    """A model version's row for the body to write (and activate) under ``lock``: marked
+    failed if the body raises, so the previously active model stays active; then the
+    versions beyond ``keep`` pruned (if it was activated) and the phases' seconds stored."""
+    model_id = store.start(engine, algorithm, params, lock)
+    stored = Stored(engine, model_id, lock, params)
+    try:
+        yield stored
+    except BaseException as exc:
+        store.fail(engine, model_id, exc)  # never masks exc: see store.fail
+        raise
+    log.info("model %d is %s (%s)", model_id, "active" if activate else "ready", Phases.summary_of(phase.timings))
+    # The new model is active whatever happens now; an interrupted prune is finished by the next one.
+    try:
+        if activate:
+            with phase("prune"):
+                store.prune(engine, lock, keep)
+    finally:
+        store.record_timings(engine, model_id, phase.timings)
+
+
+def save_model(
+    engine: Engine,
+    outputs: ModelOutputs,
+    algorithm: str,
+    params: dict[str, Any],
+    metrics: dict[str, Any],
+    timings: dict[str, float],
+    *,
+    activate: bool = True,
+    wait: float = 0.0,
+    keep: int = store.DEFAULT_KEEP,
+) -> int:
+    """Store a model fitted elsewhere (in memory: :meth:`recsql.Model.save`) as a new
+    version, as a retrain stores its own: the same rows, the same record, the same
+    atomic switch (unless ``activate`` is False: then it waits, complete but not active,
+    for ``recsql models activate``; see :func:`recsql.store.shelve`).  Returns its model_id."""
+    if keep < 1:
+        raise InvalidParameter(f"keep must be at least 1 (the model being saved), not {keep}")
+    phase = Phases()
+    phase.timings.update(timings)
+    with writer_lock(engine, wait, holder=lambda: store.running_description(engine)) as lock:
+        store.reclaim_dead(engine, lock)
+        with _new_version(engine, lock, algorithm, dict(params), keep, phase, activate) as stored:
+            _write(stored, outputs, metrics, phase, activate)
+    return stored.model_id
+
+
+def run_settings(options: TrainOptions, source: Source | None) -> dict[str, Any]:
     """The run's settings beside the solver's parameters (stored with it)."""
     return {
         "duplicates": options.duplicates,
@@ -263,6 +310,14 @@ def _store(
     )
     if fitted.items is not None:  # what the item model chose completes the run's params (and its result's)
         stored.params.update(fitted.items.facts())
+    _write(stored, outputs, metrics, phase)
+    return metrics
+
+
+def _write(
+    stored: Stored, outputs: ModelOutputs, metrics: dict[str, Any], phase: Phases, activate: bool = True
+) -> None:
+    """The version's rows written and marked ready, then (``activate``) the switch to it."""
     with phase("write", total=len(store.OUTPUT_TABLES)) as step:
         store.save_outputs(
             stored.engine,
@@ -275,5 +330,7 @@ def _store(
             step=step,
         )
     with phase("activate"):
-        store.switch_active(stored.engine, stored.model_id, stored.lock)
-    return metrics
+        if activate:
+            store.switch_active(stored.engine, stored.model_id, stored.lock)
+        else:
+            store.shelve(stored.engine, stored.model_id, stored.lock)

@@ -114,6 +114,20 @@ class RatingMatrix:
             values=kept_values.astype(np.float64),
         )
 
+    def cell_times(self, user_ids: np.ndarray, movie_ids: np.ndarray, times: np.ndarray) -> np.ndarray:
+        """When each known cell was rated, from the ratings it was built of (parallel
+        ``user_ids``, ``movie_ids``, ``times``): a pair rated more than once takes its
+        latest time, so a time split never puts a re-rated pair on both sides."""
+        rows, known_users = self.user_index(user_ids)
+        cols, known_movies = self.movie_index(movie_ids)
+        if not (known_users & known_movies).all():
+            raise ValueError("every rating's user and movie must be in the matrix")
+        cells = self.rows.astype(np.int64) * max(self.n_movies, 1) + self.cols
+        at = np.searchsorted(cells, rows.astype(np.int64) * max(self.n_movies, 1) + cols)
+        latest = np.full(self.nnz, -np.inf)
+        np.maximum.at(latest, at, np.asarray(times, dtype=np.float64))
+        return latest
+
     def user_index(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Row of each external user id, and a mask of which ids are known."""
         return lookup_ids(self.user_ids, ids)

@@ -72,6 +72,32 @@ def _own_ratings(engine: Engine, duplicates: DuplicatePolicy) -> tuple[np.ndarra
         return read_columns(conn, RATINGS_SQL, table="ratings", key="id")
 
 
+def timed_from_database(engine: Engine, duplicates: DuplicatePolicy = "max") -> tuple[RatingMatrix, np.ndarray]:
+    """recsql's ratings and when each cell was rated (NaN: a rating without a time),
+    for the time splits (:mod:`recsql.evaluation.splits`)."""
+    with engine.connect() as conn:
+        users, movies, values, times, undated = read_columns(
+            conn,
+            "SELECT user_id, movie_id, value, COALESCE(rated_at, 0), CASE WHEN rated_at IS NULL THEN 1 ELSE 0 END "
+            "FROM ratings ORDER BY id",
+            "iiffi",
+        )
+    if len(values) == 0:
+        raise NoRatings("there are no ratings in recsql's ratings table; import some with `recsql import ratings FILE`")
+    times[undated == 1] = np.nan
+    matrix = RatingMatrix.from_triples(users, movies, values, duplicates)
+    return matrix, matrix.cell_times(users, movies, times)
+
+
+def timed_from_file(path: str | Path, duplicates: DuplicatePolicy = "max") -> tuple[RatingMatrix, np.ndarray | None]:
+    """A ratings file and when each cell was rated (None: its format has no times)."""
+    frame = read_ratings_file(path)
+    matrix = RatingMatrix.from_triples(frame.user_id, frame.movie_id, frame.value, duplicates)
+    if "rated_at" not in frame:
+        return matrix, None
+    return matrix, matrix.cell_times(frame.user_id.to_numpy(), frame.movie_id.to_numpy(), frame.rated_at.to_numpy())
+
+
 def ratings_from_file(path: str | Path, duplicates: DuplicatePolicy = "max") -> RatingMatrix:
     """A ratings file (any supported format) as a rating matrix."""
     frame = read_ratings_file(path)

@@ -32,7 +32,15 @@ from recsql.store.models import (
     running_description,
     show_model,
 )
-from recsql.store.read import count_rows, load_movie_factors, load_similar, load_user, output_counts
+from recsql.store.read import (
+    count_rows,
+    load_factors,
+    load_lists,
+    load_movie_factors,
+    load_similar,
+    load_user,
+    output_counts,
+)
 from recsql.store.runs import (
     DEFAULT_KEEP,
     activate_model,
@@ -42,10 +50,11 @@ from recsql.store.runs import (
     reclaim_dead,
     reclaim_space,
     record_timings,
+    shelve,
     start,
     switch_active,
 )
-from recsql.store.write import PRUNE_BATCH, discard_outputs, json_safe, save_outputs, save_user
+from recsql.store.write import PRUNE_BATCH, discard_outputs, json_safe, list_rows, save_outputs, save_user
 
 __all__ = [
     "ACTIVE_MODEL_VIEW",
@@ -65,6 +74,9 @@ __all__ = [
     "fail",
     "get_model",
     "json_safe",
+    "list_rows",
+    "load_factors",
+    "load_lists",
     "list_models",
     "load_movie_factors",
     "load_similar",
@@ -75,6 +87,7 @@ __all__ = [
     "reclaim_dead",
     "reclaim_space",
     "record_timings",
+    "shelve",
     "running_description",
     "save_outputs",
     "save_user",

@@ -18,26 +18,34 @@ import scipy.sparse as sp
 from sqlalchemy import Connection, Engine, text
 
 from recsql.algorithms.factors import Factors
+from recsql.algorithms.outputs import Popularity, Recommended
+from recsql.algorithms.topk import TopK
 from recsql.data.matrix import lookup_ids
 from recsql.db import bulk
 from recsql.store.models import OUTPUT_TABLES, ModelInfo, get_model
 
 
+def _side(conn: Connection, side: Literal["user", "movie"], model_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One side of a stored version: its ids (ascending), their feature rows and biases."""
+    ids, features, values = bulk.read_columns(
+        conn, f"SELECT {side}_id, feature, value FROM {side}_features WHERE model_id = {int(model_id)}"
+    )
+    bias_ids, biases = bulk.read_columns(
+        conn, f"SELECT {side}_id, bias FROM {side}_biases WHERE model_id = {int(model_id)}", "if"
+    )
+    unique = np.unique(ids)
+    rows = np.zeros((len(unique), int(features.max()) + 1 if len(features) else 0))
+    rows[lookup_ids(unique, ids)[0], features] = values
+    bias = np.zeros(len(unique))
+    at, known = lookup_ids(unique, bias_ids)
+    bias[at[known]] = biases[known]
+    return unique, rows, bias
+
+
 def load_movie_factors(conn: Connection, model: ModelInfo) -> Factors:
     """A stored version's movie side (factors, biases, mean, scale) as Factors with no
     users: serving adds the one user it scores (:meth:`Factors.with_users`)."""
-    movies, features, values = bulk.read_columns(
-        conn, f"SELECT movie_id, feature, value FROM movie_features WHERE model_id = {int(model.model_id)}"
-    )
-    bias_ids, biases = bulk.read_columns(
-        conn, f"SELECT movie_id, bias FROM movie_biases WHERE model_id = {int(model.model_id)}", "if"
-    )
-    movie_ids = np.unique(movies)
-    movie_factors = np.zeros((len(movie_ids), int(features.max()) + 1 if len(features) else 0))
-    movie_factors[lookup_ids(movie_ids, movies)[0], features] = values
-    movie_bias = np.zeros(len(movie_ids))
-    rows, known = lookup_ids(movie_ids, bias_ids)
-    movie_bias[rows[known]] = biases[known]
+    movie_ids, movie_factors, movie_bias = _side(conn, "movie", model.model_id)
     return Factors(
         user_ids=np.empty(0, dtype=np.int64),
         movie_ids=movie_ids,
@@ -48,6 +56,63 @@ def load_movie_factors(conn: Connection, model: ModelInfo) -> Factors:
         movie_bias=movie_bias,
         clip=model.clip,
     )
+
+
+def load_factors(conn: Connection, model: ModelInfo) -> Factors:
+    """A stored version's whole model, users too (for :func:`recsql.load_model`)."""
+    movies = load_movie_factors(conn, model)
+    user_ids, user_factors, user_bias = _side(conn, "user", model.model_id)
+    if user_factors.shape[1] != movies.movie_factors.shape[1]:  # a version of users alone, or of movies alone
+        user_factors = np.zeros((len(user_ids), movies.movie_factors.shape[1]))
+    return movies.with_users(user_ids, user_factors, user_bias)
+
+
+def load_lists(conn: Connection, model: ModelInfo, factors: Factors) -> tuple[TopK, Recommended, Popularity]:
+    """A stored version's ranked lists as the arrays a fit makes them from (indices into
+    ``factors``' users and movies; -1 and NaN where a list is shorter than the longest)."""
+    m = int(model.model_id)
+    movies, ranks, similar, scores = bulk.read_columns(
+        conn, f"SELECT movie_id, rank, similar_movie_id, score FROM movie_similarities WHERE model_id = {m}", "iiif"
+    )
+    similar_to, similar_scores = _ranked(
+        factors.movie_ids, movies, ranks, lookup_ids(factors.movie_ids, similar)[0], scores
+    )
+    users, ranks, listed, predicted, scores = bulk.read_columns(
+        conn,
+        f"SELECT user_id, rank, movie_id, predicted_rating, score FROM user_recommendations WHERE model_id = {m}",
+        "iiiff",
+    )
+    picks, picked_scores, picked_ratings = _ranked(
+        factors.user_ids, users, ranks, lookup_ids(factors.movie_ids, listed)[0], scores, predicted
+    )
+    ranks, popular, score, counts, means = bulk.read_columns(
+        conn,
+        f"SELECT rank, movie_id, score, n_ratings, mean_rating FROM movie_popularity WHERE model_id = {m}",
+        "iifif",
+    )
+    order = np.argsort(ranks)
+    popularity = Popularity(
+        movie_index=lookup_ids(factors.movie_ids, popular[order])[0],
+        score=score[order],
+        n_ratings=counts[order].astype(np.int64),
+        mean_rating=means[order],
+    )
+    return TopK(similar_to, similar_scores), Recommended(picks, picked_scores, picked_ratings), popularity
+
+
+def _ranked(
+    owner_ids: np.ndarray, owners: np.ndarray, ranks: np.ndarray, listed: np.ndarray, *values: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """Long rows (whose list, rank, what is listed, its values) as one row per owner in
+    ``owner_ids`` and one column per rank: -1 where nothing is listed, NaN its values."""
+    width = int(ranks.max()) if len(ranks) else 0
+    rows = lookup_ids(owner_ids, owners)[0]
+    out = [np.full((len(owner_ids), width), -1, dtype=np.int64)] + [
+        np.full((len(owner_ids), width), np.nan) for _ in values
+    ]
+    for array, column in zip(out, (listed, *values)):
+        array[rows, ranks - 1] = column
+    return tuple(out)
 
 
 def load_similar(conn: Connection, model: ModelInfo, movie_ids: np.ndarray) -> sp.csr_matrix:

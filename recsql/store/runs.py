@@ -111,6 +111,16 @@ def switch_active(engine: Engine, model_id: int, lock: WriterLock) -> None:
         conn.execute(update(Model).where(Model.id == model_id).values(status=ACTIVE, activated_at=now()))
 
 
+def shelve(engine: Engine, model_id: int, lock: WriterLock) -> None:
+    """A ready version kept without activating it (:meth:`recsql.Model.save` with
+    ``activate=False``): marked retired, a complete version no writer holds (a ready one
+    would be taken for a dead run), which ``recsql models activate`` switches to; its
+    empty ``activated_at`` tells it was never active."""
+    with engine.begin() as conn:
+        lock.check(conn)
+        conn.execute(update(Model).where(Model.id == model_id, Model.status == READY).values(status=RETIRED))
+
+
 def record_timings(engine: Engine, model_id: int, timings: dict[str, float]) -> None:
     """Store the final per-phase timings (write and activate end after the version's rows)."""
     with engine.begin() as conn:

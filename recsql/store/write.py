@@ -54,11 +54,11 @@ def _output_rows(model_id: int, outputs: ModelOutputs) -> dict[str, dict[str, np
         ("movie_biases", "movie_id", factors.movie_ids, factors.movie_bias_or_zero),
     ):
         tables[table] = {"model_id": np.full(len(ids), model_id, dtype=np.int64), key: ids, "bias": bias}
-    tables.update(_list_rows(model_id, outputs))
+    tables.update(list_rows(model_id, outputs))
     return tables
 
 
-def _list_rows(model_id: int, outputs: ModelOutputs) -> dict[str, dict[str, np.ndarray]]:
+def list_rows(model_id: int, outputs: ModelOutputs) -> dict[str, dict[str, np.ndarray]]:
     """The ranked lists' rows (similar movies, recommendations, popular movies)."""
     movie_ids = outputs.factors.movie_ids
     n, k = outputs.similar.indices.shape
