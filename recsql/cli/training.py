@@ -15,6 +15,8 @@ from recsql.backends import BACKENDS
 from recsql.cli.app import Decorator, cli, engine_of, is_quiet, say, stacked
 from recsql.cli.output import Column, json_option, show
 from recsql.data.matrix import DUPLICATE_POLICIES
+from recsql.evaluation.baselines import BASELINES
+from recsql.evaluation.splits import SPLITS
 from recsql.evaluation.tuning import require_matplotlib
 from recsql.progress import Phases, terminal
 from recsql.threads import THREADS_ENV
@@ -142,6 +144,14 @@ _holdout_options: Decorator = stacked(
     click.option("--test-fraction", type=float, default=None, help="Hold out this random share."),
     click.option("--folds", type=int, default=None, help="K-fold cross-validation."),
     click.option(
+        "--split",
+        type=click.Choice(SPLITS),
+        default="random",
+        show_default=True,
+        help="time: hold out the latest --test-fraction; leave-last-n: each user's latest --last-n.",
+    ),
+    click.option("--last-n", type=int, default=None, help="With --split leave-last-n: ratings per user (default 1)."),
+    click.option(
         "--source",
         type=click.Path(dir_okay=False),
         default=None,
@@ -262,6 +272,12 @@ METRIC_COLUMNS = [
 @_backend_options
 @_holdout_options
 @click.option("--similar-k", type=int, default=20, show_default=True, help="Similar movies per movie to score.")
+@click.option(
+    "--baselines",
+    default="",
+    callback=lambda _ctx, _param, value: tuple(v.strip() for v in value.split(",") if v.strip()),
+    help=f"Score these beside the model on the same split, comma-separated ({', '.join(BASELINES)}).",
+)
 @_list_options
 @json_option
 @click.pass_context
@@ -272,17 +288,24 @@ def evaluate(ctx: click.Context, train_file: str | None, as_json: bool, **option
     Example:
         recsql evaluate --train ml-100k/u1.base --test ml-100k/u1.test
         recsql evaluate --folds 5 --solver cg --regularization 10 --json
+        recsql evaluate --train ml-100k/u.data --split time --test-fraction 0.2 --baselines popular,ease
+        recsql evaluate --train ml-100k/u.data --split leave-last-n --last-n 5
         recsql evaluate --backend spark --train ml-100k/u1.base --test ml-100k/u1.test
     """
     result = recsql.evaluate(_evaluation_engine(ctx, train_file), train_file=train_file, **options)
     rows = [{"fold": str(i + 1), **f.metrics, "fit_seconds": f.fit_seconds} for i, f in enumerate(result.folds)]
     if len(rows) > 1:
         rows.append({"fold": "mean", **result.mean})
+    rows += [{"fold": name, **result.baseline_mean(name)} for name in result.baselines]
     document = {
         "solver": result.solver,
         "params": result.params,
         "folds": rows[: len(result.folds)],
         "mean": result.mean,
+        "baselines": {
+            name: {"folds": [f.metrics for f in folds], "mean": result.baseline_mean(name)}
+            for name, folds in result.baselines.items()
+        },
     }
     show(rows, [Column("fold", align="<"), *METRIC_COLUMNS], as_json=as_json, document=document)
 

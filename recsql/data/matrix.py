@@ -124,8 +124,11 @@ class RatingMatrix:
             raise ValueError("every rating's user and movie must be in the matrix")
         cells = self.rows.astype(np.int64) * max(self.n_movies, 1) + self.cols
         at = np.searchsorted(cells, rows.astype(np.int64) * max(self.n_movies, 1) + cols)
+        times = np.asarray(times, dtype=np.float64)
+        undated = np.isnan(times)
         latest = np.full(self.nnz, -np.inf)
-        np.maximum.at(latest, at, np.asarray(times, dtype=np.float64))
+        np.maximum.at(latest, at[~undated], times[~undated])
+        latest[np.bincount(at[undated], minlength=self.nnz) > 0] = np.nan  # one undated rating: the pair's time unknown
         return latest
 
     def user_index(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
