@@ -23,10 +23,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from sqlalchemy import Engine
 
 from recsql import store
-from recsql.algorithms.outputs import ModelOutputs, popularity
+from recsql.algorithms.foldin import fold_in
+from recsql.algorithms.fresh import rank_fresh, similar_scores
+from recsql.algorithms.outputs import ModelOutputs, Recommended, popularity
+from recsql.algorithms.ranking import rated_by
 from recsql.data.frames import frame_matrix, integer_ids
 from recsql.data.matrix import lookup_ids
 from recsql.db import keys
@@ -37,6 +41,7 @@ from recsql.evaluation.run import Fitted, fit_facts, listed, scored
 from recsql.evaluation.run import fit as fit_steps
 from recsql.options import FitOptions
 from recsql.progress import Phases
+from recsql.serving.checks import check_ratings
 from recsql.threads import using_threads
 from recsql.train import TrainOptions, run_settings, save_model
 
@@ -78,27 +83,124 @@ class Model:
         predicted[known] = factors.predict(rows[known], cols[known])
         return pd.DataFrame({"user_id": user_ids, "movie_id": movie_ids, "predicted_rating": predicted, "known": known})
 
-    def recommend(self, users: Any, n: int = store.DEFAULT_RECOMMEND_N) -> pd.DataFrame:
-        """Each known user's stored top ``n`` (the stored lists hold ``recommend_n``, 10,
-        or every unrated movie when there are fewer): user_id, rank (1 = best),
-        movie_id, the score that orders them and the predicted rating."""
+    def recommend(self, users: Any, n: int = store.DEFAULT_RECOMMEND_N, exclude_rated: bool = True) -> pd.DataFrame:
+        """Each known user's top ``n``: user_id, rank (1 = best), movie_id, the score that
+        orders them and the predicted rating.  Up to the stored ``recommend_n`` (10) they
+        are the stored lists (fewer for a user who has rated nearly every movie); a longer
+        list, or one that may hold movies the user rated (``exclude_rated`` False), is
+        ranked on the spot as :class:`recsql.Recommender` ranks it
+        (:mod:`recsql.algorithms.fresh`), from the ratings of a model fitted here."""
         if n < 1:
             raise InvalidParameter(f"n must be at least 1, not {n}")
-        recommended = self.outputs.recommended
         rows, known = lookup_ids(self.user_ids, integer_ids(users, "users"))
         rows = rows[known]
-        picks = recommended.indices[rows, :n]  # fewer columns when the catalogue is smaller
+        recommended = self.outputs.recommended
+        if exclude_rated and n <= recommended.indices.shape[1]:
+            return self._listed(self.user_ids[rows], recommended, rows, n)
+        rated = self._rated("a list longer than the stored one, or with rated movies,")
+        skip = rated if exclude_rated else sp.csr_matrix(rated.shape)
+        fresh = rank_fresh(self.outputs.factors, self._lends, rated, skip, n, users=rows)
+        return self._listed(self.user_ids[rows], fresh, np.arange(len(rows)), n)
+
+    def recommend_for_ratings(
+        self,
+        ratings: Mapping[int, float] | pd.DataFrame,
+        n: int = store.DEFAULT_RECOMMEND_N,
+        *,
+        columns: Mapping[str, str] | None = None,
+    ) -> pd.DataFrame:
+        """Top ``n`` movies for people the model has never seen, from a few ratings each:
+        ``{movie_id: rating}`` for one person, or a DataFrame of (user, movie, rating)
+        rows (``columns`` mapped as for :func:`fit`) for several.  Each is folded in
+        (:func:`recsql.algorithms.foldin.fold_in`) and ranked as ``Recommender`` ranks a
+        new user; movies the model does not know are passed over, and a person with no
+        known movie gets the popular ones (``source`` "popular").  Columns: user_id (the
+        DataFrame's ids; -1 for a single person), rank, movie_id, score,
+        predicted_rating, source."""
+        if n < 1:
+            raise InvalidParameter(f"n must be at least 1, not {n}")
+        if isinstance(ratings, Mapping):
+            given = check_ratings(ratings)
+            ratings = pd.DataFrame({"user_id": -1, "movie_id": list(given), "value": list(given.values())})
+            columns = None
+        matrix = frame_matrix(ratings, columns)
+        factors = self.outputs.factors
+        if factors.clip is not None:
+            low, high = factors.clip
+            off = matrix.values[(matrix.values < low) | (matrix.values > high)]
+            if len(off):
+                raise InvalidParameter(
+                    f"ratings must be from {low:g} to {high:g}, the model's scale; off it: {off[0]:g}"
+                )
+        cols, known = lookup_ids(self.movie_ids, matrix.movie_ids[matrix.cols])
+        rated = sp.csr_matrix(
+            (np.ones(int(known.sum())), (matrix.rows[known], cols[known])), shape=(matrix.n_users, len(self.movie_ids))
+        )
+        # The cells are sorted by person, so each person's known movies are one slice.
+        owners, cols, values = matrix.rows[known], cols[known], matrix.values[known]
+        bounds = np.searchsorted(owners, np.arange(matrix.n_users + 1))
+        people = np.flatnonzero(np.diff(bounds) > 0)
+        answers = []
+        if len(people):
+            folded = [
+                fold_in(factors, cols[bounds[u] : bounds[u + 1]], values[bounds[u] : bounds[u + 1]]) for u in people
+            ]
+            vectors = np.array([f.factors for f in folded])
+            biases = np.array([f.bias for f in folded])
+            scored = factors.with_users(matrix.user_ids[people], vectors, biases)
+            fresh = rank_fresh(scored, self._lends, rated[people], rated[people], n)
+            answers.append(
+                self._listed(matrix.user_ids[people], fresh, np.arange(len(people)), n).assign(source="model")
+            )
+        newcomers = np.setdiff1d(np.arange(matrix.n_users), people)
+        if len(newcomers):
+            answers.append(self._popular(matrix.user_ids[newcomers], n))
+        return pd.concat(answers, ignore_index=True) if len(answers) > 1 else answers[0]
+
+    def _listed(self, user_ids: np.ndarray, lists: Recommended, rows: np.ndarray, n: int) -> pd.DataFrame:
+        """Rows ``rows`` of ranked lists, one line per listed movie, the users named ``user_ids``."""
+        picks = lists.indices[rows, :n]
         filled = picks >= 0
-        user_rows = np.broadcast_to(rows[:, None], picks.shape)[filled]
         return pd.DataFrame(
             {
-                "user_id": self.user_ids[user_rows],
+                "user_id": np.broadcast_to(np.asarray(user_ids)[:, None], picks.shape)[filled],
                 "rank": np.broadcast_to(np.arange(1, picks.shape[1] + 1), picks.shape)[filled],
                 "movie_id": self.movie_ids[picks[filled]],
-                "score": recommended.scores[rows, :n][filled],
-                "predicted_rating": recommended.predicted[rows, :n][filled],
+                "score": lists.scores[rows, :n][filled],
+                "predicted_rating": lists.predicted[rows, :n][filled],
             }
         )
+
+    def _popular(self, user_ids: np.ndarray, n: int) -> pd.DataFrame:
+        """The stored popular movies, for each of ``user_ids``."""
+        top = self.outputs.popular
+        k = min(n, len(top.movie_index))
+        return pd.DataFrame(
+            {
+                "user_id": np.repeat(user_ids, k),
+                "rank": np.tile(np.arange(1, k + 1), len(user_ids)),
+                "movie_id": np.tile(self.movie_ids[top.movie_index[:k]], len(user_ids)),
+                "score": np.tile(top.score[:k], len(user_ids)),
+                "predicted_rating": np.nan,
+                "source": "popular",
+            }
+        )
+
+    def _rated(self, what: str) -> sp.csr_matrix:
+        """Who rated what, in the model's rows and columns: known only to a model fitted here."""
+        if self.fitted is None:
+            raise InvalidParameter(
+                f"{what} needs the ratings the model was fitted on; a model read from a database keeps only "
+                "its stored lists (up to recommend_n per user, rated movies left out)"
+            )
+        return self.__dict__.setdefault("_rated_pattern", rated_by(self.fitted.matrix.csr))
+
+    @property
+    def _lends(self) -> sp.csr_matrix | None:
+        """The stored similar lists as the choice a fresh ranking sums (None: lists by rating)."""
+        if self.params.get("metric") != "items":
+            return None
+        return self.__dict__.setdefault("_lends_matrix", similar_scores(self.outputs.similar, len(self.movie_ids)))
 
     def similar(self, movies: Any, k: int | None = None) -> pd.DataFrame:
         """Each known movie's ``k`` (default: all stored, ``similar_k``) most similar

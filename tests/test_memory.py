@@ -112,3 +112,34 @@ def test_evaluate_on_a_dataframe_holds_out_a_share_or_refuses_clearly():
     ]:
         with pytest.raises(InvalidParameter, match=message):
             recsql.evaluate(train=ratings, **given)
+
+
+def test_new_people_are_folded_in_from_a_frame_and_lists_may_keep_rated_movies():
+    rng = np.random.default_rng(4)
+    ratings = pd.DataFrame(
+        {
+            "user_id": rng.integers(1, 80, 4_000),
+            "movie_id": rng.integers(1, 60, 4_000),
+            "value": rng.integers(1, 6, 4_000),
+        }
+    )
+    model = recsql.fit(ratings, samples=0, features=3, max_iterations=3)
+    people = pd.DataFrame({"person": [7, 7, 8, 9], "item": [1, 2, 3, 5000], "stars": [5, 4, 1, 5]})
+    got = model.recommend_for_ratings(people, n=5, columns={"user": "person", "movie": "item", "rating": "stars"})
+    by_person = {p: rows for p, rows in got.groupby("user_id")}
+    assert set(by_person) == {7, 8, 9} and all(len(rows) == 5 for rows in by_person.values())
+    assert not {1, 2} & set(by_person[7].movie_id) and 3 not in set(by_person[8].movie_id)  # rated: left out
+    assert (by_person[9].source == "popular").all()  # knew no movie the model knows
+    popular = model.lists()["movie_popularity"]
+    assert by_person[9].movie_id.tolist() == popular.movie_id.head(5).tolist()
+    one = model.recommend_for_ratings({1: 5, 2: 4}, n=5)
+    assert one.movie_id.tolist() == by_person[7].movie_id.tolist()  # one person alone, the same list
+    with pytest.raises(InvalidParameter, match="from 1 to 5"):
+        model.recommend_for_ratings({1: 50})
+    user = int(ratings.user_id.iloc[0])
+    rated = set(ratings.movie_id[ratings.user_id == user])
+    everything = model.recommend([user], n=60, exclude_rated=False)
+    assert len(everything) == model.movie_ids.size and rated <= set(everything.movie_id)
+    unrated = model.recommend([user], n=60)
+    assert not rated & set(unrated.movie_id) and len(unrated) == model.movie_ids.size - len(rated)
+    assert model.recommend([user])["rank"].tolist() == list(range(1, 11))  # the stored list

@@ -88,6 +88,14 @@ def test_a_model_saved_from_memory_serves_like_the_one_trained(db_url, ml100k, f
             assert mine[name].shape == theirs[name].shape and mine[name].shape[0] > 0, name
             np.testing.assert_allclose(mine[name], theirs[name], rtol=0, atol=1e-9, err_msg=name)
         assert _answers(engine) == _answers(trained)
+        with recsql.Recommender(engine) as served:  # what is ranked on the spot, in memory and served, alike
+            longer = fitted.recommend([13], n=12)
+            assert longer.movie_id.tolist() == [r.movie_id for r in served.recommend(13, limit=12)]
+            assert longer.score.to_numpy() == pytest.approx([r.score for r in served.recommend(13, limit=12)])
+            given = {50: 5, 181: 4, 1: 2, 99_999: 5}  # a movie the model does not know is passed over
+            new = fitted.recommend_for_ratings(given)
+            assert new.movie_id.tolist() == [r.movie_id for r in served.recommend_for_ratings({50: 5, 181: 4, 1: 2})]
+            assert (new.source == "model").all() and (new.user_id == -1).all()
         saved, reference = recsql.show_model(engine, model_id), recsql.list_models(trained)[0]
         assert saved.params == reference.params and saved.algorithm == reference.algorithm
         assert saved.metrics is not None and reference.metrics is not None
@@ -120,6 +128,8 @@ def test_a_model_read_back_is_the_model_saved(tmp_path, fitted, u1):
         pd.testing.assert_frame_equal(mine[table], theirs[table], check_dtype=False, atol=1e-12)
     pd.testing.assert_frame_equal(loaded.similar([1, 50]), fitted.similar([1, 50]), check_dtype=False)
     pd.testing.assert_frame_equal(loaded.recommend([1, 7]), fitted.recommend([1, 7]), check_dtype=False)
+    with pytest.raises(InvalidParameter, match="keeps only its stored lists"):
+        loaded.recommend([1], n=11)
     recsql.activate_model(recsql.connect(url), model_id)
     again = loaded.save(f"sqlite:///{tmp_path / 'copy.db'}")  # a model read back saves like a fitted one
     pd.testing.assert_frame_equal(

@@ -22,9 +22,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsql import store
-from recsql.algorithms.factors import Factors, Ranking
+from recsql.algorithms.factors import Factors
 from recsql.algorithms.foldin import FoldedUser, fold_in
-from recsql.algorithms.ranking import blend
+from recsql.algorithms.fresh import rank_fresh
 from recsql.data.matrix import lookup_ids
 from recsql.errors import UnknownMovie, UnknownUser
 from recsql.serving.answers import Contribution, MovieInfo, PopularMovie, Recommendation, SimilarMovie, numbered
@@ -58,6 +58,13 @@ class _Active:
             unknown = ", ".join(str(i) for i in ids[~known])
             raise UnknownMovie(unknown, f"is not in the active model ({self.info.model_id})")
         return rows
+
+
+def _pattern(movie_ids: np.ndarray, chosen: set[int]) -> sp.csr_matrix:
+    """One user's row marking ``chosen`` of the model's movies (ids it lacks ignored)."""
+    rows, known = lookup_ids(movie_ids, np.array(sorted(chosen), dtype=np.int64))
+    cols = np.unique(rows[known])
+    return sp.csr_matrix((np.ones(len(cols)), (np.zeros(len(cols), dtype=np.int64), cols)), shape=(1, len(movie_ids)))
 
 
 class Recommender(Reader):
@@ -347,22 +354,9 @@ class Recommender(Reader):
         (here: the stored similar-movie lists of the ``rated`` movies, summed) blended with
         the predicted rating, or by predicted rating alone."""
         ids = active.movies.movie_ids
-        n_movies = len(ids)
-        rows, known = lookup_ids(ids, np.array(sorted(excluded), dtype=np.int64))
-        cols = np.unique(rows[known])
-        skip = sp.csr_matrix((np.ones(len(cols)), (np.zeros(len(cols), dtype=np.int64), cols)), shape=(1, n_movies))
-        rank: Ranking | None = None
-        if active.similar is not None:
-            liked, known = lookup_ids(ids, np.array(sorted(rated), dtype=np.int64))
-            choice = np.asarray(active.similar[liked[known]].sum(axis=0)).ravel()
-
-            def rank(_rows: np.ndarray, predictions: np.ndarray) -> np.ndarray:
-                return blend(choice[None, :], user.clipped(predictions), user.global_mean)
-
-        best, value = user.recommend(skip, limit, exact=True, rank=rank)
-        keep = best[0] >= 0
-        cols, scores = best[0][keep], value[0][keep]
-        predicted = user.predict(np.zeros(len(cols), dtype=np.int64), cols)
+        listed = rank_fresh(user, active.similar, _pattern(ids, rated), _pattern(ids, excluded), limit)
+        keep = listed.indices[0] >= 0
+        cols, scores, predicted = listed.indices[0][keep], listed.scores[0][keep], listed.predicted[0][keep]
         titles = self._titles(ids[cols])
         return [
             Recommendation(
