@@ -29,10 +29,10 @@ from sqlalchemy import Engine
 from recsql import store
 from recsql.algorithms.foldin import fold_in
 from recsql.algorithms.fresh import rank_fresh, similar_scores
-from recsql.algorithms.outputs import ModelOutputs, Recommended, popularity
+from recsql.algorithms.outputs import ModelOutputs, Recommended, popularity, relabeled
 from recsql.algorithms.ranking import rated_by
-from recsql.data.frames import frame_matrix, integer_ids
-from recsql.data.matrix import lookup_ids
+from recsql.data.frames import Keys, Side, as_values, integer_ids, parse_frame, read_frame
+from recsql.data.matrix import RatingMatrix, lookup_ids
 from recsql.db import keys
 from recsql.db.catalogue import stored_scale
 from recsql.db.migrate import connect
@@ -60,6 +60,7 @@ class Model:
     timings: dict[str, float]
     fitted: Fitted | None = None
     model_id: int | None = None
+    keys: Keys | None = None  # text ids: the keys the integers stand for (None: integer ids)
 
     @property
     def user_ids(self) -> np.ndarray:
@@ -69,10 +70,20 @@ class Model:
     def movie_ids(self) -> np.ndarray:
         return self.outputs.factors.movie_ids
 
+    def _ids(self, side: Side, given: Any) -> np.ndarray:
+        """The integers of ids as a caller gives them (keys, for a model of text ids)."""
+        if self.keys is not None:
+            return self.keys.ids(side, given)
+        return integer_ids(given, f"{side} ids")
+
+    def _shown(self, side: Side, ids: np.ndarray) -> np.ndarray:
+        """Integers as the caller knows them: the keys, for a model of text ids."""
+        return ids if self.keys is None else self.keys.keys(side, ids)
+
     def predict(self, users: Any, movies: Any) -> pd.DataFrame:
         """Predicted ratings of (user, movie) pairs, one row each, in order.  A pair with
         an id the model has not seen gets the ratings' mean and ``known`` False."""
-        user_ids, movie_ids = integer_ids(users, "users"), integer_ids(movies, "movies")
+        user_ids, movie_ids = self._ids("user", users), self._ids("movie", movies)
         if len(user_ids) != len(movie_ids):
             raise InvalidParameter(f"{len(user_ids)} users but {len(movie_ids)} movies: give one of each per pair")
         rows, known_user = lookup_ids(self.user_ids, user_ids)
@@ -81,7 +92,14 @@ class Model:
         factors = self.outputs.factors
         predicted = np.full(len(user_ids), factors.global_mean, dtype=np.float64)
         predicted[known] = factors.predict(rows[known], cols[known])
-        return pd.DataFrame({"user_id": user_ids, "movie_id": movie_ids, "predicted_rating": predicted, "known": known})
+        return pd.DataFrame(
+            {
+                "user_id": as_values(users) if self.keys is not None else user_ids,
+                "movie_id": as_values(movies) if self.keys is not None else movie_ids,
+                "predicted_rating": predicted,
+                "known": known,
+            }
+        )
 
     def recommend(self, users: Any, n: int = store.DEFAULT_RECOMMEND_N, exclude_rated: bool = True) -> pd.DataFrame:
         """Each known user's top ``n``: user_id, rank (1 = best), movie_id, the score that
@@ -92,15 +110,15 @@ class Model:
         (:mod:`recsql.algorithms.fresh`), from the ratings of a model fitted here."""
         if n < 1:
             raise InvalidParameter(f"n must be at least 1, not {n}")
-        rows, known = lookup_ids(self.user_ids, integer_ids(users, "users"))
+        rows, known = lookup_ids(self.user_ids, self._ids("user", users))
         rows = rows[known]
         recommended = self.outputs.recommended
         if exclude_rated and n <= recommended.indices.shape[1]:
-            return self._listed(self.user_ids[rows], recommended, rows, n)
+            return self._listed(self._shown("user", self.user_ids[rows]), recommended, rows, n)
         rated = self._rated("a list longer than the stored one, or with rated movies,")
         skip = rated if exclude_rated else sp.csr_matrix(rated.shape)
         fresh = rank_fresh(self.outputs.factors, self._lends, rated, skip, n, users=rows)
-        return self._listed(self.user_ids[rows], fresh, np.arange(len(rows)), n)
+        return self._listed(self._shown("user", self.user_ids[rows]), fresh, np.arange(len(rows)), n)
 
     def recommend_for_ratings(
         self,
@@ -120,10 +138,12 @@ class Model:
         if n < 1:
             raise InvalidParameter(f"n must be at least 1, not {n}")
         if isinstance(ratings, Mapping):
-            given = check_ratings(ratings)
+            given = dict(ratings) if self.keys is not None else check_ratings(ratings)
             ratings = pd.DataFrame({"user_id": -1, "movie_id": list(given), "value": list(given.values())})
             columns = None
-        matrix = frame_matrix(ratings, columns)
+        parsed = parse_frame(ratings, columns)
+        person_codes, persons = pd.factorize(pd.Series(parsed.users))  # whoever they are, in order
+        matrix = RatingMatrix.from_triples(person_codes, self._ids("movie", parsed.movies), parsed.values)
         factors = self.outputs.factors
         if factors.clip is not None:
             low, high = factors.clip
@@ -149,12 +169,11 @@ class Model:
             biases = np.array([f.bias for f in folded])
             scored = factors.with_users(matrix.user_ids[people], vectors, biases)
             fresh = rank_fresh(scored, self._lends, rated[people], rated[people], n)
-            answers.append(
-                self._listed(matrix.user_ids[people], fresh, np.arange(len(people)), n).assign(source="model")
-            )
+            named = np.asarray(persons)[matrix.user_ids[people]]
+            answers.append(self._listed(named, fresh, np.arange(len(people)), n).assign(source="model"))
         newcomers = np.setdiff1d(np.arange(matrix.n_users), people)
         if len(newcomers):
-            answers.append(self._popular(matrix.user_ids[newcomers], n))
+            answers.append(self._popular(np.asarray(persons)[matrix.user_ids[newcomers]], n))
         return pd.concat(answers, ignore_index=True) if len(answers) > 1 else answers[0]
 
     def _listed(self, user_ids: np.ndarray, lists: Recommended, rows: np.ndarray, n: int) -> pd.DataFrame:
@@ -165,7 +184,7 @@ class Model:
             {
                 "user_id": np.broadcast_to(np.asarray(user_ids)[:, None], picks.shape)[filled],
                 "rank": np.broadcast_to(np.arange(1, picks.shape[1] + 1), picks.shape)[filled],
-                "movie_id": self.movie_ids[picks[filled]],
+                "movie_id": self._shown("movie", self.movie_ids[picks[filled]]),
                 "score": lists.scores[rows, :n][filled],
                 "predicted_rating": lists.predicted[rows, :n][filled],
             }
@@ -179,7 +198,7 @@ class Model:
             {
                 "user_id": np.repeat(user_ids, k),
                 "rank": np.tile(np.arange(1, k + 1), len(user_ids)),
-                "movie_id": np.tile(self.movie_ids[top.movie_index[:k]], len(user_ids)),
+                "movie_id": np.tile(self._shown("movie", self.movie_ids[top.movie_index[:k]]), len(user_ids)),
                 "score": np.tile(top.score[:k], len(user_ids)),
                 "predicted_rating": np.nan,
                 "source": "popular",
@@ -209,14 +228,16 @@ class Model:
         k = similar.indices.shape[1] if k is None else k
         if k < 1:
             raise InvalidParameter(f"k must be at least 1, not {k}")
-        rows, known = lookup_ids(self.movie_ids, integer_ids(movies, "movies"))
+        rows, known = lookup_ids(self.movie_ids, self._ids("movie", movies))
         picks = similar.indices[rows[known], :k]
         filled = picks >= 0  # a list read back from a database may be shorter than k
         return pd.DataFrame(
             {
-                "movie_id": np.broadcast_to(self.movie_ids[rows[known]][:, None], picks.shape)[filled],
+                "movie_id": self._shown(
+                    "movie", np.broadcast_to(self.movie_ids[rows[known]][:, None], picks.shape)[filled]
+                ),
                 "rank": np.broadcast_to(np.arange(1, picks.shape[1] + 1), picks.shape)[filled],
-                "similar_movie_id": self.movie_ids[picks[filled]],
+                "similar_movie_id": self._shown("movie", self.movie_ids[picks[filled]]),
                 "score": similar.scores[rows[known], :k][filled],
             }
         )
@@ -224,8 +245,15 @@ class Model:
     def lists(self) -> dict[str, pd.DataFrame]:
         """The stored lists, as the tables ``movie_similarities``, ``user_recommendations``
         and ``movie_popularity`` hold them (without the model_id column)."""
+        sides: dict[str, Side] = {"user_id": "user", "movie_id": "movie", "similar_movie_id": "movie"}
         return {
-            table: pd.DataFrame({name: column for name, column in rows.items() if name != "model_id"})
+            table: pd.DataFrame(
+                {
+                    name: self._shown(sides[name], column) if name in sides else column
+                    for name, column in rows.items()
+                    if name != "model_id"
+                }
+            )
             for table, rows in store.list_rows(0, self.outputs).items()
         }
 
@@ -247,10 +275,10 @@ class Model:
         model's (fit with ``rating_scale`` set to it) or its catalogue maps text ids."""
         engine = connect(database) if isinstance(database, str) else database
         try:
-            self._check_fits(engine)
+            outputs = self._outputs_for(engine)
             return save_model(
                 engine,
-                self.outputs,
+                outputs,
                 self.algorithm,
                 self.params,
                 self.metrics,
@@ -263,14 +291,21 @@ class Model:
             if engine is not database:
                 engine.dispose()
 
-    def _check_fits(self, engine: Engine) -> None:
-        """Refuse a database whose ratings this model cannot stand for."""
+    def _outputs_for(self, engine: Engine) -> ModelOutputs:
+        """What this model writes into ``engine``'s database: its outputs, under the
+        database's integers for its keys (new keys are stored, as an import stores them);
+        a database whose ratings it cannot stand for is refused."""
         with engine.connect() as conn:
             scale, kind = stored_scale(conn), keys.stored_id_kind(conn)
-        if kind == "text":
+        if kind == "text" and self.keys is None:
             raise InvalidParameter(
                 "this database's catalogue maps text ids to integers; a model fitted in memory on integer ids "
                 "would not join its keys"
+            )
+        if kind == "integer" and self.keys is not None:
+            raise InvalidParameter(
+                "this database's catalogue has integer ids; a model fitted on text ids is saved into a catalogue "
+                "of text ids, or an empty database"
             )
         clip = self.outputs.factors.clip
         if scale is not None and clip is not None and tuple(clip) != tuple(scale):
@@ -278,6 +313,12 @@ class Model:
                 f"this database's ratings are on the scale {scale[0]:g} to {scale[1]:g} but the model predicts "
                 f"{clip[0]:g} to {clip[1]:g}: fit it with rating_scale=({scale[0]:g}, {scale[1]:g})"
             )
+        if self.keys is None:
+            return self.outputs
+        with engine.begin() as conn:
+            users = keys.integer_ids(conn, "user", self.keys.keys("user", self.user_ids))
+            movies = keys.integer_ids(conn, "movie", self.keys.keys("movie", self.movie_ids))
+        return relabeled(self.outputs, users, movies)
 
 
 def fit(
@@ -299,7 +340,8 @@ def fit(
     fit_options = FitOptions.given(options, given)
     options = TrainOptions(**{f.name: getattr(fit_options, f.name) for f in fields(FitOptions)})
     backend = options.backend_of()
-    matrix = frame_matrix(ratings, columns, options.duplicates)
+    given_ratings = read_frame(ratings, columns, options.duplicates)
+    matrix = given_ratings.matrix
     if rating_scale is not None:
         rating_scale = _checked_scale(rating_scale, matrix.values)
     lists = options.lists()
@@ -313,7 +355,7 @@ def fit(
     if fitted.items is not None:
         params.update(fitted.items.facts())
     outputs = ModelOutputs(fitted.clipped, out.similar, out.recommended, popularity(matrix), n_ratings=matrix.nnz)
-    return Model(outputs, backend.solver.name, params, metrics, phase.timings, fitted)
+    return Model(outputs, backend.solver.name, params, metrics, phase.timings, fitted, keys=given_ratings.keys)
 
 
 def _checked_scale(scale: tuple[float, float], values: np.ndarray) -> tuple[float, float]:
@@ -340,11 +382,23 @@ def load_model(database: Engine | str, model_id: int | None = None) -> Model:
             )
             factors = store.load_factors(conn, info)
             similar, recommended, popular = store.load_lists(conn, info, factors)
+            mapped = None
+            if keys.stored_id_kind(conn) == "text":
+                user_keys = keys.keys_of(conn, "user", factors.user_ids)
+                movie_keys = keys.keys_of(conn, "movie", factors.movie_ids)
+                mapped = Keys(
+                    factors.user_ids,
+                    np.array([user_keys.get(int(i), str(i)) for i in factors.user_ids], dtype=object),
+                    factors.movie_ids,
+                    np.array([movie_keys.get(int(i), str(i)) for i in factors.movie_ids], dtype=object),
+                )
     finally:
         if engine is not database:
             engine.dispose()
     outputs = ModelOutputs(factors, similar, recommended, popular, n_ratings=int(info.n_ratings or 0))
-    return Model(outputs, info.algorithm, info.params, info.metrics or {}, info.timings or {}, None, info.model_id)
+    return Model(
+        outputs, info.algorithm, info.params, info.metrics or {}, info.timings or {}, None, info.model_id, mapped
+    )
 
 
 __all__ = ["Model", "fit", "load_model"]

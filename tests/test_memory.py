@@ -53,10 +53,11 @@ def test_unknown_ids_get_the_mean_and_a_flag_not_an_exception():
 def test_what_cannot_be_fitted_is_refused_with_one_message():
     ratings = pd.DataFrame({"user_id": [1, 2], "movie_id": [10, 20], "value": [4.0, 5.0]})
     cases = [
-        (lambda: recsql.fit([(1, 2, 3.0)]), "must be a pandas DataFrame"),
+        (lambda: recsql.fit({"user": 1}), "must be a pandas DataFrame, an Arrow table or three arrays"),
         (lambda: recsql.fit(ratings.rename(columns={"value": "stars"})), "no column value"),
         (lambda: recsql.fit(ratings, columns={"item": "movie_id"}), "unknown column role item"),
-        (lambda: recsql.fit(ratings.assign(user_id=["a", "b"])), "whole numbers"),
+        (lambda: recsql.fit(ratings.assign(user_id=[1, None])), "holds a missing id"),
+        (lambda: recsql.fit(ratings, samples=0).predict(["a"], [10]), "fitted on integer ids"),
         (lambda: recsql.fit(ratings.assign(value=[4.0, np.nan])), "not a finite number"),
         (lambda: recsql.fit(ratings.iloc[:0]), "no ratings"),
         (lambda: recsql.fit(ratings, speed=3), "unknown option speed"),
@@ -143,3 +144,22 @@ def test_new_people_are_folded_in_from_a_frame_and_lists_may_keep_rated_movies()
     unrated = model.recommend([user], n=60)
     assert not rated & set(unrated.movie_id) and len(unrated) == model.movie_ids.size - len(rated)
     assert model.recommend([user])["rank"].tolist() == list(range(1, 11))  # the stored list
+
+
+def test_an_arrow_table_or_three_arrays_fit_as_the_dataframe_does():
+    pa = pytest.importorskip("pyarrow")
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame(
+        {
+            "user_id": rng.integers(1, 50, 2_000),
+            "movie_id": rng.integers(1, 40, 2_000),
+            "value": rng.integers(1, 6, 2_000),
+        }
+    )
+    quick = {"samples": 0, "features": 3, "max_iterations": 2}
+    expected = recsql.fit(frame, **quick).predict(frame.user_id[:100], frame.movie_id[:100])
+    for given in (pa.Table.from_pandas(frame), (frame.user_id.to_numpy(), frame.movie_id.to_list(), frame.value)):
+        got = recsql.fit(given, **quick).predict(frame.user_id[:100], frame.movie_id[:100])
+        pd.testing.assert_frame_equal(got, expected)
+    with pytest.raises(InvalidParameter, match="differ in length"):
+        recsql.fit((frame.user_id, frame.movie_id[:5], frame.value))

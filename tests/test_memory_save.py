@@ -232,3 +232,67 @@ def test_a_killed_save_is_reclaimed_and_the_old_model_still_serves(db_url, small
         assert sorted(statuses.values()).count("failed") + sorted(statuses.values()).count("pruned") == 1
     finally:
         engine.dispose()
+
+
+# ---------------------------------------------------------------------- text ids
+
+
+@pytest.fixture(scope="module")
+def keyed(u1):
+    """u1 with text ids whose sorted order is the integers' (so the same model is fitted)."""
+    return u1.assign(user_id=u1.user_id.map("u{:04d}".format), movie_id=u1.movie_id.map("m{:04d}".format))
+
+
+def test_text_ids_fit_the_same_model_and_answer_by_key(fitted, keyed):
+    model = recsql.fit(keyed)
+    assert model.keys is not None
+    got = model.predict(["u0013", "u0013", "nobody"], ["m0181", "m9999", "m0181"])
+    expected = fitted.predict([13, 13], [181, 9999]).predicted_rating
+    assert got.user_id.tolist() == ["u0013", "u0013", "nobody"] and got.known.tolist() == [True, False, False]
+    assert got.predicted_rating[:2].tolist() == pytest.approx(expected.tolist(), abs=1e-12)
+    mine, theirs = model.similar(["m0050"], k=5), fitted.similar([50], k=5)
+    assert mine.similar_movie_id.tolist() == [f"m{m:04d}" for m in theirs.similar_movie_id]
+    assert model.recommend(["u0013"]).movie_id.tolist() == [f"m{m:04d}" for m in fitted.recommend([13]).movie_id]
+    new = model.recommend_for_ratings({"m0050": 5, "m0181": 4, "m0001": 2})
+    assert new.movie_id.tolist() == [f"m{m:04d}" for m in fitted.recommend_for_ratings({50: 5, 181: 4, 1: 2}).movie_id]
+    lists = model.lists()["movie_similarities"]
+    assert lists.movie_id.iloc[0] == "m0001" and lists.similar_movie_id.str.startswith("m").all()
+
+
+def test_a_model_of_text_ids_saved_serves_by_key(db_url, keyed, tmp_path):
+    """Saved into a catalogue of text ids that already maps other keys to the first
+    integers: the model's keys get the database's integers, and serving answers by key."""
+    model = recsql.fit(keyed)
+    engine = recsql.connect(db_url)
+    try:
+        earlier = tmp_path / "earlier.csv"
+        earlier.write_text("user_id,movie_id,value\nzed,m0050,4\nann,other,2\n")
+        recsql.import_ratings(engine, earlier, ids="text", rating_scale=(1, 5))  # m0050 is integer 1 here, 'other' 2
+        model_id = model.save(engine)
+        with recsql.Recommender(engine) as served:
+            similar = served.similar("m0050", limit=5)
+            assert [s.movie_key for s in similar] == model.similar(["m0050"], k=5).similar_movie_id.tolist()
+            assert [r.movie_key for r in served.recommend("u0013")] == model.recommend(["u0013"]).movie_id.tolist()
+            assert served.predict("u0013", "m0181") == pytest.approx(
+                model.predict(["u0013"], ["m0181"]).predicted_rating[0], abs=1e-9
+            )
+        with engine.connect() as conn:
+            keys_listed = conn.execute(
+                text("SELECT similar_movie_key FROM similar_movies WHERE movie_key = 'm0050' ORDER BY rank LIMIT 5")
+            ).scalars()
+            assert list(keys_listed) == model.similar(["m0050"], k=5).similar_movie_id.tolist()
+        loaded = recsql.load_model(engine, model_id)
+        pd.testing.assert_frame_equal(loaded.similar(["m0050", "m0001"]), model.similar(["m0050", "m0001"]))
+        pd.testing.assert_frame_equal(
+            loaded.recommend(["u0013", "u0900"]), model.recommend(["u0013", "u0900"]), check_dtype=False
+        )
+    finally:
+        engine.dispose()
+    integers = recsql.connect(f"sqlite:///{tmp_path / 'integers.db'}")
+    small = tmp_path / "s.csv"
+    small.write_text(SMALL_RATINGS)
+    recsql.import_ratings(integers, small)
+    with pytest.raises(InvalidParameter, match="integer ids; a model fitted on text ids"):
+        model.save(integers)
+    assert recsql.list_models(integers) == []
+    integers.dispose()

@@ -11,7 +11,7 @@ stored.  Pure: :mod:`recsql.store` turns a :class:`ModelOutputs` into table rows
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, cast
 
 import numpy as np
@@ -61,6 +61,39 @@ class ModelOutputs:
     recommended: Recommended
     popular: Popularity
     n_ratings: int
+
+
+def relabeled(outputs: ModelOutputs, user_ids: np.ndarray, movie_ids: np.ndarray) -> ModelOutputs:
+    """The same model under other ids (``user_ids`` and ``movie_ids`` parallel to its
+    own: a database's integers for its keys), rows re-sorted by them, as Factors keeps
+    its ids ascending, and every list's indices following their movies."""
+    factors = outputs.factors
+    users, movies = np.argsort(user_ids, kind="stable"), np.argsort(movie_ids, kind="stable")
+    moved = np.empty(len(movies), dtype=np.int64)
+    moved[movies] = np.arange(len(movies))  # a movie's new position
+
+    def follow(indices: np.ndarray) -> np.ndarray:
+        return np.where(indices >= 0, moved[np.maximum(indices, 0)], -1)
+
+    renamed = Factors(
+        user_ids=np.asarray(user_ids)[users],
+        movie_ids=np.asarray(movie_ids)[movies],
+        user_factors=factors.user_factors[users],
+        movie_factors=factors.movie_factors[movies],
+        global_mean=factors.global_mean,
+        user_bias=None if factors.user_bias is None else factors.user_bias[users],
+        movie_bias=None if factors.movie_bias is None else factors.movie_bias[movies],
+        clip=factors.clip,
+        info=factors.info,
+    )
+    similar, recommended, popular = outputs.similar, outputs.recommended, outputs.popular
+    return ModelOutputs(
+        renamed,
+        TopK(follow(similar.indices[movies]), similar.scores[movies]),
+        Recommended(follow(recommended.indices[users]), recommended.scores[users], recommended.predicted[users]),
+        replace(popular, movie_index=moved[popular.movie_index]),
+        outputs.n_ratings,
+    )
 
 
 def check_list_params(k: int, metric: str) -> None:

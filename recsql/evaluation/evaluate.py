@@ -16,7 +16,7 @@ import numpy as np
 from sqlalchemy import Engine
 
 from recsql.algorithms.factors import Factors
-from recsql.data.frames import frame_matrix, frame_timed
+from recsql.data.frames import read_frame
 from recsql.errors import InvalidParameter
 from recsql.evaluation.baselines import baseline_lists, check_baselines
 from recsql.evaluation.metrics import list_metrics
@@ -145,12 +145,12 @@ def _evaluate_frames(options: FitOptions | None, given: dict[str, Any], baseline
     Holdout(test_fraction=fraction, split=split, last_n=last_n, test_file=None if test is None else "test").check()
     options = FitOptions.given(options, given)
     options.backend_of()  # bad options are refused before anything is fitted
+    given_train = read_frame(train, columns, options.duplicates)
     if split != "random":
-        matrix, times = frame_timed(train, columns, options.duplicates)
-        pairs = [split_timed(matrix, times, split, fraction, last_n, options.seed)]
+        pairs = [split_timed(given_train.matrix, given_train.times, split, fraction, last_n, options.seed)]
     elif fraction is not None:
         check_fraction(fraction)
-        pairs = [split_random(frame_matrix(train, columns, options.duplicates), fraction, options.seed)]
-    else:
-        pairs = [(frame_matrix(train, columns, options.duplicates), frame_matrix(test, columns, options.duplicates))]
+        pairs = [split_random(given_train.matrix, fraction, options.seed)]
+    else:  # text ids of the test frame mapped by the training frame's keys
+        pairs = [(given_train.matrix, read_frame(test, columns, options.duplicates, given_train.keys).matrix)]
     return evaluate_on(pairs, options, baselines=baselines)
