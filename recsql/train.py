@@ -182,7 +182,8 @@ def _new_version(
     except BaseException as exc:
         store.fail(engine, model_id, exc)  # never masks exc: see store.fail
         raise
-    log.info("model %d is %s (%s)", model_id, "active" if activate else "ready", Phases.summary_of(phase.timings))
+    done = "active" if activate else "kept aside, not active"
+    log.info("model %d is %s (%s)", model_id, done, Phases.summary_of(phase.timings))
     # The new model is active whatever happens now; an interrupted prune is finished by the next one.
     try:
         if activate:

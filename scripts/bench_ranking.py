@@ -33,9 +33,10 @@ import scipy.sparse as sp
 
 from recsql.algorithms.quality import because_you_rated_top, top_k_quality
 from recsql.algorithms.ranking import ExactItemItem, FactorChoice, dense_gram, ease_weights, rated_by
-from recsql.algorithms.topk import TopK, block_rows, top_k_largest
+from recsql.algorithms.topk import TopK
 from recsql.data.matrix import RatingMatrix
 from recsql.data.synthetic import synthetic_ratings
+from recsql.evaluation.baselines import ranked
 from recsql.evaluation.evaluate import evaluate_on
 from recsql.evaluation.metrics import HeldOut
 from recsql.evaluation.splits import split_random
@@ -54,13 +55,7 @@ def catalogue(ratings: int, users: int, movies: int) -> tuple[RatingMatrix, Rati
 def quality(held: HeldOut, scores: Scores, similar: TopK | None) -> dict[str, float]:
     """NDCG@10 of the top 10 by ``scores`` and, given lists, of "because you rated"."""
     rated = held.rated[held.users]
-    top = np.empty((len(held.users), 10), dtype=np.int64)
-    block = block_rows(rated.shape[1])
-    for start in range(0, len(held.users), block):
-        rows = rated[start : start + block]
-        got = np.array(scores(rows, held.users[start : start + block]), dtype=np.float32)
-        got[np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr)), rows.indices] = -np.inf
-        top[start : start + rows.shape[0]] = top_k_largest(got, 10).indices
+    top = ranked(scores, rated, 10, users=held.users)
     result = {"ndcg": top_k_quality(top, held.relevant)["ndcg_at_10"]}
     if similar is not None:
         result["similar"] = top_k_quality(because_you_rated_top(similar, rated), held.relevant)["ndcg_at_10"]

@@ -106,6 +106,7 @@ def test_a_split_that_cannot_be_made_is_refused_with_one_message(ml100k, tmp_pat
             "import the source",
         ),
         ({"train": frame.assign(timestamp="noon"), "split": "time", "test_fraction": 0.2}, "neither a number"),
+        ({"train_file": frame, "test_fraction": 0.2}, "not a DataFrame: give ratings in memory as train="),
     ]
     for given, message in cases:
         with pytest.raises(InvalidParameter, match=message):
@@ -172,6 +173,20 @@ def test_the_baselines_are_what_plain_numpy_makes_of_the_split(ml100k):
     model, popular, best = result.mean, result.baseline_mean("popular"), result.baseline_mean("ease")
     assert model["ndcg_at_10"] > best["ndcg_at_10"] > popular["ndcg_at_10"]  # on ML-100K u1, as measured
     assert "test_rmse" not in popular and popular["coverage"] < best["coverage"]
+
+
+def test_eases_lambda_never_sees_the_test_and_a_large_catalogue_refuses_it(ml100k, monkeypatch):
+    names = ["user_id", "movie_id", "value", "t"]
+    train = pd.read_csv(ml100k / "u1.base", sep="\t", names=names)
+    test = pd.read_csv(ml100k / "u1.test", sep="\t", names=names)
+    chosen = {
+        recsql.evaluate(train=train, test=part, baselines=("ease",), **QUICK).baseline_mean("ease")["ease_lambda"]
+        for part in (test, test[test.value >= 4], test.iloc[::3])
+    }
+    assert len(chosen) == 1
+    monkeypatch.setattr("recsql.evaluation.baselines.ITEM_MODEL_LIMIT", 1_000)
+    with pytest.raises(InvalidParameter, match="1650 movies is more than 1000"):
+        recsql.evaluate(train=train, test=test, baselines=("ease",), **QUICK)
 
 
 def test_the_cli_scores_a_time_split_beside_the_baselines(ml100k, tmp_path):

@@ -198,6 +198,9 @@ def test_a_failed_save_leaves_the_active_model_serving(db_url, monkeypatch, smal
             np.testing.assert_array_equal(before[name], after[name])
         with recsql.db.lock.writer_lock(engine), pytest.raises(Busy):
             model.save(engine)  # another writer (a retrain) holds the lock: refused at once
+        third = model.save(engine, keep=1)  # older versions pruned as a retrain prunes them
+        statuses = {m.model_id: m.status for m in recsql.list_models(engine)}
+        assert statuses[third] == "active" and statuses[first] == "pruned" and "failed" not in statuses.values()
     finally:
         engine.dispose()
 
@@ -281,6 +284,11 @@ def test_a_model_of_text_ids_saved_serves_by_key(db_url, keyed, tmp_path):
                 text("SELECT similar_movie_key FROM similar_movies WHERE movie_key = 'm0050' ORDER BY rank LIMIT 5")
             ).scalars()
             assert list(keys_listed) == model.similar(["m0050"], k=5).similar_movie_id.tolist()
+        with engine.connect() as conn:  # keys the database knew keep their integers; new ones get the next
+            mapped = dict(conn.execute(text("SELECT movie_key, movie_id FROM movie_keys")).all())
+        assert (
+            mapped["m0050"] == 1 and mapped["other"] == 2 and sorted(mapped.values()) == list(range(1, len(mapped) + 1))
+        )
         loaded = recsql.load_model(engine, model_id)
         pd.testing.assert_frame_equal(loaded.similar(["m0050", "m0001"]), model.similar(["m0050", "m0001"]))
         pd.testing.assert_frame_equal(

@@ -78,12 +78,17 @@ def popular_lists(train: RatingMatrix, n: int = 10, k: int = 20) -> BaselineList
     return BaselineLists("popular", recommended, TopK(indices, counts[indices].astype(np.float64)))
 
 
-def ease_lists(train: RatingMatrix, n: int = 10, k: int = 20, seed: int = 0) -> BaselineLists:
-    if train.n_movies > ITEM_MODEL_LIMIT:
+def check_fits(name: str, train: RatingMatrix) -> None:
+    """Refuse a baseline the catalogue is too large for, before anything is fitted."""
+    if name == "ease" and train.n_movies > ITEM_MODEL_LIMIT:
         raise InvalidParameter(
             f"the ease baseline inverts a movies x movies matrix: {train.n_movies} movies is more than "
             f"{ITEM_MODEL_LIMIT}; leave it out (baselines=('popular',))"
         )
+
+
+def ease_lists(train: RatingMatrix, n: int = 10, k: int = 20, seed: int = 0) -> BaselineLists:
+    check_fits("ease", train)
     lam = choose_ease_lambda(train, seed)
     model = ExactItemItem(ease_weights(dense_gram(rated_by(train.csr)), lam), lam, similar_blend=0.0)
     recommended = ranked(lambda rows, _users: model.choice_scores(_users, rows), rated_by(train.csr), n)
@@ -119,16 +124,18 @@ def choose_ease_lambda(train: RatingMatrix, seed: int = 0) -> float:
     return max(EASE_LAMBDAS, key=lambda lam: scores[lam])
 
 
-def ranked(scores: Scores, pattern: sp.csr_matrix, n: int) -> np.ndarray:
+def ranked(scores: Scores, pattern: sp.csr_matrix, n: int, users: np.ndarray | None = None) -> np.ndarray:
     """Each row's ``n`` best-scored movies it has not rated (-1 where none are left), a
-    block of rows at a time."""
+    block of rows at a time; ``scores`` gets the block's rows and their ``users`` (the
+    rows' own numbers by default)."""
     n_rows, n_movies = pattern.shape
     n = max(0, min(n, n_movies))
     top = np.full((n_rows, n), -1, dtype=np.int64)
     block = block_rows(n_movies)
     for start in range(0, n_rows, block):
         rows = pattern[start : start + block]
-        got = np.array(scores(rows, np.arange(start, start + rows.shape[0])), dtype=np.float32)
+        whose = np.arange(start, start + rows.shape[0]) if users is None else users[start : start + rows.shape[0]]
+        got = np.array(scores(rows, whose), dtype=np.float32)
         got[np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr)), rows.indices] = -np.inf
         best, value = top_k_largest(got, n)
         top[start : start + rows.shape[0]] = np.where(np.isfinite(value), best, -1)

@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from recsql.algorithms.factors import Factors
 from recsql.data.frames import read_frame
 from recsql.errors import InvalidParameter
-from recsql.evaluation.baselines import baseline_lists, check_baselines
+from recsql.evaluation.baselines import baseline_lists, check_baselines, check_fits
 from recsql.evaluation.metrics import list_metrics
 from recsql.evaluation.run import Fitted, Lists, fit, listed, scored
 from recsql.evaluation.splits import Holdout, Split, check_fraction, split_random, split_timed
@@ -80,6 +80,8 @@ def evaluate_on(
     others: dict[str, list[FoldResult]] = {name: [] for name in names}
     with using_threads(options.threads), backend.session(None) as compute:
         for train, test in pairs:
+            for name in names:
+                check_fits(name, train)
             phase = Phases()
             started = time.perf_counter()
             fitted = fit(compute, train, test, lists, phase, backend.steps())

@@ -48,6 +48,12 @@ class Holdout:
     last_n: int | None = None
 
     def check(self) -> None:
+        for name, path in (("train_file", self.train_file), ("test_file", self.test_file)):
+            if path is not None and not isinstance(path, (str, Path)):
+                frame = name.removesuffix("_file")
+                raise InvalidParameter(
+                    f"{name} is a file's path, not a {type(path).__name__}: give ratings in memory as {frame}="
+                )
         given = {"--test-file": self.test_file, "--test-fraction": self.test_fraction, "--folds": self.folds}
         named = [name for name, value in given.items() if value is not None]
         if self.split not in SPLITS:
