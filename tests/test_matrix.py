@@ -55,3 +55,18 @@ def test_duplicate_policies_against_pandas(policy):
     np.testing.assert_allclose(got.to_numpy(), expected.to_numpy())
     np.testing.assert_array_equal(got.index.get_level_values(0), expected.index.get_level_values(0))
     np.testing.assert_array_equal(got.index.get_level_values(1), expected.index.get_level_values(1))
+
+
+def test_a_table_of_positions_finds_what_a_binary_search_finds():
+    """Many ids against dense ones take the table; the answers are the search's."""
+    from recsql.data import matrix
+
+    rng = np.random.default_rng(7)
+    sorted_ids = np.unique(rng.integers(0, 3_000, 1_500))
+    ids = np.concatenate([rng.integers(-5, 3_200, 20_000), sorted_ids[[0, -1]], [-1, 2**40]])
+    pos, known = matrix.lookup_ids(sorted_ids, ids)
+    expected_known = np.isin(ids, sorted_ids)
+    assert len(ids) > matrix.DENSE_LOOKUP and np.array_equal(known, expected_known)
+    assert np.array_equal(sorted_ids[pos[known]], ids[known]) and ((pos >= 0) & (pos < len(sorted_ids))).all()
+    few_pos, few_known = matrix.lookup_ids(sorted_ids, ids[:50])  # few ids: the binary search
+    assert np.array_equal(few_known, expected_known[:50]) and np.array_equal(few_pos[few_known], pos[:50][known[:50]])
