@@ -80,9 +80,19 @@ class Model:
         """Integers as the caller knows them: the keys, for a model of text ids."""
         return ids if self.keys is None else self.keys.keys(side, ids)
 
-    def predict(self, users: Any, movies: Any) -> pd.DataFrame:
-        """Predicted ratings of (user, movie) pairs, one row each, in order.  A pair with
-        an id the model has not seen gets the ratings' mean and ``known`` False."""
+    def predict(self, users: Any, movies: Any = None, *, columns: Mapping[str, str] | None = None) -> pd.DataFrame:
+        """Predicted ratings of (user, movie) pairs, one row each, in order: two arrays
+        (or ids), or one DataFrame of pairs (its user and movie columns named as for
+        :func:`fit`; a held-out test frame as it is).  A pair with an id the model has
+        not seen gets the ratings' mean and ``known`` False."""
+        if movies is None:
+            if not isinstance(users, pd.DataFrame):
+                raise InvalidParameter("give the pairs' users and movies, or one DataFrame of pairs")
+            names = {"user": "user_id", "movie": "movie_id", **(columns or {})}
+            missing = [names[role] for role in ("user", "movie") if names[role] not in users]
+            if missing:
+                raise InvalidParameter(f"the pairs have no column {', '.join(missing)}")
+            users, movies = users[names["user"]], users[names["movie"]]
         user_ids, movie_ids = self._ids("user", users), self._ids("movie", movies)
         if len(user_ids) != len(movie_ids):
             raise InvalidParameter(f"{len(user_ids)} users but {len(movie_ids)} movies: give one of each per pair")

@@ -76,6 +76,8 @@ def test_predicting_a_hundred_thousand_pairs_is_one_vectorised_call(u1):
     got = model.predict(users, movies)
     assert len(got) == 100_000 and (got.user_id.to_numpy() == users).all()
     assert (got.movie_id.to_numpy() == movies).all() and 0 < got.known.sum() < 100_000  # both kinds of pair
+    framed = model.predict(pd.DataFrame({"u": users, "m": movies}), columns={"user": "u", "movie": "m"})
+    pd.testing.assert_frame_equal(framed, got)  # a DataFrame of pairs, as the two arrays
     for i in (0, 17, 99_999):
         one = model.predict(users[i], movies[i])
         assert one.predicted_rating[0] == got.predicted_rating[i] and one.known[0] == got.known[i]
