@@ -24,6 +24,9 @@ from recsql.progress import STALL_ENV, STALL_MARK
 from tests.conftest import SMALL_RATINGS
 
 NAMES = ["user_id", "movie_id", "rating", "timestamp"]
+# Options given to the fit and the retrain alike (tests/test_memory.py compares them at the
+# defaults): a fixed item penalty and fewer sweeps keep the suite quick.
+FAST = {"item_regularization": 250.0, "max_iterations": 5}
 VIEWS = {
     "similar_movies": "SELECT movie_id, rank, similar_movie_id, score FROM similar_movies ORDER BY movie_id, rank",
     "recommended_movies": "SELECT user_id, rank, movie_id, predicted_rating, score FROM recommended_movies "
@@ -39,7 +42,7 @@ def u1(ml100k):
 
 @pytest.fixture(scope="module")
 def fitted(u1):
-    return recsql.fit(u1)
+    return recsql.fit(u1, **FAST)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +50,7 @@ def trained(ml100k, tmp_path_factory):
     """recsql train on the same ratings, for reference."""
     engine = recsql.connect(f"sqlite:///{tmp_path_factory.mktemp('trained') / 'r.db'}")
     recsql.import_ratings(engine, ml100k / "u1.base")
-    recsql.train(engine)
+    recsql.train(engine, **FAST)
     yield engine
     engine.dispose()
 
@@ -246,8 +249,13 @@ def keyed(u1):
     return u1.assign(user_id=u1.user_id.map("u{:04d}".format), movie_id=u1.movie_id.map("m{:04d}".format))
 
 
-def test_text_ids_fit_the_same_model_and_answer_by_key(fitted, keyed):
-    model = recsql.fit(keyed)
+@pytest.fixture(scope="module")
+def keyed_model(keyed):
+    return recsql.fit(keyed, **FAST)
+
+
+def test_text_ids_fit_the_same_model_and_answer_by_key(fitted, keyed_model):
+    model = keyed_model
     assert model.keys is not None
     got = model.predict(["u0013", "u0013", "nobody"], ["m0181", "m9999", "m0181"])
     expected = fitted.predict([13, 13], [181, 9999]).predicted_rating
@@ -262,10 +270,10 @@ def test_text_ids_fit_the_same_model_and_answer_by_key(fitted, keyed):
     assert lists.movie_id.iloc[0] == "m0001" and lists.similar_movie_id.str.startswith("m").all()
 
 
-def test_a_model_of_text_ids_saved_serves_by_key(db_url, keyed, tmp_path):
+def test_a_model_of_text_ids_saved_serves_by_key(db_url, keyed_model, tmp_path):
     """Saved into a catalogue of text ids that already maps other keys to the first
     integers: the model's keys get the database's integers, and serving answers by key."""
-    model = recsql.fit(keyed)
+    model = keyed_model
     engine = recsql.connect(db_url)
     try:
         earlier = tmp_path / "earlier.csv"
