@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from recsql import store
+from recsql.algorithms.factors import Factors
 from recsql.algorithms.foldin import fold_in
 from recsql.algorithms.fresh import rank_fresh, similar_scores
 from recsql.algorithms.outputs import ModelOutputs, Recommended, popularity, relabeled
@@ -339,7 +340,8 @@ def fit(
     rating_scale: tuple[float, float] | None = None,
     **given: Any,
 ) -> Model:
-    """Fit recsql's model and lists to a DataFrame of ratings (integer ids), in memory.
+    """Fit recsql's model and lists to ratings in memory: a DataFrame, an Arrow table or
+    three arrays (users, movies, ratings), with integer or text ids.
 
     ``columns`` names the frame's user, movie and rating columns as ``--columns`` does
     (``{"user": "userId", "movie": "movieId", "rating": "rating"}``; default
@@ -392,16 +394,7 @@ def load_model(database: Engine | str, model_id: int | None = None) -> Model:
             )
             factors = store.load_factors(conn, info)
             similar, recommended, popular = store.load_lists(conn, info, factors)
-            mapped = None
-            if keys.stored_id_kind(conn) == "text":
-                user_keys = keys.keys_of(conn, "user", factors.user_ids)
-                movie_keys = keys.keys_of(conn, "movie", factors.movie_ids)
-                mapped = Keys(
-                    factors.user_ids,
-                    np.array([user_keys.get(int(i), str(i)) for i in factors.user_ids], dtype=object),
-                    factors.movie_ids,
-                    np.array([movie_keys.get(int(i), str(i)) for i in factors.movie_ids], dtype=object),
-                )
+            mapped = _stored_keys(conn, factors) if keys.stored_id_kind(conn) == "text" else None
     finally:
         if engine is not database:
             engine.dispose()
@@ -409,6 +402,19 @@ def load_model(database: Engine | str, model_id: int | None = None) -> Model:
     return Model(
         outputs, info.algorithm, info.params, info.metrics or {}, info.timings or {}, None, info.model_id, mapped
     )
+
+
+def _stored_keys(conn: Connection, factors: Factors) -> Keys:
+    """A text catalogue's keys of a stored model's users and movies."""
+    sides = []
+    wanted: tuple[tuple[Side, np.ndarray], ...] = (("user", factors.user_ids), ("movie", factors.movie_ids))
+    for side, ids in wanted:
+        known_ids, known_keys = keys.all_keys(conn, side)
+        at, found = lookup_ids(known_ids, ids)
+        if not found.all():
+            raise InvalidParameter(f"{int((~found).sum())} of the model's {side}s have no key in this catalogue")
+        sides.append(known_keys[at])
+    return Keys(factors.user_ids, sides[0], factors.movie_ids, sides[1])
 
 
 __all__ = ["Model", "fit", "load_model"]

@@ -11,6 +11,14 @@ import recsql
 from recsql.errors import InvalidParameter
 
 
+def _random_ratings(seed: int, n: int, users: int, movies: int) -> pd.DataFrame:
+    """``n`` ratings from 1 to 5 of random (user, movie) pairs, reproducibly."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {"user_id": rng.integers(1, users, n), "movie_id": rng.integers(1, movies, n), "value": rng.integers(1, 6, n)}
+    )
+
+
 @pytest.fixture(scope="module")
 def u1(ml100k):
     return pd.read_csv(ml100k / "u1.base", sep="\t", names=["userId", "movieId", "rating", "timestamp"])
@@ -96,14 +104,7 @@ def test_evaluate_takes_dataframes_as_it_takes_files(ml100k, u1):
 
 
 def test_evaluate_on_a_dataframe_holds_out_a_share_or_refuses_clearly():
-    rng = np.random.default_rng(1)
-    ratings = pd.DataFrame(
-        {
-            "user_id": rng.integers(1, 60, 3_000),
-            "movie_id": rng.integers(1, 80, 3_000),
-            "value": rng.integers(1, 6, 3_000),
-        }
-    )
+    ratings = _random_ratings(seed=1, n=3_000, users=60, movies=80)
     held = recsql.evaluate(train=ratings, test_fraction=0.2, samples=0, features=3, max_iterations=2).mean
     assert 0 < held["n_test"] + held["n_test_skipped"] < 3_000 * 0.3
     for given, message in [
@@ -118,14 +119,7 @@ def test_evaluate_on_a_dataframe_holds_out_a_share_or_refuses_clearly():
 
 
 def test_new_people_are_folded_in_from_a_frame_and_lists_may_keep_rated_movies():
-    rng = np.random.default_rng(4)
-    ratings = pd.DataFrame(
-        {
-            "user_id": rng.integers(1, 80, 4_000),
-            "movie_id": rng.integers(1, 60, 4_000),
-            "value": rng.integers(1, 6, 4_000),
-        }
-    )
+    ratings = _random_ratings(seed=4, n=4_000, users=80, movies=60)
     model = recsql.fit(ratings, samples=0, features=3, max_iterations=3)
     people = pd.DataFrame({"person": [7, 7, 8, 9], "item": [1, 2, 3, 5000], "stars": [5, 4, 1, 5]})
     got = model.recommend_for_ratings(people, n=5, columns={"user": "person", "movie": "item", "rating": "stars"})
@@ -150,14 +144,7 @@ def test_new_people_are_folded_in_from_a_frame_and_lists_may_keep_rated_movies()
 
 def test_an_arrow_table_or_three_arrays_fit_as_the_dataframe_does():
     pa = pytest.importorskip("pyarrow")
-    rng = np.random.default_rng(5)
-    frame = pd.DataFrame(
-        {
-            "user_id": rng.integers(1, 50, 2_000),
-            "movie_id": rng.integers(1, 40, 2_000),
-            "value": rng.integers(1, 6, 2_000),
-        }
-    )
+    frame = _random_ratings(seed=5, n=2_000, users=50, movies=40)
     quick = {"samples": 0, "features": 3, "max_iterations": 2}
     expected = recsql.fit(frame, **quick).predict(frame.user_id[:100], frame.movie_id[:100])
     for given in (pa.Table.from_pandas(frame), (frame.user_id.to_numpy(), frame.movie_id.to_list(), frame.value)):

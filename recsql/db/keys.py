@@ -88,6 +88,14 @@ def keys_of(conn: Connection, side: Side, ids: np.ndarray) -> dict[int, str]:
     return dict(conn.execute(select(id_col, key_col).where(id_col.in_([int(i) for i in ids]))).all())
 
 
+def all_keys(conn: Connection, side: Side) -> tuple[np.ndarray, np.ndarray]:
+    """Every integer of a side that has a key, ascending, and its key (a whole model's
+    worth: one read of the table rather than an IN list of every id)."""
+    id_col, key_col = _columns(side)
+    rows = conn.execute(select(id_col, key_col).order_by(id_col)).all()
+    return np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows], dtype=object)
+
+
 def ids_of(conn: Connection, side: Side, keys: list[str]) -> dict[str, int]:
     """The integers of those application keys the catalogue knows (one query)."""
     if not keys:
