@@ -17,8 +17,10 @@ is the version a retrain would have written (:func:`recsql.train.save_model`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -30,7 +32,7 @@ from recsql import store
 from recsql.algorithms.factors import Factors
 from recsql.algorithms.foldin import fold_in
 from recsql.algorithms.fresh import rank_fresh, similar_scores
-from recsql.algorithms.outputs import ModelOutputs, Recommended, popularity, relabeled
+from recsql.algorithms.outputs import ModelOutputs, Recommended, relabeled
 from recsql.algorithms.ranking import rated_by
 from recsql.data.frames import Keys, Side, as_values, integer_ids, parse_frame, read_frame
 from recsql.data.matrix import RatingMatrix, lookup_ids
@@ -38,7 +40,7 @@ from recsql.db import keys
 from recsql.db.catalogue import stored_scale
 from recsql.db.migrate import connect
 from recsql.errors import InvalidParameter
-from recsql.evaluation.run import Fitted, fit_facts, listed, scored
+from recsql.evaluation.run import Fitted, listed, run_metrics, stored_outputs
 from recsql.evaluation.run import fit as fit_steps
 from recsql.options import FitOptions
 from recsql.progress import Phases
@@ -223,14 +225,19 @@ class Model:
                 f"{what} needs the ratings the model was fitted on; a model read from a database keeps only "
                 "its stored lists (up to recommend_n per user, rated movies left out)"
             )
-        return self.__dict__.setdefault("_rated_pattern", rated_by(self.fitted.matrix.csr))
+        return self._rated_pattern
 
-    @property
+    @cached_property
+    def _rated_pattern(self) -> sp.csr_matrix:
+        assert self.fitted is not None
+        return rated_by(self.fitted.matrix.csr)
+
+    @cached_property
     def _lends(self) -> sp.csr_matrix | None:
         """The stored similar lists as the choice a fresh ranking sums (None: lists by rating)."""
         if self.params.get("metric") != "items":
             return None
-        return self.__dict__.setdefault("_lends_matrix", similar_scores(self.outputs.similar, len(self.movie_ids)))
+        return similar_scores(self.outputs.similar, len(self.movie_ids))
 
     def similar(self, movies: Any, k: int | None = None) -> pd.DataFrame:
         """Each known movie's ``k`` (default: all stored, ``similar_k``) most similar
@@ -284,8 +291,7 @@ class Model:
 
         Refused, with nothing written, when the database's rating scale is not the
         model's (fit with ``rating_scale`` set to it) or its catalogue maps text ids."""
-        engine = connect(database) if isinstance(database, str) else database
-        try:
+        with _engine(database) as engine:
             outputs = self._outputs_for(engine)
             return save_model(
                 engine,
@@ -298,9 +304,6 @@ class Model:
                 wait=wait,
                 keep=keep,
             )
-        finally:
-            if engine is not database:
-                engine.dispose()
 
     def _outputs_for(self, engine: Engine) -> ModelOutputs:
         """What this model writes into ``engine``'s database: its outputs, under the
@@ -363,11 +366,18 @@ def fit(
         phase = Phases()
         fitted = fit_steps(compute, matrix, None, lists, phase, backend.steps(), scale=rating_scale)
         out = listed(compute, fitted, lists, phase)
-        metrics = {**scored(fitted, lists, out, phase), **fit_facts(fitted)}
-    if fitted.items is not None:
+        metrics = run_metrics(fitted, lists, out, phase)
+    if fitted.items is not None:  # what the item model chose completes the params, as in a retrain
         params.update(fitted.items.facts())
-    outputs = ModelOutputs(fitted.clipped, out.similar, out.recommended, popularity(matrix), n_ratings=matrix.nnz)
-    return Model(outputs, backend.solver.name, params, metrics, phase.timings, fitted, keys=given_ratings.keys)
+    return Model(
+        stored_outputs(fitted, out),
+        backend.solver.name,
+        params,
+        metrics,
+        phase.timings,
+        fitted,
+        keys=given_ratings.keys,
+    )
 
 
 def _checked_scale(scale: tuple[float, float], values: np.ndarray) -> tuple[float, float]:
@@ -384,24 +394,32 @@ def _checked_scale(scale: tuple[float, float], values: np.ndarray) -> tuple[floa
 def load_model(database: Engine | str, model_id: int | None = None) -> Model:
     """A stored model version (default: the active one) in memory, to predict, list and
     compare in a notebook as a fitted one, or to save into another database."""
-    engine = connect(database) if isinstance(database, str) else database
-    try:
-        with engine.connect() as conn:
-            info = (
-                store.get_model(conn, store.active_model_id(conn))
-                if model_id is None
-                else store.complete_model(conn, model_id, "loaded")
-            )
-            factors = store.load_factors(conn, info)
-            similar, recommended, popular = store.load_lists(conn, info, factors)
-            mapped = _stored_keys(conn, factors) if keys.stored_id_kind(conn) == "text" else None
-    finally:
-        if engine is not database:
-            engine.dispose()
+    with _engine(database) as engine, engine.connect() as conn:
+        info = (
+            store.get_model(conn, store.active_model_id(conn))
+            if model_id is None
+            else store.complete_model(conn, model_id, "loaded")
+        )
+        factors = store.load_factors(conn, info)
+        similar, recommended, popular = store.load_lists(conn, info, factors)
+        mapped = _stored_keys(conn, factors) if keys.stored_id_kind(conn) == "text" else None
     outputs = ModelOutputs(factors, similar, recommended, popular, n_ratings=int(info.n_ratings or 0))
     return Model(
         outputs, info.algorithm, info.params, info.metrics or {}, info.timings or {}, None, info.model_id, mapped
     )
+
+
+@contextmanager
+def _engine(database: Engine | str) -> Iterator[Engine]:
+    """The caller's Engine, or one made for a URL (its schema checked) and disposed after."""
+    if not isinstance(database, str):
+        yield database
+        return
+    engine = connect(database)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def _stored_keys(conn: Connection, factors: Factors) -> Keys:

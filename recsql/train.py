@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from recsql import store
-from recsql.algorithms.outputs import ModelOutputs, popularity
+from recsql.algorithms.outputs import ModelOutputs
 from recsql.backends import Backend, Compute, RatingsAt
 from recsql.data.imports import refresh_titles
 from recsql.data.matrix import RatingMatrix
@@ -29,7 +29,7 @@ from recsql.data.source import Source
 from recsql.db.catalogue import stored_scale
 from recsql.db.lock import WriterLock, writer_lock
 from recsql.errors import InvalidParameter
-from recsql.evaluation.run import Fitted, Lists, Scale, fit, fit_facts, listed, scored
+from recsql.evaluation.run import Fitted, Lists, Scale, fit, listed, run_metrics, stored_outputs
 from recsql.evaluation.splits import check_fraction, split_random
 from recsql.options import FitOptions
 from recsql.progress import Phases
@@ -290,7 +290,7 @@ def _scale(engine: Engine, source: Source | None, lock: WriterLock) -> Scale:
 
 def _scored(compute: Compute, fitted: Fitted, lists: Lists, phase: Phases, prefix: str = "") -> dict[str, Any]:
     """A fit's metrics on its held-out ratings, through the lists it would store."""
-    return {**scored(fitted, lists, listed(compute, fitted, lists, phase, prefix), phase), **fit_facts(fitted)}
+    return run_metrics(fitted, lists, listed(compute, fitted, lists, phase, prefix), phase)
 
 
 def _store(
@@ -305,10 +305,8 @@ def _store(
     every rating), the write and the switch to the new model.  Returns the metrics stored."""
     out = listed(compute, fitted, lists, phase, prefix="refit " if metrics is not None else "")
     if metrics is None:
-        metrics = {**scored(fitted, lists, out, phase), **fit_facts(fitted)}
-    outputs = ModelOutputs(
-        fitted.clipped, out.similar, out.recommended, popularity(fitted.matrix), n_ratings=fitted.matrix.nnz
-    )
+        metrics = run_metrics(fitted, lists, out, phase)
+    outputs = stored_outputs(fitted, out)
     if fitted.items is not None:  # what the item model chose completes the run's params (and its result's)
         stored.params.update(fitted.items.facts())
     _write(stored, outputs, metrics, phase)

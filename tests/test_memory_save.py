@@ -15,10 +15,12 @@ import textwrap
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy
 from sqlalchemy import text
 
 import recsql
 from recsql.db import bulk
+from recsql.db.engine import normalize_url
 from recsql.errors import Busy, InvalidParameter
 from recsql.progress import STALL_ENV, STALL_MARK
 from tests.conftest import SMALL_RATINGS
@@ -312,3 +314,26 @@ def test_a_model_of_text_ids_saved_serves_by_key(db_url, keyed_model, tmp_path):
         model.save(integers)
     assert recsql.list_models(integers) == []
     integers.dispose()
+
+
+def test_a_save_blocked_by_an_applications_lock_gives_up_and_changes_nothing(postgresql_url, small_csv):
+    """The application holds a lock on an output table: the save waits its lock timeout,
+    says which table is held, and the model that was serving still serves."""
+    engine = recsql.connect(postgresql_url, lock_timeout=1)
+    application = sqlalchemy.create_engine(normalize_url(postgresql_url))
+    try:
+        recsql.import_ratings(engine, small_csv)
+        first = _small_model().save(engine)
+        before = _view_rows(engine)
+        with application.begin() as held:
+            held.execute(text("LOCK TABLE user_recommendations IN ACCESS EXCLUSIVE MODE"))
+            with pytest.raises(recsql.errors.DatabaseUnavailable, match="user_recommendations"):
+                _small_model().save(engine)
+        statuses = {m.model_id: m.status for m in recsql.list_models(engine)}
+        assert statuses[first] == "active" and list(statuses.values()).count("failed") == 1
+        after = _view_rows(engine)
+        for name in VIEWS:
+            np.testing.assert_array_equal(before[name], after[name])
+    finally:
+        application.dispose()
+        engine.dispose()

@@ -90,8 +90,9 @@ def check_fits(name: str, train: RatingMatrix) -> None:
 def ease_lists(train: RatingMatrix, n: int = 10, k: int = 20, seed: int = 0) -> BaselineLists:
     check_fits("ease", train)
     lam = choose_ease_lambda(train, seed)
-    model = ExactItemItem(ease_weights(dense_gram(rated_by(train.csr)), lam), lam, similar_blend=0.0)
-    recommended = ranked(lambda rows, _users: model.choice_scores(_users, rows), rated_by(train.csr), n)
+    pattern = rated_by(train.csr)
+    model = ExactItemItem(ease_weights(dense_gram(pattern), lam), lam, similar_blend=0.0)
+    recommended = ranked(lambda rows, users: model.choice_scores(users, rows), pattern, n)
     return BaselineLists("ease", recommended, model.similar_movies(k, np.zeros(train.n_movies)), {"ease_lambda": lam})
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from recsql.algorithms.factors import Factors
-from recsql.algorithms.outputs import ListMetric, Recommended
+from recsql.algorithms.outputs import ListMetric, ModelOutputs, Recommended, popularity
 from recsql.algorithms.ranking import ItemItem, ItemPenalty
 from recsql.algorithms.topk import TopK, block_count
 from recsql.backends import Compute
@@ -114,3 +114,14 @@ def fit_facts(fitted: Fitted) -> dict[str, Any]:
         **{k: v for k, v in factors.info.items() if isinstance(v, (int, float, bool, list))},
         "stored_features": int(factors.movie_factors.shape[1]),
     }
+
+
+def run_metrics(fitted: Fitted, lists: Lists, out: Listed, phase: Phases) -> dict[str, Any]:
+    """What a run stores as its metrics: :func:`scored` and :func:`fit_facts`."""
+    return {**scored(fitted, lists, out, phase), **fit_facts(fitted)}
+
+
+def stored_outputs(fitted: Fitted, out: Listed) -> ModelOutputs:
+    """Everything a run writes of a fit: its factors (clipped to the scale), its lists
+    and the popular movies of the ratings it was fitted to."""
+    return ModelOutputs(fitted.clipped, out.similar, out.recommended, popularity(fitted.matrix), fitted.matrix.nnz)
