@@ -14,11 +14,12 @@ application tables, the rating matrix) at the edges; ``algorithms/`` (Factors, s
 item models, lists) and ``evaluation/`` in the pure middle; ``backends/`` (local or
 Spark) run the fits; ``train.py`` strings a retrain together, ``store/`` owns the
 tables of model versions, ``serving/`` answers applications (``Recommender``) and
-admins (``AdminReader``); ``inspection.py``, ``compare.py`` and ``report.py`` show
-models to admins; ``cli/`` prints.
+admins (``AdminReader``); ``inspection.py``, ``compare.py``, ``online.py`` and
+``report.py`` show models to admins; ``cli/`` prints.
 """
 
 from recsql.compare import ModelDiff, diff_models
+from recsql.data.events import import_events, log_events, prune_events
 from recsql.data.imports import GenerateResult, ImportResult, generate, import_movies, import_ratings
 from recsql.data.source import Source
 from recsql.db.health import Health, health
@@ -36,10 +37,22 @@ from recsql.inspection import (
     inspect_user,
 )
 from recsql.memory import Model, fit, load_model
+from recsql.online import OnlineMetrics, online_metrics
 from recsql.options import FitOptions
 from recsql.report import write_report
 from recsql.serving import Contribution, MovieInfo, PopularMovie, Recommendation, Recommender, SimilarMovie
-from recsql.store import ModelInfo, activate_model, list_models, output_counts, prune_models, show_model
+from recsql.store import (
+    ModelInfo,
+    Split,
+    activate_model,
+    end_split,
+    list_models,
+    list_splits,
+    output_counts,
+    prune_models,
+    show_model,
+    split_traffic,
+)
 from recsql.train import TrainOptions, TrainResult, train
 
 __version__ = "0.1.0"
@@ -89,6 +102,16 @@ __all__ = [
     "diff_models",
     "ModelDiff",
     "write_report",
+    # experiments: what users did, traffic splits, online metrics
+    "log_events",
+    "import_events",
+    "prune_events",
+    "split_traffic",
+    "end_split",
+    "list_splits",
+    "Split",
+    "online_metrics",
+    "OnlineMetrics",
     # serving
     "Recommender",
     "Recommendation",

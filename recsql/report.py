@@ -4,8 +4,10 @@ The page is a single file (every plot an inline PNG, the style inline, no script
 network): an admin can mail it, open it offline, or keep one per retrain.  It holds the
 plots an admin would rather look at than read (the ratings the model learnt from, its
 training curve, the history of runs, a map of the movies' features, its similarity
-scores), its metrics against the previous model with better and worse marked, and spot
-checks of its similar-movie lists.  matplotlib comes with the ``plots`` extra.
+scores), its metrics against the previous model with better and worse marked, spot
+checks of its similar-movie lists, and, once a traffic split has run with it, how its
+users responded against the other model's (:mod:`recsql.online`).  matplotlib comes with
+the ``plots`` extra.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from recsql.db.tables import PRUNED
 from recsql.errors import InvalidParameter
 from recsql.evaluation.tuning import require_matplotlib
 from recsql.inspection import ModelInspection, inspect_model
+from recsql.online import OnlineMetrics, online_metrics, split_bounds
 from recsql.store import read
 from recsql.store.catalogue import every_title
 
@@ -83,7 +86,7 @@ def write_report(engine: Engine, out: str | Path, model_id: int | None = None) -
         _map_figure(movies.movie_ids, movies.movie_factors, matrix, catalogue),
         _similarity_figure(scores, model.params.get("metric")),
     ]
-    page = _page(inspection, previous, [f for f in figures if f is not None], spot)
+    page = _page(inspection, previous, [f for f in figures if f is not None], spot, _online(engine, model.model_id))
     path = Path(out)
     path.write_text(page, encoding="utf-8")
     return path
@@ -262,6 +265,7 @@ def _page(
     previous: store.ModelInfo | None,
     figures: list[Figure],
     spot: list[tuple[str, list[str]]],
+    online: OnlineMetrics | None = None,
 ) -> str:
     model = inspection.model
     e = html.escape
@@ -290,8 +294,8 @@ def _page(
         "<tr><th>movie</th><th>its five most similar movies</th></tr>",
     ]
     parts += [f"<tr><td>{e(name)}</td><td>{e('; '.join(similar))}</td></tr>" for name, similar in spot]
+    parts += ["</table>", *_online_section(online)]
     parts += [
-        "</table>",
         "<h2>Storage</h2>",
         "<table>",
         "<tr><th>table</th><th>rows</th><th>bytes (estimated share)</th></tr>",
@@ -303,6 +307,44 @@ def _page(
     ]
     parts += ["</table>", "</body></html>"]
     return "\n".join(parts)
+
+
+def _online(engine: Engine, model_id: int) -> OnlineMetrics | None:
+    """The online metrics of the latest traffic split this model took part in, if any."""
+    split = next((s for s in store.list_splits(engine) if model_id in (s.model_a, s.model_b)), None)
+    if split is None:
+        return None
+    since, until = split_bounds(split)
+    return online_metrics(engine, split.model_a, split.model_b, since=since, until=until)
+
+
+def _online_section(online: OnlineMetrics | None) -> list[str]:
+    if online is None:
+        return []
+    rows = [
+        "<h2 id='online'>Online: what users did with each model's lists</h2>",
+        f"<p>Model {online.b.model_id} (B) against model {online.a.model_id} (A); an impression is a movie "
+        f"shown to a user, clicked or converted within {online.window:,} seconds; 95 % intervals.</p>",
+        "<table id='online-metrics'><tr><th>variant</th><th>model</th><th>impressions</th><th>users</th>"
+        "<th>click-through</th><th>95 % interval</th><th>conversion</th><th>95 % interval</th>"
+        "<th>clicked movies</th><th>click coverage</th></tr>",
+    ]
+    for name, v in (("A", online.a), ("B", online.b)):
+        ctr, conversion = v.click_through, v.conversion
+        rows.append(
+            f"<tr><td>{name}</td><td class='n'>{v.model_id}</td><td class='n'>{v.impressions:,}</td>"
+            f"<td class='n'>{v.users:,}</td><td class='n'>{ctr.rate:.2%}</td>"
+            f"<td class='n'>{ctr.low:.2%} .. {ctr.high:.2%}</td><td class='n'>{conversion.rate:.2%}</td>"
+            f"<td class='n'>{conversion.low:.2%} .. {conversion.high:.2%}</td>"
+            f"<td class='n'>{v.clicked_movies:,}</td><td class='n'>{v.click_coverage:.2%}</td></tr>"
+        )
+    diff = online.click_through
+    rows += [
+        "</table>",
+        f"<p id='online-verdict'><strong>{html.escape(online.verdict)}</strong> (B - A click-through "
+        f"{diff.difference:+.2%}, 95 % interval {diff.low:+.2%} .. {diff.high:+.2%}, p = {diff.p_value:.2g})</p>",
+    ]
+    return rows
 
 
 def _metrics_table(model: store.ModelInfo, previous: store.ModelInfo | None) -> str:

@@ -47,13 +47,17 @@ class TrainOptions(FitOptions):
     (its stored metrics are the scored fit's: ``metrics["refit"]`` says so).
     ``test_file`` scores a fixed file of ratings instead.  ``recommend_n``
     recommendations are stored per user; after activation the output rows of all but the
-    ``keep`` newest complete models (and of failed ones) are deleted."""
+    ``keep`` newest complete models (and of failed ones) are deleted.  ``activate=False``
+    keeps the new version complete but not active (retired, never activated): a model B
+    for a traffic split (:func:`recsql.split_traffic`), or one to look at before
+    ``recsql models activate``."""
 
     test_fraction: float | None = None
     test_file: str | Path | None = None
     recommend_n: int = store.DEFAULT_RECOMMEND_N
     refit: bool = True
     keep: int = store.DEFAULT_KEEP
+    activate: bool = True
 
     @property
     def refits(self) -> bool:
@@ -78,6 +82,8 @@ class TrainResult:
     n_ratings: int = 0
     plan: str = ""  # what the solver chose to do on this data (``Solver.plan``)
     refitted: bool = False  # stored model refitted on every rating after scoring a held-out share
+    activated: bool = True  # False: kept aside (``activate=False``)
+    ended_split: store.Split | None = None  # the traffic split its activation ended
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,8 @@ class Stored:
     model_id: int
     lock: WriterLock
     params: dict[str, Any]
+    activate: bool = True
+    ended: list[store.Split] = field(default_factory=list)  # the split the activation ended, if any
 
 
 def train(
@@ -145,7 +153,7 @@ def _train(
             plan = backend.plan(ratings)
         log.info("fit plan: %s", plan)
         params = {**backend.params(), "plan": plan, **run_settings(options, source)}
-        with _new_version(engine, lock, backend.solver.name, params, options.keep, phase) as stored:
+        with _new_version(engine, lock, backend.solver.name, params, options.keep, phase, options.activate) as stored:
             with backend.session(ratings) as compute:
                 matrix, metrics = _run(stored, compute, backend, ratings, test, options, phase)
     return TrainResult(
@@ -159,6 +167,8 @@ def _train(
         n_ratings=matrix.nnz,
         plan=plan,
         refitted=options.refits,
+        activated=options.activate,
+        ended_split=stored.ended[0] if stored.ended else None,
     )
 
 
@@ -176,7 +186,7 @@ def _new_version(
     failed if the body raises, so the previously active model stays active; then the
     versions beyond ``keep`` pruned (if it was activated) and the phases' seconds stored."""
     model_id = store.start(engine, algorithm, params, lock)
-    stored = Stored(engine, model_id, lock, params)
+    stored = Stored(engine, model_id, lock, params, activate)
     try:
         yield stored
     except BaseException as exc:
@@ -216,7 +226,7 @@ def save_model(
     with writer_lock(engine, wait, holder=lambda: store.running_description(engine)) as lock:
         store.reclaim_dead(engine, lock)
         with _new_version(engine, lock, algorithm, dict(params), keep, phase, activate) as stored:
-            _write(stored, outputs, metrics, phase, activate)
+            _write(stored, outputs, metrics, phase)
     return stored.model_id
 
 
@@ -313,10 +323,8 @@ def _store(
     return metrics
 
 
-def _write(
-    stored: Stored, outputs: ModelOutputs, metrics: dict[str, Any], phase: Phases, activate: bool = True
-) -> None:
-    """The version's rows written and marked ready, then (``activate``) the switch to it."""
+def _write(stored: Stored, outputs: ModelOutputs, metrics: dict[str, Any], phase: Phases) -> None:
+    """The version's rows written and marked ready, then (``stored.activate``) the switch to it."""
     with phase("write", total=len(store.OUTPUT_TABLES)) as step:
         store.save_outputs(
             stored.engine,
@@ -329,7 +337,8 @@ def _write(
             step=step,
         )
     with phase("activate"):
-        if activate:
-            store.switch_active(stored.engine, stored.model_id, stored.lock)
+        if stored.activate:
+            ended = store.switch_active(stored.engine, stored.model_id, stored.lock)
+            stored.ended.extend([ended] if ended else [])
         else:
             store.shelve(stored.engine, stored.model_id, stored.lock)

@@ -56,10 +56,18 @@ def test_a_reader_role_reads_recommendations_and_nothing_else(postgresql_url, re
         "DELETE FROM models",
         "DROP VIEW similar_movies",
         "CREATE TABLE mine (id INTEGER)",
+        "SELECT * FROM events",
+        "DELETE FROM events",
+        "UPDATE events SET value = 1",
     ):
         with engine.connect() as conn, pytest.raises(ProgrammingError, match="permission denied|must be owner"):
             conn.execute(text(forbidden))
+    # The serving application logs what it showed with a plain INSERT (the time defaults to now).
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO events (kind, user_id, movie_id, model_id, rank) VALUES ('shown', 1, 3, 1, 1)"))
     engine.dispose()
+    with recsql.connect(postgresql_url).connect() as conn:
+        assert conn.execute(text("SELECT kind, user_id, movie_id, at > 0 FROM events")).one() == ("shown", 1, 3, True)
     out = Cli(as_reader)("train", "--samples", 0, ok=False).output
     assert "may not take recsql's writer lock" in out and "Traceback" not in out
 

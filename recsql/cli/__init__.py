@@ -3,7 +3,7 @@ per command group (each command one library call), printing through
 :mod:`~recsql.cli.output` (tables, or JSON with ``--json``)."""
 
 # Importing the group modules registers their commands on ``cli``.
-from recsql.cli import admin, db, demo, imports, models, serve, training  # noqa: F401
+from recsql.cli import admin, db, demo, events, imports, models, serve, training  # noqa: F401
 from recsql.cli.app import cli, main
 
 __all__ = ["cli", "main"]

@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 from typing import Any
 
 import click
 
 import recsql
+import recsql.online
 from recsql.cli.app import Group, cli, engine_of, say
 from recsql.cli.output import Column, json_option, show, to_json
+from recsql.cli.training import ended_split_line
 
 MODEL_COLUMNS = [
     Column("model_id", header="id"),
@@ -125,8 +128,10 @@ def models_activate(ctx: click.Context, model_id: int, wait: float) -> None:
     Example:
         recsql models activate 2
     """
-    recsql.activate_model(engine_of(ctx), model_id, wait=wait)
+    ended = recsql.activate_model(engine_of(ctx), model_id, wait=wait)
     say(ctx, f"model {model_id} is active")
+    if ended is not None:
+        say(ctx, ended_split_line(ended))
 
 
 @models.command("prune")
@@ -219,3 +224,147 @@ def models_diff(ctx: click.Context, a: int, b: int, movies: int, as_json: bool) 
         ],
         as_json=False,
     )
+
+
+SPLIT_COLUMNS = [
+    Column("split_id", header="split"),
+    Column("model_a", header="A"),
+    Column("model_b", header="B"),
+    Column("share", header="B's share", format=".2%"),
+    Column("started_at", header="started", align="<"),
+    Column("ended_at", header="ended", align="<"),
+    Column("ended_by", header="why", align="<"),
+]
+
+
+@models.command("split")
+@click.argument("a", type=int, required=False)
+@click.argument("b", type=int, required=False)
+@click.option("--share", type=float, default=None, help="The part of the users model B serves, e.g. 0.2.")
+@click.option("--off", is_flag=True, help="End the running split: every user gets the active model again.")
+@_wait_option
+@json_option
+@click.pass_context
+def models_split(
+    ctx: click.Context, a: int | None, b: int | None, share: float | None, off: bool, wait: float, as_json: bool
+) -> None:
+    """Split traffic: serve SHARE of the users from model B, the rest from the active model A.
+
+    Users are assigned by a stable hash of their id; recommended_movies serves each from
+    their model and names it in model_id, so the application's SQL does not change.
+    Activating any model ends the split.  With no arguments, lists the splits.
+
+    \b
+    Example:
+        recsql models split 8 9 --share 0.2
+        recsql models split --off
+        recsql models split
+    """
+    engine = engine_of(ctx)
+    if off:
+        if a is not None or share is not None:
+            raise click.UsageError("--off takes no models and no --share")
+        ended = recsql.end_split(engine, wait=wait)
+        say(
+            ctx,
+            "no split was running"
+            if ended is None
+            else f"ended split {ended.split_id}: every user gets model {ended.model_a}",
+        )
+        return
+    if a is None:
+        found = recsql.list_splits(engine)
+        if not found and not as_json:
+            say(ctx, "no traffic splits yet; start one with `recsql models split A B --share 0.2`")
+            return
+        show([vars(s) for s in found], SPLIT_COLUMNS, as_json=as_json, document=found)
+        return
+    if b is None or share is None:
+        raise click.UsageError("name both models, A (the active one) and B, and --share")
+    split = recsql.split_traffic(engine, a, b, share, wait=wait)
+    say(ctx, f"split {split.split_id}: model {b} serves {split.share:.2%} of the users, model {a} the rest")
+
+
+@models.command("online")
+@click.argument("a", type=int, required=False)
+@click.argument("b", type=int, required=False)
+@click.option("--since", default=None, help="From this time: ISO date or time (UTC), or Unix seconds [all].")
+@click.option("--until", default=None, help="Until this time, as --since [now].")
+@click.option(
+    "--window",
+    type=click.IntRange(min=1),
+    default=recsql.online.DEFAULT_WINDOW,
+    show_default=True,
+    help="Seconds after a showing in which a click or conversion counts for it.",
+)
+@json_option
+@click.pass_context
+def models_online(
+    ctx: click.Context, a: int | None, b: int | None, since: str | None, until: str | None, window: int, as_json: bool
+) -> None:
+    """Compare two models on what users did: click-through, conversion, click coverage.
+
+    Without A and B, the latest traffic split over the time it ran.  Each rate has its
+    95 % interval; B against A is a two-proportion test, with a plain verdict.
+
+    \b
+    Example:
+        recsql models online
+        recsql models online 8 9 --since 2026-12-01
+    """
+    found = recsql.online_metrics(engine_of(ctx), a, b, since=_moment(since), until=_moment(until), window=window)
+    if as_json:
+        click.echo(to_json(found))
+        return
+    rows = [
+        {
+            "variant": name,
+            "model_id": v.model_id,
+            "impressions": v.impressions,
+            "users": v.users,
+            "ctr": v.click_through.rate,
+            "ctr_interval": f"{v.click_through.low:.2%} .. {v.click_through.high:.2%}",
+            "conversion": v.conversion.rate,
+            "conversion_interval": f"{v.conversion.low:.2%} .. {v.conversion.high:.2%}",
+            "clicked_movies": v.clicked_movies,
+            "click_coverage": v.click_coverage,
+        }
+        for name, v in (("A", found.a), ("B", found.b))
+    ]
+    show(
+        rows,
+        [
+            Column("variant", align="<"),
+            Column("model_id", header="model"),
+            Column("impressions"),
+            Column("users"),
+            Column("ctr", header="click-through", format=".2%"),
+            Column("ctr_interval", header="95 % interval"),
+            Column("conversion", format=".2%"),
+            Column("conversion_interval", header="95 % interval"),
+            Column("clicked_movies", header="clicked movies"),
+            Column("click_coverage", header="click coverage", format=".2%"),
+        ],
+        as_json=False,
+    )
+    diff = found.click_through
+    click.echo(
+        f"B - A click-through {diff.difference:+.2%} ({diff.low:+.2%} .. {diff.high:+.2%}), p = {diff.p_value:.2g}; "
+        f"conversion {found.conversion.difference:+.2%}, p = {found.conversion.p_value:.2g}"
+    )
+    click.echo(found.verdict)
+
+
+def _moment(value: str | None) -> float | datetime | None:
+    """--since/--until: Unix seconds, or an ISO date or time (UTC unless it says)."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is neither Unix seconds nor an ISO date or time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -195,6 +195,12 @@ _holdout_options: Decorator = stacked(
     help="Complete models whose rows are kept (the new one included); older ones are pruned.",
 )
 @click.option(
+    "--activate/--no-activate",
+    default=True,
+    show_default=True,
+    help="Make the new model the active one (--no-activate keeps it aside: a model B for `recsql models split`).",
+)
+@click.option(
     "--wait",
     type=float,
     default=0.0,
@@ -215,6 +221,7 @@ def train(ctx: click.Context, **options: Any) -> None:
     Example:
         recsql train --test-fraction 0.2
         recsql train --solver cg --features 15 --regularization 0.1
+        recsql train --no-activate   # a candidate for `recsql models split`
         recsql train --backend spark --spark-master spark://head:7077 --spark-conf spark.executor.memory=8g
     """
     result = recsql.train(engine_of(ctx), show_progress=not is_quiet(ctx) and terminal(), **options)
@@ -223,9 +230,12 @@ def train(ctx: click.Context, **options: Any) -> None:
     say(ctx, Phases.summary_of(result.timings))
     # The new model's id is a result: printed even with --quiet.
     click.echo(
-        f"model {result.model_id} ({result.algorithm}) is active: {result.n_users} users, "
+        f"model {result.model_id} ({result.algorithm}) is "
+        f"{'active' if result.activated else 'kept aside, not active'}: {result.n_users} users, "
         f"{result.n_movies} movies, {result.n_ratings} ratings"
     )
+    if result.ended_split is not None:
+        say(ctx, ended_split_line(result.ended_split))
     click.echo(f"train RMSE {m['train_rmse']:.6f}  MAE {m['train_mae']:.6f}")
     if "test_rmse" in m:
         skipped = f" ({m['n_test_skipped']} of unknown users/movies skipped)" if m["n_test_skipped"] else ""
@@ -236,6 +246,14 @@ def train(ctx: click.Context, **options: Any) -> None:
             f"the metrics above scored a fit on {m['scored_fit_ratings']} ratings; the stored model was "
             f"refitted on all {result.n_ratings} (--no-refit to store the scored fit)"
         )
+
+
+def ended_split_line(split: recsql.Split) -> str:
+    """What an activation says when it ended a traffic split."""
+    return (
+        f"ended the traffic split of model {split.model_a} and model {split.model_b} "
+        f"({split.share:.0%} to {split.model_b}): every user gets the active model now"
+    )
 
 
 def _ranking_line(m: dict[str, Any]) -> str:

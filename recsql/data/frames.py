@@ -147,7 +147,7 @@ def parse_frame(ratings: Any, columns: Mapping[str, str] | None = None) -> Parse
     values = pd.to_numeric(ratings[names["rating"]], errors="coerce").to_numpy(dtype=np.float64)
     if not np.isfinite(values).all():
         raise InvalidParameter(f"column {names['rating']} holds a value that is not a finite number")
-    times = _seconds(ratings[names["time"]]) if "time" in names else None
+    times = seconds(ratings[names["time"]]) if "time" in names else None
     return Parsed(users, movies, values, times)
 
 
@@ -187,7 +187,7 @@ def is_text(ids: np.ndarray) -> bool:
     return False
 
 
-def _seconds(column: pd.Series) -> np.ndarray:
+def seconds(column: pd.Series) -> np.ndarray:
     """A time column as Unix seconds (NaN where missing): numbers as they are, datetimes converted."""
     if pd.api.types.is_datetime64_any_dtype(column):
         stamps = column.dt.tz_localize("UTC") if column.dt.tz is None else column

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, ProgrammingError
 
@@ -235,5 +236,23 @@ def _postgres_settings(
 
 
 def _sqlite_begin(connection: Any) -> None:
-    """BEGIN for every SQLAlchemy transaction, so DDL is inside it and rolls back with it."""
-    connection.exec_driver_sql("BEGIN")
+    """BEGIN for every SQLAlchemy transaction, so DDL is inside it and rolls back with it;
+    BEGIN IMMEDIATE for :func:`begin_write`'s."""
+    immediate = connection.get_execution_options().get(_IMMEDIATE, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+_IMMEDIATE = "recsql_sqlite_immediate"
+
+
+@contextmanager
+def begin_write(engine: Engine) -> Iterator[Connection]:
+    """A transaction that will write after it reads, for writers that run side by side
+    (applications logging events): on SQLite it takes the write lock at BEGIN, waiting
+    up to the busy timeout, because two transactions that both read and then both write
+    deadlock there, and SQLite fails one at once instead of waiting.  PostgreSQL: a
+    plain transaction."""
+    with engine.connect() as conn:
+        conn = conn.execution_options(**{_IMMEDIATE: True})
+        with conn.begin():
+            yield conn

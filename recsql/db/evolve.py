@@ -24,9 +24,12 @@ KEPT_TABLES = (
     "rating_scale",
     "user_keys",
     "movie_keys",
+    "events",
+    "model_splits",
 )
-# Kept tables without a model_id (catalogue data, not model outputs).
-CATALOGUE_TABLES = ("rating_scale", "user_keys", "movie_keys")
+# Kept tables that are not a model's outputs (catalogue data, what applications logged,
+# the history of splits): drop_orphans leaves their rows alone.
+CATALOGUE_TABLES = ("rating_scale", "user_keys", "movie_keys", "events", "model_splits")
 SERVABLE = "('running', 'ready', 'active', 'retired')"
 
 

@@ -46,7 +46,9 @@ NO_ROLES = "SQLite has no roles: give readers a read-only URL instead, e.g. sqli
 
 def grant_reader(engine: Engine, role: str) -> list[str]:
     """Grant ``role`` read access to recommendations only, in the engine's recsql
-    namespace and no other; returns what was granted."""
+    namespace and no other, and the right to append to ``events`` (what the application
+    serving recommendations logs; it can neither read nor change them); returns what
+    was granted."""
     if engine.dialect.name != "postgresql":
         raise InvalidParameter(NO_ROLES)
     quote = engine.dialect.identifier_preparer.quote
@@ -58,7 +60,11 @@ def grant_reader(engine: Engine, role: str) -> list[str]:
         conn.execute(
             text(f"GRANT SELECT ON {', '.join(f'{quote(schema)}.{quote(o)}' for o in objects)} TO {quote(role)}")
         )
-    return objects
+        events = f"{quote(schema)}.{quote('events')}"
+        conn.execute(text(f"GRANT INSERT ON {events} TO {quote(role)}"))
+        sequence = conn.execute(text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": events}).scalar_one()
+        conn.execute(text(f"GRANT USAGE ON SEQUENCE {sequence} TO {quote(role)}"))
+    return [*objects, "events (INSERT)"]
 
 
 def grant_source(engine: Engine, role: str, tables: list[str]) -> list[str]:

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     DateTime,
     Float,
     Index,
@@ -26,7 +27,10 @@ from sqlalchemy import (
     Text,
     text,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.compiler import DDLCompiler, SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 # Named constraints let Alembic's batch mode (SQLite) alter tables later.
 NAMING_CONVENTION = {
@@ -245,6 +249,79 @@ class WriterLockTable(Base):
     __tablename__ = "recsql_lock"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+
+
+class UnixNow(FunctionElement[int]):
+    """The current time in Unix seconds, as each database computes it: the default of
+    ``events.at``, so an application's plain ``INSERT`` needs no time."""
+
+    type = BigInteger()
+    inherit_cache = True
+    name = "unix_now"
+
+
+@compiles(UnixNow, "postgresql")
+def _unix_now_postgresql(element: UnixNow, compiler: SQLCompiler | DDLCompiler, **kw: Any) -> str:
+    return "(CAST(EXTRACT(EPOCH FROM now()) AS BIGINT))"
+
+
+@compiles(UnixNow)
+def _unix_now_sqlite(element: UnixNow, compiler: SQLCompiler | DDLCompiler, **kw: Any) -> str:
+    return "(CAST(strftime('%s', 'now') AS INTEGER))"
+
+
+# What applications log (recsql.events): a movie shown in a list, and what the user did.
+SHOWN = "shown"
+EVENT_KINDS = (SHOWN, "clicked", "watched", "rated", "bought")
+
+
+class Event(Base):
+    """One thing an application saw a user do, appended by its own ``INSERT`` or by
+    :func:`recsql.log_events`: a movie ``shown`` to the user (by model ``model_id``, in
+    ``list`` at ``rank``), or the user ``clicked``, ``watched``, ``rated`` (``value``) or
+    ``bought`` it.  Append-only; ``recsql events prune`` bounds its growth.  Ids are
+    recsql's integers, as the views give them."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    movie_id: Mapped[int] = mapped_column(BigInteger)
+    # Unix seconds (UTC), like ratings.rated_at; the database's clock when not given.
+    at: Mapped[int] = mapped_column(BigInteger, server_default=UnixNow())
+    model_id: Mapped[int | None] = mapped_column(Integer)
+    list: Mapped[str | None] = mapped_column(String(32))
+    rank: Mapped[int | None] = mapped_column(Integer)
+    value: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (
+        CheckConstraint(f"kind IN ({', '.join(repr(k) for k in EVENT_KINDS)})", name="kind"),
+        # what a user did to a movie after it was shown (the online metrics' join)
+        Index(None, "user_id", "movie_id", "at"),
+        # a model's impressions over a period, and pruning by age
+        Index(None, "model_id", "at"),
+        Index(None, "at"),
+    )
+
+
+class ModelSplit(Base):
+    """A traffic split: while ``ended_at`` is NULL, users whose bucket (their id hashed with
+    ``multiplier``, :mod:`recsql.store.split`) falls below ``buckets`` of 10,000 are served
+    model ``model_b``'s recommendations by the views, the others the active model ``model_a``'s.
+    At most one runs at a time (the writer lock); activating any model ends it.  Ended
+    splits stay, as the history the online metrics read."""
+
+    __tablename__ = "model_splits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_a: Mapped[int] = mapped_column(Integer)
+    model_b: Mapped[int] = mapped_column(Integer)
+    buckets: Mapped[int] = mapped_column(Integer)
+    multiplier: Mapped[int] = mapped_column(BigInteger)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_by: Mapped[str | None] = mapped_column(Text)
 
 
 RECSQL_TABLES = tuple(Base.metadata.tables)

@@ -12,7 +12,8 @@ Every other module asks the store and writes no SQL of its own on these tables:
 - :mod:`.read`: the same layout decoded (:func:`load_movie_factors`, :func:`load_similar`,
   :func:`load_user`) and what the admin's views read of any version;
 - :mod:`.views`: serving's precomputed answers, one indexed query on a view each;
-- :mod:`.catalogue`: titles, and the ratings a model learnt from.
+- :mod:`.catalogue`: titles, and the ratings a model learnt from;
+- :mod:`.split`: traffic splits between two versions, and which users each serves.
 
 The names below are the store's interface (``from recsql import store; store.start(...)``).
 """
@@ -54,9 +55,17 @@ from recsql.store.runs import (
     start,
     switch_active,
 )
+from recsql.store.split import BUCKETS, Split, buckets, end_split, list_splits, running_split, split_traffic
 from recsql.store.write import PRUNE_BATCH, discard_outputs, json_safe, list_rows, save_outputs, save_user
 
 __all__ = [
+    "BUCKETS",
+    "Split",
+    "buckets",
+    "list_splits",
+    "running_split",
+    "split_traffic",
+    "end_split",
     "ACTIVE_MODEL_VIEW",
     "COMPLETE",
     "DEAD",

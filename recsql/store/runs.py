@@ -20,6 +20,7 @@ from recsql.db.lock import WriterLock, writer_lock
 from recsql.db.tables import ACTIVE, FAILED, PRUNED, PRUNING, READY, RETIRED, RUNNING, Model
 from recsql.errors import InvalidParameter, UnknownModel
 from recsql.store.models import COMPLETE, OUTPUT_TABLES, running_description
+from recsql.store.split import Split, end_running, running_split
 from recsql.store.write import PRUNE_BATCH, discard_outputs, now, without_masking
 
 log = logging.getLogger(__name__)
@@ -84,18 +85,21 @@ def reclaim_dead(engine: Engine, lock: WriterLock) -> list[int]:
     return dead
 
 
-def activate_model(engine: Engine, model_id: int, wait: float = 0.0) -> None:
+def activate_model(engine: Engine, model_id: int, wait: float = 0.0) -> Split | None:
     """Make ``model_id`` the one active model: a new version that is ready, or an earlier
-    one that was retired (a rollback), holding the writer lock (``wait`` seconds for it)."""
+    one that was retired (a rollback), holding the writer lock (``wait`` seconds for it).
+    Ends a running traffic split, which it returns (None when none ran)."""
     with writer_lock(engine, wait, holder=lambda: running_description(engine)) as lock:
-        switch_active(engine, model_id, lock)
+        return switch_active(engine, model_id, lock)
 
 
-def switch_active(engine: Engine, model_id: int, lock: WriterLock) -> None:
+def switch_active(engine: Engine, model_id: int, lock: WriterLock) -> Split | None:
     """The activation itself, for the holder of the writer ``lock``: one short
     transaction of two UPDATEs, the moment every view switches.  The transaction checks
     that the lock is still held and locks the version's row first, so a writer that
-    lost its lock never activates, and a run another writer marked failed stays failed."""
+    lost its lock never activates, and a run another writer marked failed stays failed.
+    A running traffic split ends in the same transaction (every user gets the new
+    model at once); it is returned, ended."""
     with engine.begin() as conn:
         lock.check(conn)
         status = conn.execute(select(Model.status).where(Model.id == model_id).with_for_update()).scalar()
@@ -106,9 +110,11 @@ def switch_active(engine: Engine, model_id: int, lock: WriterLock) -> None:
                 f"model {model_id} is {status}; only a complete model (ready, active or retired) can be activated"
             )
         if status == ACTIVE:
-            return
+            return None
+        ended = end_running(conn, f"model {model_id} was activated")
         conn.execute(update(Model).where(Model.status == ACTIVE).values(status=RETIRED))
         conn.execute(update(Model).where(Model.id == model_id).values(status=ACTIVE, activated_at=now()))
+        return ended
 
 
 def shelve(engine: Engine, model_id: int, lock: WriterLock) -> None:
@@ -142,13 +148,15 @@ def prune(engine: Engine, lock: WriterLock, keep: int = DEFAULT_KEEP, batch: int
     Their ``models`` rows stay, marked ``pruned``, as history.  Each is marked
     ``pruning`` before its rows go (:func:`discard_outputs`), so it cannot be activated
     meanwhile, and a prune that was interrupted is finished by the next one.  Running and
-    ready models are left alone.  The caller holds the writer ``lock``.
+    ready models are left alone, and so is the model B of a running traffic split.  The
+    caller holds the writer ``lock``.
     """
     if keep < 1:
         raise InvalidParameter(f"keep must be at least 1 (the active model), not {keep}")
     with engine.connect() as conn:
         versions = conn.execute(select(Model.id, Model.status).order_by(Model.id.desc())).all()
-    active = [v.id for v in versions if v.status == ACTIVE]
+        split = running_split(conn)
+    active = [v.id for v in versions if v.status == ACTIVE] + ([split.model_b] if split else [])
     retired = [v.id for v in versions if v.status == RETIRED]
     kept = set(active) | set(retired[: max(0, keep - len(active))])
     doomed = []
