@@ -5,7 +5,8 @@ per (model, user, movie) at its first showing, however often it was shown again.
 impression is
 
 - *clicked* when the same user ``clicked`` the same movie within ``window`` seconds
-  after that first showing (click-through = clicked impressions / impressions);
+  after that first showing, and before the period's end (click-through = clicked
+  impressions / impressions);
 - *converted* when the user ``rated`` or ``bought`` it within the window (conversion);
 
 and a model's *click coverage* is the share of the movies it knows (``models.n_movies``)
@@ -136,10 +137,13 @@ def _verdict(a: VariantMetrics, b: VariantMetrics, test: Difference) -> tuple[in
     if a.impressions == 0 or b.impressions == 0:
         missing = " and ".join(f"model {v.model_id}" for v in (a, b) if v.impressions == 0)
         return None, f"no impressions of {missing} yet: log the shown events (see docs/howto/experiments.md)"
-    rates = f"click-through {b.click_through.rate:.2%} vs {a.click_through.rate:.2%}"
+    rates = f"click-through {b.click_through.rate:.2%} (B) vs {a.click_through.rate:.2%} (A)"
     if test.p_value < LEVEL:
-        better = b if test.difference > 0 else a
-        return None, f"model {better.model_id} ({'B' if better is b else 'A'}) better: {rates}, p = {test.p_value:.2g}"
+        better, worse = (b, a) if test.difference > 0 else (a, b)
+        return None, (
+            f"model {better.model_id} ({'B' if better is b else 'A'}) better: click-through "
+            f"{better.click_through.rate:.2%} vs {worse.click_through.rate:.2%}, p = {test.p_value:.2g}"
+        )
     needed = trials_needed(a.click_through.rate, b.click_through.rate, b.impressions / a.impressions)
     if needed is None:
         return None, f"no difference yet ({rates}, p = {test.p_value:.2g})"

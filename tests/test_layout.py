@@ -22,7 +22,12 @@ LAYERS: list[tuple[str, ...]] = [
     ("recsql.evaluation",),
     ("recsql.store",),
     ("recsql.train", "recsql.serving"),
-    ("recsql.inspection", "recsql.compare", "recsql.online", "recsql.report"),  # the admin's view, over serving and the store
+    (
+        "recsql.inspection",
+        "recsql.compare",
+        "recsql.online",
+        "recsql.report",
+    ),  # the admin's view, over serving and the store
     ("recsql.demo",),
     ("recsql",),  # the public API (recsql/__init__.py)
     ("recsql.cli", "recsql.__main__"),

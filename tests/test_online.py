@@ -59,14 +59,17 @@ def _random_events(a: int, b: int, seed: int = 3) -> pd.DataFrame:
 
 def _recomputed(events: pd.DataFrame, model: int, since: int, until: int, n_movies: int) -> dict:
     """The definitions, from scratch: first showing per (model, user, movie) in the period;
-    clicked / converted if such an event for the pair falls in [shown, shown + window]."""
-    shows = events[(events.kind == "shown") & (events.model_id == model) & (events["at"] >= since) & (events["at"] < until)]
+    clicked / converted if such an event for the pair falls in [shown, shown + window] and
+    before the period's end."""
+    shows = events[
+        (events.kind == "shown") & (events.model_id == model) & (events["at"] >= since) & (events["at"] < until)
+    ]
     first = shows.groupby(["user_id", "movie_id"], as_index=False)["at"].min()
 
     def followed(kinds):
         acts = events[events.kind.isin(kinds)][["user_id", "movie_id", "at"]]
         pairs = first.merge(acts, on=["user_id", "movie_id"], suffixes=("", "_act"))
-        hit = pairs[(pairs.at_act >= pairs["at"]) & (pairs.at_act <= pairs["at"] + WINDOW)]
+        hit = pairs[(pairs.at_act >= pairs["at"]) & (pairs.at_act <= pairs["at"] + WINDOW) & (pairs.at_act < until)]
         return set(zip(hit.user_id, hit.movie_id))
 
     clicked, converted = followed(["clicked"]), followed(["rated", "bought"])

@@ -21,11 +21,11 @@ WITH shown AS (
     SELECT s.model_id, s.user_id, s.movie_id,
            CASE WHEN EXISTS (SELECT 1 FROM events c
                              WHERE c.user_id = s.user_id AND c.movie_id = s.movie_id AND c.kind = 'clicked'
-                               AND c.at >= s.at AND c.at <= s.at + :window)
+                               AND c.at >= s.at AND c.at <= s.at + :window AND c.at < :until)
                 THEN 1 ELSE 0 END AS clicked,
            CASE WHEN EXISTS (SELECT 1 FROM events c
                              WHERE c.user_id = s.user_id AND c.movie_id = s.movie_id AND c.kind IN ('rated', 'bought')
-                               AND c.at >= s.at AND c.at <= s.at + :window)
+                               AND c.at >= s.at AND c.at <= s.at + :window AND c.at < :until)
                 THEN 1 ELSE 0 END AS converted
     FROM shown s
 )
@@ -46,7 +46,8 @@ PRUNE_SQL = text("DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at
 def impression_counts(conn: Connection, a: int, b: int, *, since: int, until: int, window: int) -> list[Any]:
     """Per model (``a`` or ``b``) shown in ``since`` <= at < ``until``: its impressions
     (first showings of a (user, movie)), users, clicks and conversions within ``window``
-    seconds of them, and distinct clicked movies; rows with attributes of those names."""
+    seconds of them (and before ``until``: the figures as they stood then), and distinct
+    clicked movies; rows with attributes of those names."""
     params = {"a": a, "b": b, "since": since, "until": until, "window": window}
     return list(conn.execute(COUNTS_SQL, params))
 
