@@ -9,6 +9,13 @@ random ratings (fold-in plus scoring every movie), after the one-off load of the
 factors, which is timed apart.  Prints median and 95th percentile in milliseconds.
 Seeded, so the same ids are asked each run.  ``--own-engine`` serves through
 ``Recommender.from_url`` instead of ``Recommender(engine)``.
+
+``--split SHARE`` also times the split views, in the same run: a user's list
+(``recommend(user, 10)``, and the application's own ``SELECT`` on ``recommended_movies``)
+without a split, then with the newest model that is not active serving SHARE of the users
+(``recsql models split``; it needs one, e.g. from ``recsql train --no-activate``), then
+without again; each phase ``--rounds`` times, alternating, and the split ended at the end.
+It prints the medians and their ratio (with / without).
 """
 
 from __future__ import annotations
@@ -42,6 +49,8 @@ def main() -> None:
         help="Recommender.from_url (its own pool, timeouts set once per connection) instead of "
         "Recommender(engine) (timeouts set by each call on the lent engine's connection)",
     )
+    parser.add_argument("--split", type=float, default=None, help="also time the split views at this share")
+    parser.add_argument("--rounds", type=int, default=3, help="with --split: rounds of each phase")
     args = parser.parse_args()
     engine = recsql.connect(args.database_url)
     rec = recsql.Recommender.from_url(args.database_url) if args.own_engine else recsql.Recommender(engine)
@@ -78,6 +87,46 @@ def main() -> None:
     for name, times in results.items():
         p95 = float(np.percentile(times, 95))
         print(f"| {name} | {len(times)} | {statistics.median(times):.2f} | {p95:.2f} |")
+    if args.split is not None:
+        split_views(engine, rec, model.model_id, users, args, rng)
+
+
+def split_views(engine, rec, active: int, users: np.ndarray, args: argparse.Namespace, rng) -> None:
+    """The user's list without and with a split, alternating rounds; medians and ratio."""
+    candidates = [m for m in recsql.list_models(engine) if m.status == "retired"]
+    if not candidates:
+        raise SystemExit("--split needs a complete model that is not active: run `recsql train --no-activate`")
+    model_b = candidates[0].model_id
+    asked = [int(u) for u in rng.choice(users, args.calls)]
+    query = text("SELECT movie_id, rank, model_id FROM recommended_movies WHERE user_id = :u ORDER BY rank LIMIT 10")
+
+    def sql(user: int) -> None:
+        with engine.connect() as conn:
+            conn.execute(query, {"u": user}).all()
+
+    times: dict[tuple[str, bool], list[float]] = {}
+    try:
+        for _ in range(args.rounds):
+            for split in (False, True):
+                if split:
+                    recsql.split_traffic(engine, active, model_b, args.split)
+                else:
+                    recsql.end_split(engine)
+                for name, call in (("recommend(user, 10)", lambda u: rec.recommend(u, 10)), ("SQL on the view", sql)):
+                    times.setdefault((name, split), []).extend(timed(call, [(u,) for u in asked]))
+    finally:
+        recsql.end_split(engine)
+    print()
+    print(
+        f"split views: model {model_b} serves {args.split:.0%} of the users beside model {active}; "
+        f"{args.rounds} rounds of {args.calls} calls each way"
+    )
+    print()
+    print("| call | median ms, no split | median ms, split | ratio |")
+    print("|---|---|---|---|")
+    for name in ("recommend(user, 10)", "SQL on the view"):
+        plain, split = statistics.median(times[(name, False)]), statistics.median(times[(name, True)])
+        print(f"| {name} | {plain:.3f} | {split:.3f} | {split / plain:.2f} |")
 
 
 if __name__ == "__main__":
