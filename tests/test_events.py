@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 import recsql
 from recsql.data import events as events_module
 from recsql.errors import InputError, InvalidParameter
+from tests.conftest import SMALL_RATINGS
 
 
 def _rows(engine) -> list[tuple]:
@@ -183,3 +184,46 @@ def test_prune_deletes_only_old_events_in_batches(engine, run, monkeypatch):
     assert sorted(r[1] for r in _rows(engine)) == [3, 4, 5]
     assert "deleted 1 events older than 30 days" in run("events", "prune", "--older-than-days", 30).output
     assert run("events", "prune", "--older-than-days", 0, ok=False).exit_code == 1
+
+
+def test_a_retrain_learns_from_events_as_the_ratings_their_kinds_stand_for(engine, run, tmp_path):
+    from recsql.data.ratings import ratings_from_database
+
+    path = tmp_path / "ratings.csv"
+    path.write_text(SMALL_RATINGS)
+    run("import", "ratings", path)
+    # user 1 never rated movies 2 and 5 (SMALL_RATINGS leaves out (u + m) % 3 == 0): signals for them.
+    recsql.log_events(
+        engine,
+        {
+            "kind": ["clicked", "bought", "watched", "rated", "shown", "clicked"],
+            "user_id": [1, 1, 1, 1, 1, 13],
+            "movie_id": [2, 2, 5, 1, 8, 1],
+            "value": [None, None, None, 1.0, None, None],
+        },
+    )
+    toml = tmp_path / "events.toml"
+    toml.write_text("[events]\nclicked = 3\nwatched = 4\nbought = 5\n")
+    source = recsql.Source.from_toml(toml)
+    matrix = ratings_from_database(engine, "max", source)
+    value = {
+        (int(matrix.user_ids[r]), int(matrix.movie_ids[c])): v
+        for r, c, v in zip(matrix.rows, matrix.cols, matrix.values)
+    }
+    stored = {(u, m): (u * m) % 5 + 1 for u in range(1, 13) for m in range(1, 9) if (u + m) % 3}
+    assert value == {**stored, (1, 2): 5.0, (1, 5): 4.0, (1, 1): max(stored[(1, 1)], 1.0), (13, 1): 3.0}
+    out = run("train", "--source", toml, "--features", 2, "--samples", 0).output
+    assert f"{len(value)} ratings" in out
+    (model, *_) = recsql.list_models(engine)
+    assert model.n_ratings == len(value) and model.params["source"]["query"].count("events") == 1
+    with engine.connect() as conn:
+        listed = set(conn.execute(text("SELECT movie_id FROM recommended_movies WHERE user_id = 1")).scalars())
+    assert not listed & {2, 5}  # what user 1 bought or watched counts as seen
+    for bad, message in (
+        ("[events]\nliked = 3\n", "unknown [events] keys ['liked']"),
+        ("[events]\nclicked = 'a lot'\n", "must be a number"),
+        ("[events]\nclicked = 3\n[ratings]\nuser = 'u'\n", "instead of [ratings]"),
+    ):
+        toml.write_text(bad)
+        result = run("train", "--source", toml, ok=False)
+        assert result.exit_code == 1 and message in result.output, result.output

@@ -18,6 +18,16 @@ It comes from a TOML file:
     title = "name"
     genres = "category"
 
+Or, instead of ``[ratings]``, train on what users did as well as what they rated
+(:meth:`Source.from_events`): each implicit event stands for the rating its kind is
+given, beside recsql's ``ratings`` and the ``rated`` events' own values:
+
+    [events]
+    clicked = 3.5
+    watched = 4
+    bought = 5
+    ratings = true                # also recsql's ratings table (the default)
+
 Names resolve in the application's namespace, never in recsql's: with ``--schema`` an
 unqualified ``table = "ratings"`` is the application's ``ratings`` (PostgreSQL: the
 connection's own search_path; SQLite: the application's file, also attached as ``app``).
@@ -60,6 +70,10 @@ _RATINGS_KEYS = ("table", "query", "user", "movie", "rating", "time", "ids", "ti
 DEFAULT_TIMEOUT = 3600.0
 """Seconds a source's query may run before the database cancels it."""
 _MOVIES_KEYS = ("table", "id", "title", "genres")
+DEFAULT_EVENT_RATINGS = {"clicked": 3.5, "watched": 4.0, "bought": 5.0}
+"""The rating each implicit event stands for when training on events: a click is mild
+interest (above the middle of a 1-5 scale), watching is liking, buying is the strongest."""
+_IMPLICIT = ("clicked", "watched", "bought")
 
 
 def _name(value: Any, what: str) -> str:
@@ -126,9 +140,13 @@ class Source:
             raise InvalidParameter(f"{path}: not valid TOML: not UTF-8 text (byte {exc.start})") from None
         except tomllib.TOMLDecodeError as exc:
             raise InvalidParameter(f"{path}: not valid TOML: {exc}") from None
-        unknown = set(config) - {"ratings", "movies"}
+        unknown = set(config) - {"ratings", "movies", "events"}
         if unknown:
-            raise InvalidParameter(f"{path}: unknown tables or keys {sorted(unknown)}; expected [ratings] and [movies]")
+            raise InvalidParameter(
+                f"{path}: unknown tables or keys {sorted(unknown)}; expected [ratings] (or [events]) and [movies]"
+            )
+        if "events" in config:
+            return cls._events_toml(path, config)
         ratings, movies = config.get("ratings"), config.get("movies", {})
         if not isinstance(ratings, dict):
             raise InvalidParameter(f"{path}: needs a [ratings] table (see the README's `recsql train --source`)")
@@ -151,6 +169,62 @@ class Source:
                 movies_title=movies.get("title", "title"),
                 movies_genres=movies.get("genres"),
             )
+        except InvalidParameter as exc:
+            raise InvalidParameter(f"{path}: {exc}") from None
+
+    @classmethod
+    def from_events(
+        cls,
+        weights: dict[str, float] | None = None,
+        *,
+        ratings: bool = True,
+        namespace: str | None = None,
+        **settings: Any,
+    ) -> Source:
+        """Train on recsql's ``events``: each ``clicked``, ``watched`` or ``bought`` event
+        as the rating ``weights`` gives its kind (default :data:`DEFAULT_EVENT_RATINGS`;
+        a kind left out is not used), each ``rated`` event as its value, and, with
+        ``ratings``, recsql's ``ratings`` beside them.  A (user, movie) with several
+        signals is resolved by the retrain's ``duplicates`` policy (``max``, the
+        default: the strongest).  ``namespace``: recsql's schema, when it has one of its
+        own (the source reads the application's namespace).  ``settings``: the other
+        fields (``timeout``, ``role``, ``movies_table``...)."""
+        weights = dict(DEFAULT_EVENT_RATINGS if weights is None else weights)
+        unknown = set(weights) - set(_IMPLICIT)
+        if unknown:
+            raise InvalidParameter(f"event weights are for {', '.join(_IMPLICIT)}; not {', '.join(sorted(unknown))}")
+        for kind, value in weights.items():
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise InvalidParameter(f"the rating a {kind} event stands for must be a number, not {value!r}")
+        prefix = f"{_name(namespace, 'namespace')}." if namespace else ""
+        cases = " ".join(f"WHEN '{kind}' THEN {float(value)!r}" for kind, value in sorted(weights.items()))
+        kinds = ", ".join(f"'{kind}'" for kind in sorted({*weights, "rated"}))
+        query = (
+            f"SELECT user_id, movie_id, CASE kind {cases} ELSE value END AS rating, at FROM {prefix}events "
+            f"WHERE kind IN ({kinds})"
+        )
+        if ratings:
+            query = f"SELECT user_id, movie_id, value AS rating, rated_at AS at FROM {prefix}ratings UNION ALL " + query
+        return cls(user="user_id", movie="movie_id", rating="rating", time="at", query=query, **settings)
+
+    @classmethod
+    def _events_toml(cls, path: str | Path, config: dict[str, Any]) -> Source:
+        events = config["events"]
+        if "ratings" in config or not isinstance(events, dict):
+            raise InvalidParameter(f"{path}: [events] is a table of its own, instead of [ratings]")
+        unknown = set(events) - {*_IMPLICIT, "ratings", "namespace", "timeout", "role"}
+        if unknown:
+            raise InvalidParameter(
+                f"{path}: unknown [events] keys {sorted(unknown)}; expected {', '.join(_IMPLICIT)}, ratings, "
+                "namespace, timeout, role"
+            )
+        weights = {k: v for k, v in events.items() if k in _IMPLICIT} or None
+        settings = {k: events[k] for k in ("timeout", "role") if k in events}
+        include = events.get("ratings", True)
+        if not isinstance(include, bool):
+            raise InvalidParameter(f"{path}: [events] ratings is true or false, not {include!r}")
+        try:
+            return cls.from_events(weights, ratings=include, namespace=events.get("namespace"), **settings)
         except InvalidParameter as exc:
             raise InvalidParameter(f"{path}: {exc}") from None
 
