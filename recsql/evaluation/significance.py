@@ -57,7 +57,9 @@ def wilson(successes: int, trials: int, z: float = Z95) -> Proportion:
     z2 = z * z
     centre = (rate + z2 / (2 * trials)) / (1 + z2 / trials)
     half = z * math.sqrt(rate * (1 - rate) / trials + z2 / (4 * trials * trials)) / (1 + z2 / trials)
-    return Proportion(successes, trials, rate, max(0.0, centre - half), min(1.0, centre + half))
+    low = 0.0 if successes == 0 else max(0.0, centre - half)  # exactly 0, not a rounding error's 1e-17
+    high = 1.0 if successes == trials else min(1.0, centre + half)
+    return Proportion(successes, trials, rate, low, high)
 
 
 def two_proportions(a: Proportion, b: Proportion, z: float = Z95) -> Difference:
