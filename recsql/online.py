@@ -10,8 +10,8 @@ impression is
 - *converted* when the user ``rated`` or ``bought`` it within the window (conversion);
 
 and a model's *click coverage* is the share of the movies it knows (``models.n_movies``)
-among those clicked from its impressions.  One SQL statement counts them per model (the
-``events`` indexes on (user, movie, time) and (model, time) serve it); the intervals, the
+among those clicked from its impressions.  One SQL statement counts them per model
+(:func:`recsql.db.events.impression_counts`); the intervals, the
 test of B against A and the verdict are :mod:`recsql.evaluation.significance`'s.
 Without model ids, the latest traffic split is compared over the time it ran.
 """

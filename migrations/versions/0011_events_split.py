@@ -92,8 +92,16 @@ def upgrade() -> None:
         sa.Column("value", sa.Float(), nullable=True),
         sa.CheckConstraint(f"kind IN {KINDS}", name=op.f("ck_events_kind")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
-        sa.Index("ix_events_user_id_movie_id_at", "user_id", "movie_id", "at"),
-        sa.Index("ix_events_model_id_at", "model_id", "at"),
+        sa.Index("ix_events_user_id_movie_id_kind_at", "user_id", "movie_id", "kind", "at"),
+        sa.Index(
+            "ix_events_shown",
+            "model_id",
+            "at",
+            "user_id",
+            "movie_id",
+            postgresql_where=sa.text("kind = 'shown'"),
+            sqlite_where=sa.text("kind = 'shown'"),
+        ),
         sa.Index("ix_events_at", "at"),
     )
     create_table_unless_kept(

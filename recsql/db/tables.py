@@ -297,10 +297,19 @@ class Event(Base):
 
     __table_args__ = (
         CheckConstraint(f"kind IN ({', '.join(repr(k) for k in EVENT_KINDS)})", name="kind"),
-        # what a user did to a movie after it was shown (the online metrics' join)
-        Index(None, "user_id", "movie_id", "at"),
-        # a model's impressions over a period, and pruning by age
-        Index(None, "model_id", "at"),
+        # what a user did to a movie after it was shown (the online metrics' probes)
+        Index(None, "user_id", "movie_id", "kind", "at"),
+        # a model's impressions over a period, read from the index alone
+        Index(
+            "ix_events_shown",
+            "model_id",
+            "at",
+            "user_id",
+            "movie_id",
+            postgresql_where=text("kind = 'shown'"),
+            sqlite_where=text("kind = 'shown'"),
+        ),
+        # pruning by age
         Index(None, "at"),
     )
 
