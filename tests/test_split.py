@@ -174,3 +174,22 @@ def test_upgrade_ends_a_split_whose_models_changed_while_downgraded(engine, run)
 def test_shares_hold_over_ten_thousand_users(share):
     inside = buckets(SEQUENTIAL, multiplier_of(5)) < round(share * 10_000)
     assert abs(inside.mean() - share) <= 0.02
+
+
+def test_the_python_api_names_the_model_that_served_each_list(engine, db_url, tmp_path, run):
+    path = tmp_path / "ratings.csv"
+    path.write_text(SMALL_RATINGS)
+    run("import", "ratings", path)
+    run("train", "--features", 2, "--samples", 0)
+    run("train", "--features", 3, "--samples", 0, "--no-activate")
+    split = recsql.split_traffic(engine, 1, 2, share=0.5)
+    users = list(range(1, 13))
+    expected = {u: (2 if v == "B" else 1) for u, v in zip(users, split.variants(users))}
+    with recsql.Recommender.from_url(db_url) as recommender:
+        assert {u: {r.model_id for r in recommender.recommend(u, limit=3)} for u in users} == {
+            u: {m} for u, m in expected.items()
+        }
+        many = recommender.recommend_many(users, limit=3)
+        assert {u: {r.model_id for r in rows} for u, rows in many.items()} == {u: {m} for u, m in expected.items()}
+        assert {r.model_id for r in recommender.recommend(999, limit=3)} == {1}  # a new user: the popular movies
+        assert {p.model_id for p in recommender.popular(limit=3)} == {1}

@@ -42,6 +42,7 @@ class Recommendation:
     source: str = "model"
     score: float | None = None  # what ordered the list (the view's ``score``)
     movie_key: str | None = None  # the application's id, in a catalogue of text ids
+    model_id: int | None = None  # the version that served it (a traffic split's B, or the active model): log it
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class PopularMovie:
     n_ratings: int
     mean_rating: float
     movie_key: str | None = None  # the application's id, in a catalogue of text ids
+    model_id: int | None = None  # the version that served it (the active model)
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,15 @@ class Contribution:
 def numbered(rows: Sequence[Any]) -> list[Recommendation]:
     """Stored recommendation rows as Recommendations ranked 1, 2, 3, ... in their order."""
     return [
-        Recommendation(i + 1, r.movie_id, r.title, r.genres, r.predicted_rating, score=r.score, movie_key=r.movie_key)
+        Recommendation(
+            i + 1,
+            r.movie_id,
+            r.title,
+            r.genres,
+            r.predicted_rating,
+            score=r.score,
+            movie_key=r.movie_key,
+            model_id=r.model_id,
+        )
         for i, r in enumerate(rows)
     ]

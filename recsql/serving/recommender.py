@@ -237,7 +237,9 @@ class Recommender(Reader):
         """The popular movies as recommendations, for a user the model does not know."""
         fallback = [p for p in self._popular(limit + len(excluded)) if p.movie_id not in excluded]
         return [
-            Recommendation(i + 1, p.movie_id, p.title, p.genres, p.score, "popular", movie_key=p.movie_key)
+            Recommendation(
+                i + 1, p.movie_id, p.title, p.genres, p.score, "popular", movie_key=p.movie_key, model_id=p.model_id
+            )
             for i, p in enumerate(fallback[:limit])
         ]
 
@@ -366,6 +368,7 @@ class Recommender(Reader):
                 float(p),
                 score=float(v),
                 movie_key=titles.get(int(m), (None, None, None))[2],
+                model_id=active.info.model_id,
             )
             for i, (m, p, v) in enumerate(zip(ids[cols], predicted, scores))
         ]

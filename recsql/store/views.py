@@ -20,7 +20,7 @@ SIMILAR_SQL = text(
     "FROM similar_movies WHERE movie_id IN :movie_ids AND rank <= :limit ORDER BY movie_id, rank"
 ).bindparams(bindparam("movie_ids", expanding=True))
 RECOMMEND_MANY_SQL = text(
-    "SELECT user_id, rank, movie_id, title, genres, predicted_rating, score, movie_key "
+    "SELECT user_id, rank, movie_id, title, genres, predicted_rating, score, movie_key, model_id "
     "FROM recommended_movies WHERE user_id IN :user_ids AND rank <= :limit ORDER BY user_id, rank"
 ).bindparams(bindparam("user_ids", expanding=True))
 KNOWN_MOVIES_SQL = text("SELECT movie_id FROM movie_biases WHERE model_id = :m AND movie_id IN :ids").bindparams(
@@ -30,11 +30,11 @@ KNOWN_USERS_SQL = text(
     "SELECT b.user_id FROM user_biases b JOIN active_model a ON a.model_id = b.model_id WHERE b.user_id IN :ids"
 ).bindparams(bindparam("ids", expanding=True))
 RECOMMEND_SQL = text(
-    "SELECT rank, movie_id, title, genres, predicted_rating, score, movie_key "
+    "SELECT rank, movie_id, title, genres, predicted_rating, score, movie_key, model_id "
     "FROM recommended_movies WHERE user_id = :user_id ORDER BY rank LIMIT :limit"
 )
 POPULAR_SQL = text(
-    "SELECT rank, movie_id, title, genres, score, n_ratings, mean_rating, movie_key "
+    "SELECT rank, movie_id, title, genres, score, n_ratings, mean_rating, movie_key, model_id "
     "FROM popular_movies ORDER BY rank LIMIT :limit"
 )
 
@@ -48,7 +48,8 @@ def similar_lists(conn: Connection, movie_ids: list[int], limit: int) -> list[An
 
 def recommended(conn: Connection, user_id: int, limit: int) -> list[Any]:
     """A user's first ``limit`` stored recommendations: (rank, movie_id, title, genres,
-    predicted_rating, score, movie_key) rows."""
+    predicted_rating, score, movie_key, model_id) rows; during a traffic split, the
+    user's variant's."""
     return list(conn.execute(RECOMMEND_SQL, {"user_id": user_id, "limit": limit}).all())
 
 
@@ -60,7 +61,7 @@ def recommended_many(conn: Connection, user_ids: list[int], limit: int) -> list[
 
 def popular(conn: Connection, limit: int) -> list[Any]:
     """The first ``limit`` popular movies: (rank, movie_id, title, genres, score,
-    n_ratings, mean_rating, movie_key) rows."""
+    n_ratings, mean_rating, movie_key, model_id) rows."""
     return list(conn.execute(POPULAR_SQL, {"limit": limit}).all())
 
 
