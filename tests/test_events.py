@@ -10,11 +10,12 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError
 
 import recsql
 from recsql.data import events as events_module
+from recsql.db.engine import normalize_url
 from recsql.errors import InputError, InvalidParameter
 from tests.conftest import SMALL_RATINGS
 
@@ -227,3 +228,16 @@ def test_a_retrain_learns_from_events_as_the_ratings_their_kinds_stand_for(engin
         toml.write_text(bad)
         result = run("train", "--source", toml, ok=False)
         assert result.exit_code == 1 and message in result.output, result.output
+
+
+def test_in_a_namespace_of_its_own_the_application_writes_recsql_events(postgresql_url):
+    engine = recsql.connect(postgresql_url, schema="recsql")
+    application = create_engine(normalize_url(postgresql_url))
+    with application.begin() as conn:
+        conn.execute(text("INSERT INTO recsql.events (kind, user_id, movie_id) VALUES ('clicked', 1, 2)"))
+    assert [r[:3] for r in _rows(engine)] == [("clicked", 1, 2)]
+    assert recsql.log_events(engine, {"kind": ["shown"], "user_id": [1], "movie_id": [2]}) == 1
+    with application.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM recsql.events")).scalar() == 2
+    application.dispose()
+    engine.dispose()
