@@ -11,7 +11,6 @@ short transactions, so growth stays bounded while applications keep writing.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias, cast
@@ -27,7 +26,7 @@ from recsql.data.frames import seconds
 from recsql.data.reader import Column, Records, file_text
 from recsql.db.bulk import insert_columns
 from recsql.db.engine import begin_write
-from recsql.db.events import delete_before
+from recsql.db.events import database_clock, delete_older_than
 from recsql.db.keys import Side, integer_ids, stored_id_kind
 from recsql.db.tables import EVENT_KINDS
 from recsql.errors import InputError, InvalidParameter
@@ -67,7 +66,7 @@ def log_events(engine: Engine, events: Events) -> int:
             ~np.isnan(at) & ((at < 0) | (at != np.round(at))),
             lambda i: _row(i, f"at {frame['at'].iloc[i]!r} is not Unix seconds"),
         )
-        columns["at"] = np.where(np.isnan(at), int(time.time()), at).astype(np.int64)
+        columns["at"] = at  # NaN where missing: the database's clock (_append)
     for name in ("model_id", "rank"):
         if name in frame.columns:
             columns[name] = _nullable_integers(frame[name], name)
@@ -116,8 +115,7 @@ def import_events(engine: Engine, path: str | Path) -> int:
 
     columns: dict[str, Any] = {"kind": _kinds(np.array(raw["kind"].fields(), dtype=object), refuse)}
     if "at" in raw:
-        at = _optional(raw["at"], lines, lambda c, at_lines: integers(path, c, at_lines, "at"))
-        columns["at"] = np.where(pd.isna(at), int(time.time()), at).astype(np.int64)
+        columns["at"] = _optional(raw["at"], lines, lambda c, at_lines: integers(path, c, at_lines, "at"))
     for name in ("model_id", "rank"):
         if name in raw:
             columns[name] = _optional(raw[name], lines, lambda c, at_lines, n=name: integers(path, c, at_lines, n))
@@ -144,14 +142,19 @@ def prune_events(engine: Engine, older_than_days: float) -> int:
     long; returns how many.  The retention setting: run it from cron."""
     if not older_than_days > 0:
         raise InvalidParameter(f"older_than_days must be positive, not {older_than_days}")
-    return delete_before(engine, int(time.time() - older_than_days * DAY), PRUNE_BATCH)
+    return delete_older_than(engine, int(older_than_days * DAY), PRUNE_BATCH)
 
 
 def _append(engine: Engine, ids: dict[str, np.ndarray], columns: dict[str, Any], as_integers: Any) -> int:
-    """Insert the checked columns, the ids mapped (keys) or parsed (integers) inside the
-    same transaction."""
+    """Insert the checked columns, the ids mapped (keys) or parsed (integers) and missing
+    times read from the database's clock (as a plain INSERT's default) inside the same
+    transaction."""
     with begin_write(engine) as conn:  # reads the keys, then writes: beside other writers
         keyed = stored_id_kind(conn) == "text"
+        if "at" in columns:
+            missing = pd.isna(columns["at"])
+            clock = database_clock(conn) if missing.any() else 0
+            columns["at"] = np.where(missing, clock, columns["at"]).astype(np.int64)
         for name, values in ids.items():
             side = cast(Side, name.removesuffix("_id"))
             keys = values.astype(str).astype(object)

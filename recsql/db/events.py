@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, select, text
+
+from recsql.db.tables import UnixNow
 
 # One statement per database, each the faster there on a million impressions
 # (scripts/bench_online.py): PostgreSQL hashes the shown events against the (few)
@@ -78,9 +80,16 @@ def impression_counts(conn: Connection, a: int, b: int, *, since: int, until: in
     return list(conn.execute(COUNTS_SQL[conn.dialect.name], params))
 
 
-def delete_before(engine: Engine, cutoff: int, batch: int) -> int:
-    """Delete the events before ``cutoff`` (Unix seconds), ``batch`` per transaction, so
-    the applications' inserts never wait long; returns how many."""
+def database_clock(conn: Connection) -> int:
+    """The database's time in Unix seconds: what ``events.at`` defaults to."""
+    return int(conn.execute(select(UnixNow())).scalar_one())
+
+
+def delete_older_than(engine: Engine, seconds: int, batch: int) -> int:
+    """Delete the events more than ``seconds`` older than the database's clock, ``batch``
+    per transaction, so the applications' inserts never wait long; returns how many."""
+    with engine.connect() as conn:
+        cutoff = database_clock(conn) - seconds
     deleted = 0
     while True:
         with engine.begin() as conn:
