@@ -193,3 +193,16 @@ def test_the_python_api_names_the_model_that_served_each_list(engine, db_url, tm
         assert {u: {r.model_id for r in rows} for u, rows in many.items()} == {u: {m} for u, m in expected.items()}
         assert {r.model_id for r in recommender.recommend(999, limit=3)} == {1}  # a new user: the popular movies
         assert {p.model_id for p in recommender.popular(limit=3)} == {1}
+
+
+def test_a_split_waits_for_a_running_writer_and_says_who(engine, run):
+    from recsql.db.lock import writer_lock
+
+    a, b = _models(engine, ("active", "retired"), SEQUENTIAL[:10])
+    with writer_lock(engine):  # a retrain, activation or prune in progress
+        result = run("models", "split", a, b, "--share", 0.5, ok=False)
+        assert result.exit_code == 1 and "another recsql writer" in result.output
+        assert "--wait" in run("models", "split", "--off", ok=False).output
+    assert recsql.list_splits(engine) == []
+    run("models", "split", a, b, "--share", 0.5, "--wait", 5)
+    assert recsql.list_splits(engine)[0].running
