@@ -3,6 +3,8 @@ id that Python and both databases compute alike; activation ends a split; prune 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from sqlalchemy import insert, select, text, update
@@ -206,3 +208,14 @@ def test_a_split_waits_for_a_running_writer_and_says_who(engine, run):
     assert recsql.list_splits(engine) == []
     run("models", "split", a, b, "--share", 0.5, "--wait", 5)
     assert recsql.list_splits(engine)[0].running
+
+
+def test_the_health_check_shows_a_running_split(engine, run):
+    a, b = _models(engine, ("active", "retired"), SEQUENTIAL[:10])
+    assert json.loads(run("db", "status", "--json").output)["split"] is None
+    split = recsql.split_traffic(engine, a, b, share=0.25)
+    status = json.loads(run("db", "status", "--json").output)
+    assert status["split"]["model_b"] == b and status["split"]["share"] == 0.25 and status["healthy"]
+    assert f"traffic split {split.split_id}: model {b} serves 25.00% of the users" in run("db", "status").output
+    run("models", "split", "--off")
+    assert "traffic split" not in run("db", "status").output

@@ -97,7 +97,8 @@ def db_grant_source(ctx: click.Context, role: str, tables: tuple[str, ...]) -> N
 @click.pass_context
 def db_status(ctx: click.Context, max_age: float | None, as_json: bool) -> None:
     """Check the database's health: schema revision (and the newest one this recsql
-    knows), the active model and its age, the last failed training run.  Changes nothing.
+    knows), the active model and its age, the last failed training run, a running
+    traffic split.  Changes nothing.
 
     Exits 0 when healthy; 4 when the schema is not at the newest revision; 5 when no
     model is active; 6 when the active model is older than --max-age (the lowest wins).
@@ -118,6 +119,7 @@ def db_status(ctx: click.Context, max_age: float | None, as_json: bool) -> None:
                     "upgrade_pending": health.upgrade_pending,
                     "active_model": health.active_model,
                     "last_failure": health.last_failure,
+                    "split": health.split,
                     "healthy": health.healthy,
                     "problems": health.problems,
                     "exit_code": code,
@@ -151,6 +153,12 @@ def _echo_health(health: recsql.Health) -> None:
         after = ", after the active model" if failure.after_active else ""
         reason = ((failure.error or "").strip().splitlines() or ["no error recorded"])[0]
         click.echo(f"last failure: model {failure.model_id}{when}{after}: {reason}")
+    if health.split is not None:
+        split = health.split
+        click.echo(
+            f"traffic split {split.split_id}: model {split.model_b} serves {split.share:.2%} of the users beside "
+            f"model {split.model_a}, since {split.started_at:%Y-%m-%d %H:%M:%S} UTC"
+        )
     click.echo("healthy" if health.healthy else "unhealthy: " + "; ".join(health.problems))
 
 

@@ -1,5 +1,5 @@
 """An operator's health check: is the schema at the newest revision, is a model active,
-how old is it, and which training run failed last.
+how old is it, which training run failed last, and is a traffic split running.
 
 :func:`health` only reads: it never sets up, migrates or locks anything, so a fresh
 database stays empty.  The ``models`` table is read with the columns it has had since
@@ -19,7 +19,7 @@ from sqlalchemy import Connection, and_, or_, select
 
 from recsql.db.engine import make_engine
 from recsql.db.migrate import all_revisions, current_revision, head_revision, own_tables
-from recsql.db.tables import ACTIVE, FAILED, PRUNED, Model
+from recsql.db.tables import ACTIVE, FAILED, PRUNED, Model, ModelSplit
 from recsql.errors import InvalidParameter
 
 
@@ -48,6 +48,17 @@ class Failure:
 
 
 @dataclass(frozen=True)
+class RunningSplit:
+    """The traffic split running now: model B serves ``share`` of the users beside A."""
+
+    split_id: int
+    model_a: int
+    model_b: int
+    share: float
+    started_at: datetime
+
+
+@dataclass(frozen=True)
 class Health:
     """What :func:`health` found; ``problems`` holds one short line per failed check."""
 
@@ -57,6 +68,7 @@ class Health:
     last_failure: Failure | None
     max_age: float | None
     problems: tuple[str, ...]
+    split: RunningSplit | None = None  # not a problem: what serves besides the active model
 
     @property
     def upgrade_pending(self) -> bool:
@@ -109,9 +121,15 @@ def check(connection: Connection, *, max_age: float | None = None, now: datetime
         problems.append(f"schema at revision {revision}, behind {newest}: run `recsql db upgrade`")
     active: ActiveModel | None = None
     failure: Failure | None = None
+    split: RunningSplit | None = None
     if known:
-        if "models" in own_tables(connection):
+        tables = own_tables(connection)
+        if "models" in tables:
             active, failure = _models(connection, now)
+        if (
+            "model_splits" in tables and (revision or "") >= "0011"
+        ):  # (a downgrade keeps the table; older views ignore it)
+            split = _split(connection)
         if active is None:
             problems.append("no active model (run `recsql train`)")
         elif max_age is not None and active.age_seconds > max_age:
@@ -119,7 +137,18 @@ def check(connection: Connection, *, max_age: float | None = None, now: datetime
                 f"active model {active.model_id} is {active.age_seconds:.0f} s old, "
                 f"older than the {max_age:g} s allowed"
             )
-    return Health(revision, newest, active, failure, max_age, tuple(problems))
+    return Health(revision, newest, active, failure, max_age, tuple(problems), split)
+
+
+def _split(connection: Connection) -> RunningSplit | None:
+    row = connection.execute(
+        select(ModelSplit.id, ModelSplit.model_a, ModelSplit.model_b, ModelSplit.buckets, ModelSplit.started_at)
+        .where(ModelSplit.ended_at.is_(None))
+        .order_by(ModelSplit.id.desc())
+    ).first()
+    if row is None:
+        return None
+    return RunningSplit(row.id, row.model_a, row.model_b, row.buckets / 10_000, _utc(row.started_at))
 
 
 def _models(connection: Connection, now: datetime) -> tuple[ActiveModel | None, Failure | None]:
