@@ -271,3 +271,30 @@ def test_upgrade_takes_the_rating_scale_from_stored_ratings(db_url, run):
     with raw.connect() as conn:
         assert stored_scale(conn) == (0.5, 10)
     raw.dispose()
+
+
+def test_kept_tables_signatures_are_the_models_columns():
+    from recsql.db.evolve import KEPT_TABLES
+
+    for table, columns in KEPT_TABLES.items():
+        assert columns <= set(Base.metadata.tables[table].columns.keys()), table
+
+
+def test_an_applications_events_table_is_never_adopted_nor_dropped(db_url, run):
+    """A database made at 0010 whose application then made its own ``events``: the
+    upgrade refuses with the fix and changes nothing; a downgrade to base leaves it."""
+    run("db", "upgrade", "--revision", "0010_writer_lock")
+    raw = create_engine(normalize_url(db_url))
+    with raw.begin() as conn:
+        conn.execute(text("CREATE TABLE events (id INTEGER PRIMARY KEY, name TEXT, created_at TEXT)"))
+        conn.execute(text("INSERT INTO events VALUES (1, 'signup', '2026-12-01')"))
+    out = run("db", "upgrade", ok=False).output
+    assert "table events that is not recsql's" in out and "--schema recsql" in out
+    with raw.connect() as conn:
+        assert migrate.current_revision(conn) == "0010_writer_lock"
+        assert "model_splits" not in inspect(conn).get_table_names()
+    run("db", "downgrade", "base", "--yes")
+    with raw.connect() as conn:
+        assert inspect(conn).get_table_names() == ["events"]
+        assert conn.execute(text("SELECT name FROM events")).scalar() == "signup"
+    raw.dispose()

@@ -10,9 +10,9 @@ Written by hand (frozen: it must not change when recsql/models.py changes later)
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 
-from recsql.db.evolve import KEPT_TABLES
+from recsql.db.evolve import KEPT_TABLES, is_ours
 
 revision = "0001_tables"
 down_revision = None
@@ -90,8 +90,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in KEPT_TABLES:  # what later revisions' downgrades kept (recsql.db.evolve)
-        op.execute(f"DROP TABLE IF EXISTS {table}")
+    for table in KEPT_TABLES:  # what later revisions' downgrades kept (recsql.db.evolve), if recsql's
+        if context.is_offline_mode():  # SQL for a database we cannot see: as before
+            op.execute(f"DROP TABLE IF EXISTS {table}")
+        elif is_ours(table):
+            op.drop_table(table)
     for table in ("movie_similarities", "movie_features", "user_features"):
         op.drop_table(table)
     op.drop_index("uq_models_one_active", table_name="models")
