@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 
 from recsql import store
 from recsql.db.events import impression_counts
-from recsql.errors import InvalidParameter, UnknownModel
+from recsql.errors import InvalidParameter
 from recsql.evaluation.significance import Difference, Proportion, trials_needed, two_proportions, wilson
 
 DEFAULT_WINDOW = 86_400
@@ -93,15 +93,12 @@ def online_metrics(
         lower = start if lower is None else max(lower, start)
         if end is not None:
             upper = end if upper is None else min(upper, end)
-    known = {m.model_id: m for m in store.list_models(engine)}
-    for model_id in (a, b):
-        if model_id not in known:
-            raise UnknownModel(model_id)
     lower = 0 if lower is None else lower
     bounds = {"since": lower, "until": NO_END if upper is None else upper}
     with engine.connect() as conn:
+        models = [store.get_model(conn, model_id) for model_id in (a, b)]  # UnknownModel for either
         rows = {r.model_id: r for r in impression_counts(conn, a, b, window=int(window), **bounds)}
-    variants = [_variant(model_id, rows.get(model_id), known[model_id].n_movies) for model_id in (a, b)]
+    variants = [_variant(m.model_id, rows.get(m.model_id), m.n_movies) for m in models]
     click_through = two_proportions(variants[0].click_through, variants[1].click_through)
     conversion = two_proportions(variants[0].conversion, variants[1].conversion)
     more, verdict = _verdict(variants[0], variants[1], click_through)

@@ -11,7 +11,7 @@ short transactions, so growth stays bounded while applications keep writing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias, cast
 
@@ -59,7 +59,6 @@ def log_events(engine: Engine, events: Events) -> int:
         if name not in frame.columns:
             raise InvalidParameter(f"events need a {name} column")
     columns: dict[str, Any] = {"kind": _kinds(frame["kind"].to_numpy(dtype=object), lambda i, reason: _row(i, reason))}
-    ids = {name: frame[name].to_numpy() for name in ("user_id", "movie_id")}
     if "at" in frame.columns:
         at = seconds(frame["at"])
         _refuse_at(
@@ -79,7 +78,12 @@ def log_events(engine: Engine, events: Events) -> int:
             bad.to_numpy(dtype=bool), lambda i: _row(i, f"value {frame['value'].iloc[i]!r} is not a finite number")
         )
         columns["value"] = _nullable(value.to_numpy(dtype=np.float64, na_value=np.nan))
-    return _append(engine, ids, columns, lambda side, values: whole_numbers(values, f"events' {side}_id"))
+    return _append(
+        engine,
+        columns,
+        keys=lambda name: frame[name].to_numpy().astype(str).astype(object),
+        whole=lambda name: whole_numbers(frame[name].to_numpy(), f"events' {name}"),
+    )
 
 
 def import_events(engine: Engine, path: str | Path) -> int:
@@ -125,15 +129,12 @@ def import_events(engine: Engine, path: str | Path) -> int:
         values = np.array(raw["list"].fields(), dtype=object)
         values[values == ""] = None
         columns["list"] = _lists(values, refuse)
-    ids = {name: np.array(raw[name].fields(), dtype=object) for name in ("user_id", "movie_id")}
-
-    def parsed(side: str, values: np.ndarray) -> np.ndarray:
-        column = Column()
-        column.extend(values)
-        column.close()
-        return integers(path, column, lines, f"{side}_id", negative=True)
-
-    return _append(engine, ids, columns, parsed)
+    return _append(
+        engine,
+        columns,
+        keys=lambda name: np.array(raw[name].fields(), dtype=object),
+        whole=lambda name: integers(path, raw[name], lines, name, negative=True),
+    )
 
 
 def prune_events(engine: Engine, older_than_days: float) -> int:
@@ -145,20 +146,22 @@ def prune_events(engine: Engine, older_than_days: float) -> int:
     return delete_older_than(engine, int(older_than_days * DAY), PRUNE_BATCH)
 
 
-def _append(engine: Engine, ids: dict[str, np.ndarray], columns: dict[str, Any], as_integers: Any) -> int:
-    """Insert the checked columns, the ids mapped (keys) or parsed (integers) and missing
-    times read from the database's clock (as a plain INSERT's default) inside the same
-    transaction."""
+def _append(
+    engine: Engine, columns: dict[str, Any], keys: Callable[[str], np.ndarray], whole: Callable[[str], np.ndarray]
+) -> int:
+    """Insert the checked columns with the ids (``user_id``, ``movie_id``) as the
+    catalogue takes them: ``keys(name)`` mapped to integers in a text-id catalogue, else
+    ``whole(name)``; missing times read from the database's clock (as a plain INSERT's
+    default); all inside one transaction."""
     with begin_write(engine) as conn:  # reads the keys, then writes: beside other writers
         keyed = stored_id_kind(conn) == "text"
         if "at" in columns:
             missing = pd.isna(columns["at"])
             clock = database_clock(conn) if missing.any() else 0
             columns["at"] = np.where(missing, clock, columns["at"]).astype(np.int64)
-        for name, values in ids.items():
+        for name in ("user_id", "movie_id"):
             side = cast(Side, name.removesuffix("_id"))
-            keys = values.astype(str).astype(object)
-            columns[name] = integer_ids(conn, side, keys) if keyed else as_integers(side, values)
+            columns[name] = integer_ids(conn, side, keys(name)) if keyed else whole(name)
         order = [name for name in FIELDS if name in columns]
         return insert_columns(conn, "events", {name: columns[name] for name in order})
 

@@ -17,7 +17,7 @@ the activation's own transaction) ends it.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -113,7 +113,7 @@ def end_running(conn: Connection, reason: str) -> Split | None:
     ended_at = now()
     conn.execute(update(ModelSplit).where(ModelSplit.id == running.split_id).values(ended_at=ended_at, ended_by=reason))
     log.info("ended the traffic split of model %d and model %d: %s", running.model_a, running.model_b, reason)
-    return Split(**{**running.__dict__, "ended_at": ended_at, "ended_by": reason})
+    return replace(running, ended_at=ended_at, ended_by=reason)
 
 
 def split_traffic(engine: Engine, model_a: int, model_b: int, share: float, wait: float = 0.0) -> Split:
