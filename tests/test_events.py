@@ -241,3 +241,22 @@ def test_in_a_namespace_of_its_own_the_application_writes_recsql_events(postgres
         assert conn.execute(text("SELECT COUNT(*) FROM recsql.events")).scalar() == 2
     application.dispose()
     engine.dispose()
+
+
+def test_a_lock_the_application_holds_makes_a_batch_give_up_cleanly(postgresql_url):
+    """The application holds events locked (a migration of its own, say): a batch waits
+    for the lock timeout, then fails with one clear error and writes nothing; after the
+    lock goes, the same batch goes in whole."""
+    engine = recsql.connect(postgresql_url, lock_timeout=1)
+    batch = {"kind": ["shown"] * 3, "user_id": [1, 2, 3], "movie_id": [4, 4, 4]}
+    application = create_engine(normalize_url(postgresql_url))
+    with application.begin() as conn:
+        conn.execute(text("LOCK TABLE events IN ACCESS EXCLUSIVE MODE"))
+        with pytest.raises(recsql.RecsqlError, match="lock"):
+            recsql.log_events(engine, batch)
+        with pytest.raises(recsql.RecsqlError, match="lock"):
+            recsql.prune_events(engine, older_than_days=1)
+    assert _rows(engine) == []
+    assert recsql.log_events(engine, batch) == 3 and len(_rows(engine)) == 3
+    application.dispose()
+    engine.dispose()
